@@ -1,0 +1,175 @@
+//! The command line: `server`, `config check`, `migrate`, `admin`, `bench`.
+
+mod admin;
+mod bench;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use baton_config::Config;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "baton", version, about = "Highly-available task automation")]
+pub struct Args {
+    /// Configuration file (TOML). Defaults to ./baton.toml when present.
+    #[arg(long, global = true, env = "BATON_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs every service (and a local runner) in this process.
+    Server {
+        /// Start without the local runner.
+        #[arg(long)]
+        no_runner: bool,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Applies database migrations (`up`, the default) or lists them (`status`).
+    Migrate {
+        #[arg(value_enum, default_value = "up")]
+        action: MigrateAction,
+    },
+    /// Administration tools.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+    /// Measures a running Baton through its HTTP API.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Prints the effective configuration with secrets masked, or says what is wrong.
+    Check,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum MigrateAction {
+    Up,
+    Status,
+}
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    let file = baton_config::resolve_file(path)?;
+    Ok(baton_config::load(file.as_deref())?)
+}
+
+fn init_tracing(cfg: &Config) -> anyhow::Result<()> {
+    let format = match cfg.log.format {
+        baton_config::LogFormat::Auto => baton_telemetry::Format::Auto,
+        baton_config::LogFormat::Text => baton_telemetry::Format::Text,
+        baton_config::LogFormat::Json => baton_telemetry::Format::Json,
+    };
+    baton_telemetry::init(&cfg.log.level, format).map_err(anyhow::Error::msg)
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Config { command: ConfigCommand::Check } => match load_config(args.config.as_deref()) {
+            Ok(cfg) => {
+                print!("{}", cfg.to_masked_toml());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Ok(ExitCode::from(2))
+            }
+        },
+        Command::Server { no_runner } => {
+            let cfg = load_config(args.config.as_deref())?;
+            init_tracing(&cfg)?;
+            serve(cfg, no_runner).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { action } => {
+            let cfg = load_config(args.config.as_deref())?;
+            init_tracing(&cfg)?;
+            migrate(&cfg, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin { command } => {
+            let cfg = load_config(args.config.as_deref())?;
+            admin::run(&cfg, command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(b) => bench::run(b).await,
+    }
+}
+
+async fn serve(cfg: Config, no_runner: bool) -> anyhow::Result<()> {
+    let server = baton::server::start(cfg, baton::server::StartOptions { no_runner }).await?;
+    let drain = server.drain_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; draining (signal again to stop at once)");
+        drain.cancel();
+        wait_for_signal().await;
+        tracing::warn!("second signal: stopping at once");
+        std::process::exit(130);
+    });
+    server.wait().await
+}
+
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Opens the configured database.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<baton_store::Store> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", cfg.data_dir.display()))?;
+    let store = baton_store::Store::connect(&baton_store::Options {
+        url: cfg.database_url().to_owned(),
+        max_connections: 2,
+        connect_timeout: std::time::Duration::from_secs(cfg.database.connect_timeout_seconds),
+        acquire_timeout: std::time::Duration::from_secs(cfg.database.acquire_timeout_seconds),
+    })
+    .await
+    .context("cannot open the database (config key `database.url`)")?;
+    Ok(store)
+}
+
+async fn migrate(cfg: &Config, action: MigrateAction) -> anyhow::Result<()> {
+    let store = open_store(cfg).await?;
+    match action {
+        MigrateAction::Up => {
+            let pending = store.pending_migrations().await?;
+            store.migrate().await?;
+            println!(
+                "applied {} migration(s){}",
+                pending.len(),
+                if pending.is_empty() { String::new() } else { format!(": {}", pending.join(", ")) }
+            );
+        }
+        MigrateAction::Status => {
+            for m in store.applied_migrations().await? {
+                println!("applied  {m}");
+            }
+            for m in store.pending_migrations().await? {
+                println!("pending  {m}");
+            }
+        }
+    }
+    Ok(())
+}

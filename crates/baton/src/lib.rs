@@ -1,0 +1,5 @@
+//! The `baton` binary's library half: how the services are wired into one process. The command
+//! line (`main.rs`) and the tests both start servers through [`server::start`].
+
+mod bootstrap;
+pub mod server;

@@ -1,0 +1,138 @@
+//! A `baton server` in a child process, for tests that need real signals (SIGKILL, SIGTERM) or the
+//! server's own environment; the guard kills it, and every script that left a pid file, on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use baton_testkit::{ADMIN_PASSWORD, Client, free_port};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+/// A child `baton server` process on a data directory it may share with the next one.
+pub struct ChildServer {
+    child: Option<Child>,
+    data_dir: PathBuf,
+    /// Scripts write `$$` (their process group) to files in here; they are killed on drop.
+    pub pid_dir: PathBuf,
+    pub url: String,
+    pub client: Client,
+    log: PathBuf,
+}
+
+impl ChildServer {
+    /// Starts `baton server` on `data_dir` with fresh ports and waits until it answers and the
+    /// admin is logged in.
+    pub async fn start(data_dir: &Path, pid_dir: &Path) -> ChildServer {
+        let http = format!("127.0.0.1:{}", free_port());
+        let grpc = format!("127.0.0.1:{}", free_port());
+        let log = data_dir.join(format!("server-{}.log", free_port()));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_baton"))
+            .arg("server")
+            .current_dir(data_dir)
+            .env("BATON_DATA_DIR", data_dir)
+            .env("BATON_HTTP_LISTEN", &http)
+            .env("BATON_GRPC_LISTEN", &grpc)
+            .env("BATON_ADMIN_USERNAME", "admin")
+            .env("BATON_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("BATON_DISPATCHER_LEASE_SECONDS", "4")
+            .env("BATON_DISPATCHER_HEARTBEAT_SECONDS", "1")
+            .env("BATON_SHUTDOWN_GRACE_SECONDS", "10")
+            .env("BATON_RUNNER_KILL_GRACE_MS", "500")
+            .env("BATON_LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("baton binary starts");
+        let url = format!("http://{http}");
+        let mut srv = ChildServer {
+            child: Some(child),
+            data_dir: data_dir.to_owned(),
+            pid_dir: pid_dir.to_owned(),
+            client: Client::new(&url),
+            url,
+            log,
+        };
+        srv.wait_healthy().await;
+        srv.client.login("admin", ADMIN_PASSWORD).await;
+        srv
+    }
+
+    async fn wait_healthy(&mut self) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(format!("{}/api/health", self.url)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("baton server exited with {st} before it was healthy; log:\n{}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "baton server not healthy within 60 s; log:\n{}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// What the server printed so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().expect("server process").id() as i32)
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).unwrap();
+    }
+
+    /// Waits for the process to exit (panics after `timeout`, killing it).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.as_mut().expect("server process").try_wait().unwrap() {
+                self.child = None;
+                return st;
+            }
+            if Instant::now() >= deadline {
+                let log = self.log_text();
+                self.kill_server();
+                panic!("baton server did not exit within {timeout:?}; log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL, as a crash, and reaps the process. Scripts it started are left alone.
+    pub fn kill_server(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills the process group of every script that wrote its pid under `pid_dir`.
+    pub fn kill_scripts(&self) {
+        for e in std::fs::read_dir(&self.pid_dir).into_iter().flatten().flatten() {
+            let pid = std::fs::read_to_string(e.path()).ok().and_then(|s| s.trim().parse::<i32>().ok());
+            if let Some(pid) = pid.filter(|p| *p > 1) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        self.kill_server();
+        self.kill_scripts();
+    }
+}

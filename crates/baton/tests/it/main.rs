@@ -1,0 +1,13 @@
+//! End-to-end tests of the `baton` binary's server: the HTTP API of API.md driven against real
+//! servers (in-process on port 0, or child processes when a test needs SIGKILL), running real
+//! scripts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod bad_input;
+mod cancel_timeout;
+mod child_server;
+mod execution;
+mod limits;
+mod restart;
+mod smoke;

@@ -1,0 +1,260 @@
+//! The configuration's shape and defaults. Every struct denies unknown keys.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::Secret;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the SQLite database, runner working directories and node state live.
+    pub data_dir: PathBuf,
+    pub database: Database,
+    pub http: Http,
+    pub grpc: Grpc,
+    pub ha: Ha,
+    pub cluster: Cluster,
+    pub secrets: Secrets,
+    pub admin: Admin,
+    pub runner: Runner,
+    pub dispatcher: Dispatcher,
+    pub shutdown: Shutdown,
+    pub log: Log,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("./baton-data"),
+            database: Database::default(),
+            http: Http::default(),
+            grpc: Grpc::default(),
+            ha: Ha::default(),
+            cluster: Cluster::default(),
+            secrets: Secrets::default(),
+            admin: Admin::default(),
+            runner: Runner::default(),
+            dispatcher: Dispatcher::default(),
+            shutdown: Shutdown::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    /// `sqlite://…`, `postgres://…` or `mysql://…`; empty = SQLite in `data_dir`. Printed with its
+    /// password masked.
+    #[serde(serialize_with = "crate::secret::masked_url")]
+    pub url: Option<String>,
+    pub max_connections: u32,
+    pub connect_timeout_seconds: u64,
+    pub acquire_timeout_seconds: u64,
+}
+
+impl Default for Database {
+    fn default() -> Database {
+        Database { url: None, max_connections: 10, connect_timeout_seconds: 5, acquire_timeout_seconds: 5 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Http {
+    pub listen: String,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Marks the session cookie `Secure`; turn on behind HTTPS.
+    pub secure_cookies: bool,
+    pub session_ttl_hours: u64,
+}
+
+impl Default for Http {
+    fn default() -> Http {
+        Http {
+            listen: "0.0.0.0:3000".into(),
+            max_body_bytes: 1 << 20,
+            secure_cookies: false,
+            session_ttl_hours: 24 * 7,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Grpc {
+    pub listen: String,
+}
+
+impl Default for Grpc {
+    fn default() -> Grpc {
+        Grpc { listen: "0.0.0.0:7000".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ha {
+    pub enabled: bool,
+    /// Stable name of this node; defaults to the host name.
+    pub node_id: Option<String>,
+    pub redis: Redis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Redis {
+    /// `redis://…` or `rediss://…`; overrides the separate fields below.
+    #[serde(serialize_with = "crate::secret::masked_url")]
+    pub url: Option<String>,
+    pub addr: Option<String>,
+    pub db: u32,
+    pub user: Option<String>,
+    pub pass: Option<Secret>,
+    pub tls: bool,
+    pub tls_skip_verify: bool,
+    /// Prefix of every key, so clusters can share a Redis.
+    pub key_prefix: String,
+}
+
+impl Default for Redis {
+    fn default() -> Redis {
+        Redis {
+            url: None,
+            addr: None,
+            db: 0,
+            user: None,
+            pass: None,
+            tls: false,
+            tls_skip_verify: false,
+            key_prefix: "baton:".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cluster {
+    /// Authenticates internal gRPC calls; generated per process when unset on a single node.
+    pub secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Secrets {
+    /// Key for project secrets at rest (32 bytes, base64).
+    pub encryption_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    /// The first admin, created when the database has no user yet.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Runner {
+    /// Name of `baton server`'s local runner; defaults to `local@<node id>`.
+    pub name: Option<String>,
+    /// Scripts run at once.
+    pub capacity: u32,
+    #[serde(deserialize_with = "labels")]
+    pub labels: Vec<String>,
+    /// Where task working directories go; defaults to `<data_dir>/work`.
+    pub work_dir: Option<PathBuf>,
+    /// Between SIGTERM and SIGKILL when a script is cancelled or times out.
+    pub kill_grace_ms: u64,
+}
+
+impl Default for Runner {
+    fn default() -> Runner {
+        Runner { name: None, capacity: 4, labels: Vec::new(), work_dir: None, kill_grace_ms: 1000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dispatcher {
+    /// A runner silent this long loses its tasks.
+    pub lease_seconds: u64,
+    /// How often runners send heartbeats.
+    pub heartbeat_seconds: u64,
+}
+
+impl Default for Dispatcher {
+    fn default() -> Dispatcher {
+        Dispatcher { lease_seconds: 10, heartbeat_seconds: 2 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Shutdown {
+    /// How long running scripts may take to finish on SIGTERM before they are killed.
+    pub grace_seconds: u64,
+}
+
+impl Default for Shutdown {
+    fn default() -> Shutdown {
+        Shutdown { grace_seconds: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// A tracing filter such as `info` or `baton_dispatcher=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for Log {
+    fn default() -> Log {
+        Log { level: "info".into(), format: LogFormat::Auto }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable on a terminal, JSON otherwise.
+    Auto,
+    Text,
+    Json,
+}
+
+/// Labels as a list, or as one comma-separated string (the form environment variables give).
+fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::List(v) => v,
+        Raw::Csv(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+    })
+}
+
+impl Config {
+    /// The database URL; always set once the configuration is validated.
+    pub fn database_url(&self) -> &str {
+        self.database.url.as_deref().unwrap_or_default()
+    }
+
+    /// This node's id; always set once the configuration is validated.
+    pub fn node_id(&self) -> &str {
+        self.ha.node_id.as_deref().unwrap_or("baton")
+    }
+
+    pub fn work_dir(&self) -> PathBuf {
+        self.runner.work_dir.clone().unwrap_or_else(|| self.data_dir.join("work"))
+    }
+}

@@ -1,0 +1,103 @@
+//! Tests of loading: layering, environment names, unknown keys, errors that name the key.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn defaults_are_valid_and_fill_in_derived_values() {
+    let cfg = load_from(None, env(&[])).unwrap();
+    assert_eq!(cfg.http.listen, "0.0.0.0:3000");
+    assert_eq!(cfg.grpc.listen, "0.0.0.0:7000");
+    assert_eq!(cfg.database_url(), "sqlite://./baton-data/baton.db?mode=rwc");
+    assert!(!cfg.node_id().is_empty());
+    assert_eq!(cfg.runner.name.as_deref(), Some(format!("local@{}", cfg.node_id()).as_str()));
+}
+
+#[test]
+fn environment_names_follow_the_key_paths() {
+    let cfg = load_from(
+        None,
+        env(&[
+            ("BATON_DATABASE_URL", "postgres://u:p@h/db"),
+            ("BATON_HA_NODE_ID", "node-7"),
+            ("BATON_HTTP_LISTEN", "127.0.0.1:8080"),
+            ("BATON_RUNNER_CAPACITY", "9"),
+            ("BATON_RUNNER_LABELS", "linux, docker"),
+            ("BATON_ADMIN_PASSWORD", "123456"),
+            ("BATON_TASK_ID", "5"),
+            ("PATH", "/bin"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cfg.database_url(), "postgres://u:p@h/db");
+    assert_eq!(cfg.node_id(), "node-7");
+    assert_eq!(cfg.http.listen, "127.0.0.1:8080");
+    assert_eq!(cfg.runner.capacity, 9);
+    assert_eq!(cfg.runner.labels, vec!["linux", "docker"]);
+    assert_eq!(cfg.admin.password.as_ref().map(Secret::expose), Some("123456"));
+    assert!(env::key_paths().contains(&"ha.redis.tls_skip_verify".to_string()));
+    assert_eq!(env::var_name("ha.redis.tls_skip_verify"), "BATON_HA_REDIS_TLS_SKIP_VERIFY");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baton.toml");
+    std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:1\"\n[runner]\ncapacity = 2\nlabels = [\"a\"]\n").unwrap();
+    let cfg = load_from(Some(&path), env(&[("BATON_HTTP_LISTEN", "127.0.0.1:2")])).unwrap();
+    assert_eq!(cfg.http.listen, "127.0.0.1:2");
+    assert_eq!(cfg.runner.capacity, 2);
+    assert_eq!(cfg.runner.labels, vec!["a"]);
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baton.toml");
+    std::fs::write(&path, "[http]\nlisen = \"127.0.0.1:1\"\n").unwrap();
+    let err = load_from(Some(&path), env(&[])).unwrap_err().to_string();
+    assert!(err.contains("lisen") && err.contains("unknown field"), "{err}");
+
+    let err = load_from(None, env(&[("BATON_HTTP_LISEN", "x")])).unwrap_err().to_string();
+    assert!(err.contains("BATON_HTTP_LISEN") && err.contains("not a configuration key"), "{err}");
+}
+
+#[test]
+fn bad_values_name_the_key_and_the_fix() {
+    let err = load_from(None, env(&[("BATON_RUNNER_CAPACITY", "lots")])).unwrap_err().to_string();
+    assert!(err.contains("runner.capacity") && err.contains("BATON_RUNNER_CAPACITY"), "{err}");
+
+    let err = load_from(None, env(&[("BATON_HTTP_LISTEN", "nowhere")])).unwrap_err().to_string();
+    assert!(err.contains("http.listen") && err.contains("host:port"), "{err}");
+
+    let err = load_from(None, env(&[("BATON_DATABASE_URL", "oracle://x")])).unwrap_err().to_string();
+    assert!(err.contains("database.url") && err.contains("postgres://"), "{err}");
+
+    let err = load_from(None, env(&[("BATON_HA_ENABLED", "true")])).unwrap_err().to_string();
+    assert!(err.contains("ha.enabled") && err.contains("PostgreSQL"), "{err}");
+
+    let err = load_from(None, env(&[("BATON_RUNNER_LABELS", "ok,not ok")])).unwrap_err().to_string();
+    assert!(err.contains("runner.labels"), "{err}");
+}
+
+#[test]
+fn masked_output_hides_every_secret() {
+    let cfg = load_from(
+        None,
+        env(&[
+            ("BATON_DATABASE_URL", "postgres://baton:hunter2@db/baton"),
+            ("BATON_CLUSTER_SECRET", "s3cr3t-cluster"),
+            ("BATON_ADMIN_PASSWORD", "p4ssw0rd"),
+        ]),
+    )
+    .unwrap();
+    let out = cfg.to_masked_toml();
+    for secret in ["hunter2", "s3cr3t-cluster", "p4ssw0rd"] {
+        assert!(!out.contains(secret), "{secret} leaked:\n{out}");
+        assert!(!format!("{cfg:?}").contains(secret) || secret == "hunter2", "{secret} in Debug");
+    }
+    assert!(out.contains("postgres://baton:********@db/baton"), "{out}");
+}

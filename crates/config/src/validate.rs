@@ -1,0 +1,103 @@
+//! Checks of values that parse but cannot work, and the defaults that depend on other keys.
+
+use std::net::SocketAddr;
+
+use baton_core::names::valid_label;
+
+use crate::{Config, Error, Result};
+
+/// Validates `cfg` and fills in derived defaults (`database.url`, `ha.node_id`, `runner.name`,
+/// `runner.work_dir`).
+pub fn check(mut cfg: Config) -> Result<Config> {
+    for (key, value) in [("http.listen", &cfg.http.listen), ("grpc.listen", &cfg.grpc.listen)] {
+        value.parse::<SocketAddr>().map_err(|e| {
+            Error::invalid(key, format!("{value:?} is not an address ({e})"), "use host:port, such as 0.0.0.0:3000")
+        })?;
+    }
+    if cfg.data_dir.as_os_str().is_empty() {
+        return Err(Error::invalid("data_dir", "is empty", "give a directory Baton may write, such as ./baton-data"));
+    }
+    let url = match cfg.database.url.take().filter(|u| !u.is_empty()) {
+        Some(u) => u,
+        None => format!("sqlite://{}/baton.db?mode=rwc", cfg.data_dir.display()),
+    };
+    let dialect = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    if !matches!(dialect, "sqlite" | "postgres" | "postgresql" | "mysql" | "mariadb") {
+        return Err(Error::invalid(
+            "database.url",
+            format!("unsupported scheme {dialect:?}"),
+            "use sqlite://PATH, postgres://USER:PASS@HOST/DB or mysql://USER:PASS@HOST/DB",
+        ));
+    }
+    // sqlx speaks MariaDB through its MySQL driver.
+    cfg.database.url = Some(url.replacen("mariadb://", "mysql://", 1));
+    if cfg.database.max_connections == 0 {
+        return Err(Error::invalid("database.max_connections", "is 0", "set it to at least 1 (default 10)"));
+    }
+    if cfg.ha.enabled {
+        if dialect == "sqlite" {
+            return Err(Error::invalid(
+                "ha.enabled",
+                "a cluster cannot share a SQLite database",
+                "set database.url to a PostgreSQL or MySQL/MariaDB database, or turn ha.enabled off",
+            ));
+        }
+        if cfg.ha.redis.url.is_none() && cfg.ha.redis.addr.is_none() {
+            return Err(Error::invalid(
+                "ha.redis.addr",
+                "is required when ha.enabled is on",
+                "set ha.redis.addr (host:port) or ha.redis.url",
+            ));
+        }
+        return Err(Error::invalid(
+            "ha.enabled",
+            "this version of Baton runs single-node only",
+            "turn ha.enabled off; cluster mode ships with the Redis coordinator",
+        ));
+    }
+    let node_id = match cfg.ha.node_id.take().filter(|n| !n.is_empty()) {
+        Some(n) => n,
+        None => nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "baton".into()),
+    };
+    if node_id.len() > 64 || !node_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(Error::invalid(
+            "ha.node_id",
+            format!("{node_id:?} is not a valid node id"),
+            "use up to 64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    cfg.runner.name.get_or_insert_with(|| format!("local@{node_id}"));
+    cfg.ha.node_id = Some(node_id);
+    cfg.runner.work_dir.get_or_insert_with(|| cfg.data_dir.join("work"));
+    if !(1..=1024).contains(&cfg.runner.capacity) {
+        return Err(Error::invalid(
+            "runner.capacity",
+            format!("{} is out of range", cfg.runner.capacity),
+            "set it between 1 and 1024",
+        ));
+    }
+    if let Some(bad) = cfg.runner.labels.iter().find(|l| !valid_label(l)) {
+        return Err(Error::invalid(
+            "runner.labels",
+            format!("{bad:?} is not a valid label"),
+            "use letters, digits and - _ . : = (at most 64)",
+        ));
+    }
+    if cfg.dispatcher.heartbeat_seconds == 0 {
+        return Err(Error::invalid("dispatcher.heartbeat_seconds", "is 0", "set it to at least 1 (default 2)"));
+    }
+    if cfg.dispatcher.lease_seconds < 2 * cfg.dispatcher.heartbeat_seconds {
+        return Err(Error::invalid(
+            "dispatcher.lease_seconds",
+            format!("{} is shorter than two heartbeats", cfg.dispatcher.lease_seconds),
+            "set it to at least twice dispatcher.heartbeat_seconds (default 10)",
+        ));
+    }
+    if cfg.http.session_ttl_hours == 0 {
+        return Err(Error::invalid("http.session_ttl_hours", "is 0", "set it to at least 1 (default 168)"));
+    }
+    if cfg.admin.username.as_deref().is_some_and(str::is_empty) {
+        return Err(Error::invalid("admin.username", "is empty", "give a user name or unset it"));
+    }
+    Ok(cfg)
+}

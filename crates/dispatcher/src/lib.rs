@@ -1,0 +1,104 @@
+//! The dispatcher: the only writer of tasks, attempts, logs and runners. It serves two gRPC
+//! services: `Tasks` (internal calls from the gateway and the scheduler, authenticated by the
+//! cluster secret) and `Runner` (one long-lived stream per connected runner). Its placement loop
+//! takes queued tasks off the queue and assigns them to the runners connected to it; every
+//! assignment is a compare-and-set in SQL that bumps the task's epoch.
+
+mod error;
+mod events;
+mod placement;
+mod registry;
+mod session;
+mod tasks_api;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_coord::Coord;
+use baton_proto::v1::runner_server::RunnerServer;
+use baton_proto::v1::tasks_server::TasksServer;
+use baton_store::Store;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{Error, Result};
+
+/// The dispatcher's settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub node_id: String,
+    /// Internal callers present it as a bearer token.
+    pub cluster_secret: String,
+    /// A runner silent this long loses its tasks.
+    pub lease: Duration,
+    /// How often runners are asked to send heartbeats.
+    pub heartbeat: Duration,
+}
+
+/// What the dispatcher needs from outside.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub store: Store,
+    pub coord: Coord,
+}
+
+/// The dispatcher service; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    opts: Options,
+    tables: baton_store::dispatcher::Tables,
+    coord: Coord,
+    registry: registry::Registry,
+    /// Wakes the placement loop: a task was queued or a runner slot freed up.
+    wake: Notify,
+    /// Set when the node drains: no new assignments, no new runner streams.
+    draining: CancellationToken,
+}
+
+impl Service {
+    pub fn new(opts: Options, deps: Deps) -> Service {
+        Service {
+            inner: Arc::new(Inner {
+                opts,
+                tables: baton_store::dispatcher::Tables::new(deps.store),
+                coord: deps.coord,
+                registry: registry::Registry::default(),
+                wake: Notify::new(),
+                draining: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The internal task API, for the gRPC server.
+    pub fn tasks_server(&self) -> TasksServer<tasks_api::TasksApi> {
+        TasksServer::new(tasks_api::TasksApi::new(self.clone()))
+    }
+
+    /// The runner stream API, for the gRPC server.
+    pub fn runner_server(&self) -> RunnerServer<session::RunnerApi> {
+        RunnerServer::new(session::RunnerApi::new(self.clone()))
+    }
+
+    /// Runs the placement loop and the cancellation listener until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let listener = tokio::spawn(events::listen(self.clone(), shutdown.clone()));
+        placement::run(self, shutdown).await;
+        let _ = listener.await;
+        Ok(())
+    }
+
+    /// Stops taking new work; tasks already assigned run to the end.
+    pub fn drain(&self) {
+        self.inner.draining.cancel();
+    }
+
+    /// How many runners are connected to this dispatcher.
+    pub fn connected_runners(&self) -> usize {
+        self.inner.registry.len()
+    }
+}

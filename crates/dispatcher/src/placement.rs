@@ -1,0 +1,142 @@
+//! The placement loop: when woken (a task was queued, a slot freed up) or once a second, it reads
+//! the head of the queue from SQL and assigns what fits to the runners connected here. The SQL
+//! claim decides; another dispatcher claiming the same task first is normal and harmless.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use baton_core::TaskStatus;
+use baton_proto::v1::{Assignment, ServerMessage, TaskRef, server_message};
+use baton_store::TaskSpec;
+use baton_store::entity::task;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Service, events};
+
+/// How many queued tasks one pass looks at.
+const BATCH: u64 = 64;
+/// The longest a queued task waits when every wake-up was missed, and how often pending
+/// cancellations are re-sent.
+const TICK: Duration = Duration::from_secs(1);
+
+pub async fn run(svc: Service, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let ticked = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = svc.inner.wake.notified() => false,
+            _ = tick.tick() => true,
+        };
+        if ticked {
+            redeliver_cancels(&svc).await;
+        }
+        if svc.inner.draining.is_cancelled() {
+            continue;
+        }
+        // Keep going while full batches get placed: a burst of submissions drains in one wake-up.
+        loop {
+            match place_once(&svc).await {
+                Ok(placed) if placed as u64 == BATCH => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "placement failed; retrying on the next tick");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One pass over the queue head. Returns how many tasks were assigned.
+async fn place_once(svc: &Service) -> crate::Result<usize> {
+    let inner = &svc.inner;
+    if inner.registry.total_free() == 0 {
+        return Ok(0);
+    }
+    let head = inner.tables.queue_head(BATCH).await?;
+    if head.is_empty() {
+        return Ok(0);
+    }
+    let limited = head.iter().any(|t| t.template_max_parallel > 0 || t.project_max_parallel > 0);
+    let (mut per_template, mut per_project) =
+        if limited { inner.tables.active_counts().await? } else { (HashMap::new(), HashMap::new()) };
+    let mut placed = 0;
+    for t in head {
+        if over_limit(t.template_max_parallel, per_template.get(&t.template_id))
+            || over_limit(t.project_max_parallel, per_project.get(&t.project_id))
+        {
+            continue;
+        }
+        let spec = match TaskSpec::from_json(&t.spec) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(task_id = t.id, error = %e, "task spec unreadable; leaving it queued");
+                continue;
+            }
+        };
+        let Some((runner_id, outbox)) = inner.registry.pick(&spec.labels) else { continue };
+        let Some(epoch) = inner.tables.claim(t.id, t.epoch, runner_id).await? else { continue };
+        inner.registry.with(runner_id, |c| c.held.insert(t.id, epoch));
+        *per_template.entry(t.template_id).or_insert(0) += 1;
+        *per_project.entry(t.project_id).or_insert(0) += 1;
+        let first_seq = inner.tables.next_log_seq(t.id).await?;
+        let msg = assignment(&t, epoch, spec, first_seq);
+        tracing::debug!(task_id = t.id, epoch, runner_id, "assigned");
+        if outbox.send(Ok(msg)).await.is_err() {
+            // The stream closed between the pick and the send: give the task back at once.
+            inner.registry.with(runner_id, |c| c.held.remove(&t.id));
+            inner.tables.lose(t.id, epoch, "runner disconnected before the assignment reached it").await?;
+            continue;
+        }
+        events::task_changed(svc, t.project_id, t.id, TaskStatus::Assigned.as_str()).await;
+        placed += 1;
+    }
+    Ok(placed)
+}
+
+fn over_limit(limit: i32, active: Option<&i64>) -> bool {
+    limit > 0 && active.copied().unwrap_or(0) >= i64::from(limit)
+}
+
+fn assignment(t: &task::Model, epoch: i64, spec: TaskSpec, first_seq: i64) -> ServerMessage {
+    ServerMessage {
+        msg: Some(server_message::Msg::Assign(Assignment {
+            task: Some(TaskRef { task_id: t.id, epoch }),
+            project_id: t.project_id,
+            template_id: t.template_id,
+            attempt: t.attempt as u32,
+            script: spec.script,
+            shell: spec.shell,
+            env: spec.env.into_iter().collect(),
+            timeout_seconds: spec.timeout_seconds,
+            first_seq,
+        })),
+    }
+}
+
+/// Re-sends pending cancellations to the runners connected here, until they report the end.
+async fn redeliver_cancels(svc: &Service) {
+    let ids = svc.inner.registry.ids();
+    match svc.inner.tables.cancel_pending(ids).await {
+        Ok(tasks) => {
+            for t in tasks {
+                events::send_cancel(svc, t.id).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read pending cancellations"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_of_zero_mean_unlimited() {
+        assert!(!over_limit(0, Some(&100)));
+        assert!(!over_limit(2, Some(&1)));
+        assert!(over_limit(2, Some(&2)));
+        assert!(!over_limit(1, None));
+    }
+}

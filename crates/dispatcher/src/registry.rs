@@ -1,0 +1,153 @@
+//! The runners connected to this dispatcher, with their free slots and the tasks they hold.
+//! Capacity is accounted here, on the server side: a slot is taken when an assignment is sent and
+//! given back when the runner reports the task finished (or its stream ends).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use baton_proto::v1::ServerMessage;
+use tokio::sync::mpsc;
+
+pub type Outbox = mpsc::Sender<Result<ServerMessage, tonic::Status>>;
+
+#[derive(Debug)]
+pub struct Conn {
+    /// Distinguishes this stream from an older one of the same runner.
+    pub session: u64,
+    pub outbox: Outbox,
+    pub labels: Vec<String>,
+    pub capacity: usize,
+    /// task id → epoch of the tasks this runner holds.
+    pub held: HashMap<i64, i64>,
+    pub draining: bool,
+}
+
+impl Conn {
+    pub fn free(&self) -> usize {
+        if self.draining { 0 } else { self.capacity.saturating_sub(self.held.len()) }
+    }
+
+    /// Whether this runner has every label the task needs.
+    pub fn fits(&self, labels: &[String]) -> bool {
+        labels.iter().all(|l| self.labels.contains(l))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    conns: HashMap<i64, Conn>,
+    next_session: u64,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a runner's stream, replacing an older stream of the same runner. Returns the session.
+    pub fn insert(&self, runner_id: i64, mut conn: Conn) -> u64 {
+        let mut inner = self.lock();
+        inner.next_session += 1;
+        conn.session = inner.next_session;
+        inner.conns.insert(runner_id, conn);
+        inner.next_session
+    }
+
+    /// Removes the runner if `session` is still its current stream; returns the tasks it held.
+    pub fn remove(&self, runner_id: i64, session: u64) -> Option<HashMap<i64, i64>> {
+        let mut inner = self.lock();
+        if inner.conns.get(&runner_id).is_some_and(|c| c.session == session) {
+            return inner.conns.remove(&runner_id).map(|c| c.held);
+        }
+        None
+    }
+
+    pub fn with<R>(&self, runner_id: i64, f: impl FnOnce(&mut Conn) -> R) -> Option<R> {
+        self.lock().conns.get_mut(&runner_id).map(f)
+    }
+
+    /// Picks the least-loaded runner with a free slot that fits `labels`.
+    pub fn pick(&self, labels: &[String]) -> Option<(i64, Outbox)> {
+        let inner = self.lock();
+        inner
+            .conns
+            .iter()
+            .filter(|(_, c)| c.free() > 0 && c.fits(labels))
+            // Least loaded = highest share of free slots; ties go to the lower id for stable tests.
+            .max_by(|(a_id, a), (b_id, b)| {
+                let (fa, fb) = (a.free() * b.capacity, b.free() * a.capacity);
+                fa.cmp(&fb).then(b_id.cmp(a_id))
+            })
+            .map(|(id, c)| (*id, c.outbox.clone()))
+    }
+
+    pub fn total_free(&self) -> usize {
+        self.lock().conns.values().map(Conn::free).sum()
+    }
+
+    pub fn ids(&self) -> Vec<i64> {
+        self.lock().conns.keys().copied().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// The outbox of the runner holding `task_id` at `epoch`, if it is connected here.
+    pub fn holder(&self, task_id: i64) -> Option<(i64, Outbox)> {
+        let inner = self.lock();
+        inner.conns.iter().find(|(_, c)| c.held.contains_key(&task_id)).map(|(id, c)| (*id, c.outbox.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(labels: &[&str], capacity: usize, held: usize) -> Conn {
+        Conn {
+            session: 0,
+            outbox: mpsc::channel(1).0,
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+            capacity,
+            held: (0..held as i64).map(|i| (1000 + i, 1)).collect(),
+            draining: false,
+        }
+    }
+
+    #[test]
+    fn picks_a_runner_with_every_label_and_a_free_slot() {
+        let r = Registry::default();
+        r.insert(1, conn(&["linux"], 2, 0));
+        r.insert(2, conn(&["linux", "gpu"], 2, 0));
+        r.insert(3, conn(&["linux", "gpu"], 1, 1));
+        assert_eq!(r.pick(&["gpu".into()]).map(|p| p.0), Some(2));
+        assert_eq!(r.pick(&["arm".into()]).map(|p| p.0), None);
+        assert_eq!(r.total_free(), 4);
+    }
+
+    #[test]
+    fn prefers_the_least_loaded_runner() {
+        let r = Registry::default();
+        r.insert(1, conn(&[], 4, 3));
+        r.insert(2, conn(&[], 2, 1));
+        assert_eq!(r.pick(&[]).map(|p| p.0), Some(2));
+    }
+
+    #[test]
+    fn draining_runners_take_nothing_and_old_sessions_do_not_remove_new_ones() {
+        let r = Registry::default();
+        let old = r.insert(1, conn(&[], 2, 0));
+        let new = r.insert(1, conn(&[], 2, 0));
+        assert!(r.remove(1, old).is_none());
+        r.with(1, |c| c.draining = true);
+        assert!(r.pick(&[]).is_none());
+        assert!(r.remove(1, new).is_some());
+        assert_eq!(r.len(), 0);
+    }
+}

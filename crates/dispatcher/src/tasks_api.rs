@@ -1,0 +1,161 @@
+//! The internal `Tasks` gRPC service: create, cancel and sweep tasks on behalf of the gateway and
+//! the scheduler. Every call must carry the cluster secret.
+
+use baton_core::{Coded, TaskStatus, token};
+use baton_proto::v1::{self as pb, tasks_server::Tasks};
+use baton_store::TaskSpec;
+use baton_store::dispatcher::runners::RunnerSpec;
+use baton_store::dispatcher::tasks::{Cancel, Lost, NewTask};
+use bytes::Bytes;
+use tonic::{Request, Response, Status};
+
+use crate::{Error, Service, events};
+
+pub struct TasksApi {
+    svc: Service,
+}
+
+impl TasksApi {
+    pub fn new(svc: Service) -> TasksApi {
+        TasksApi { svc }
+    }
+
+    fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let given = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if token::equal(given, &self.svc.inner.opts.cluster_secret) {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated("internal call without the cluster secret"))
+        }
+    }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> Status {
+    Error::Invalid { field, message: message.into() }.into()
+}
+
+fn new_task(spec: pb::TaskSpec) -> Result<NewTask, Status> {
+    if spec.script.trim().is_empty() {
+        return Err(invalid("spec.script", "is empty"));
+    }
+    if spec.project_id <= 0 || spec.template_id <= 0 {
+        return Err(invalid("spec.project_id", "project and template ids must be positive"));
+    }
+    Ok(NewTask {
+        project_id: spec.project_id,
+        template_id: spec.template_id,
+        priority: spec.priority,
+        max_attempts: spec.max_attempts.clamp(1, 100) as i32,
+        template_max_parallel: spec.template_max_parallel as i32,
+        project_max_parallel: spec.project_max_parallel as i32,
+        schedule_id: spec.schedule_id,
+        created_by: spec.created_by,
+        spec: TaskSpec {
+            script: spec.script,
+            shell: if spec.shell.is_empty() { "bash".into() } else { spec.shell },
+            env: spec.env.into_iter().collect(),
+            labels: spec.labels,
+            timeout_seconds: spec.timeout_seconds,
+        },
+    })
+}
+
+#[tonic::async_trait]
+impl Tasks for TasksApi {
+    async fn submit_task(
+        &self,
+        req: Request<pb::SubmitTaskRequest>,
+    ) -> Result<Response<pb::SubmitTaskResponse>, Status> {
+        self.check(&req)?;
+        let spec = req.into_inner().spec.ok_or_else(|| invalid("spec", "is missing"))?;
+        let task = self.svc.inner.tables.create_task(new_task(spec)?).await.map_err(|e| e.to_status())?;
+        tracing::debug!(task_id = task.id, project_id = task.project_id, "task queued");
+        events::wake_all(&self.svc).await;
+        events::task_changed(&self.svc, task.project_id, task.id, TaskStatus::Queued.as_str()).await;
+        Ok(Response::new(pb::SubmitTaskResponse { task_id: task.id }))
+    }
+
+    async fn cancel_task(
+        &self,
+        req: Request<pb::CancelTaskRequest>,
+    ) -> Result<Response<pb::CancelTaskResponse>, Status> {
+        self.check(&req)?;
+        let id = req.into_inner().task_id;
+        let tables = &self.svc.inner.tables;
+        let status = match tables.cancel(id).await.map_err(|e| e.to_status())? {
+            Cancel::Cancelled => TaskStatus::Cancelled.as_str().to_owned(),
+            Cancel::Requested { .. } => {
+                // Whichever dispatcher holds the runner's stream forwards it; this one may be it.
+                events::send_cancel(&self.svc, id).await;
+                let _ = self.svc.inner.coord.publish(baton_coord::topic::CANCEL, Bytes::from(id.to_string())).await;
+                tables.task(id).await.map_err(|e| e.to_status())?.status
+            }
+        };
+        if let Ok(t) = tables.task(id).await {
+            events::task_changed(&self.svc, t.project_id, id, &t.status).await;
+        }
+        Ok(Response::new(pb::CancelTaskResponse { status }))
+    }
+
+    async fn sweep(&self, req: Request<pb::SweepRequest>) -> Result<Response<pb::SweepResponse>, Status> {
+        self.check(&req)?;
+        let tables = &self.svc.inner.tables;
+        let cutoff = baton_store::now_ms() - self.svc.inner.opts.lease.as_millis() as i64;
+        let expired = tables.expired_leases(cutoff).await.map_err(|e| e.to_status())?;
+        let mut resp = pb::SweepResponse::default();
+        for t in expired {
+            let outcome = tables.lose(t.id, t.epoch, "the runner's lease expired").await.map_err(|e| e.to_status())?;
+            if outcome == Lost::Stale {
+                continue;
+            }
+            tracing::info!(task_id = t.id, epoch = t.epoch, runner_id = ?t.runner_id, ?outcome, "runner lease expired");
+            self.svc
+                .inner
+                .registry
+                .holder(t.id)
+                .map(|(rid, _)| self.svc.inner.registry.with(rid, |c| c.held.remove(&t.id)));
+            resp.lost += 1;
+            if outcome == Lost::Requeued {
+                resp.requeued += 1;
+            }
+            let st = tables.task(t.id).await.map(|t| t.status).unwrap_or_default();
+            events::task_changed(&self.svc, t.project_id, t.id, &st).await;
+        }
+        if resp.requeued > 0 {
+            events::wake_all(&self.svc).await;
+        }
+        Ok(Response::new(resp))
+    }
+
+    async fn purge_project(
+        &self,
+        req: Request<pb::PurgeProjectRequest>,
+    ) -> Result<Response<pb::PurgeProjectResponse>, Status> {
+        self.check(&req)?;
+        let pid = req.into_inner().project_id;
+        let n = self.svc.inner.tables.purge_project(pid).await.map_err(|e| e.to_status())?;
+        Ok(Response::new(pb::PurgeProjectResponse { tasks_deleted: n }))
+    }
+
+    async fn ensure_runner(
+        &self,
+        req: Request<pb::EnsureRunnerRequest>,
+    ) -> Result<Response<pb::EnsureRunnerResponse>, Status> {
+        self.check(&req)?;
+        let r = req.into_inner();
+        if r.name.is_empty() {
+            return Err(invalid("name", "is empty"));
+        }
+        let secret = token::generate("brs_");
+        let digest = token::digest(&secret);
+        let spec =
+            RunnerSpec { name: &r.name, labels: &r.labels, capacity: r.capacity.max(1) as i32, secret_hash: &digest };
+        let row = self.svc.inner.tables.ensure_runner(spec).await.map_err(|e| e.to_status())?;
+        Ok(Response::new(pb::EnsureRunnerResponse { runner_id: row.id, secret }))
+    }
+}

@@ -1,0 +1,97 @@
+//! Who is calling: a session cookie (set by login) or an API token (`Authorization: Bearer`).
+//! Passwords are argon2id hashes; tokens and session ids are looked up by their SHA-256 digest.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use baton_core::token;
+use baton_store::entity::user;
+
+use crate::AppState;
+use crate::error::{Error, Result};
+
+pub const SESSION_COOKIE: &str = "baton_session";
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub id: i64,
+    pub admin: bool,
+}
+
+impl Caller {
+    pub fn require_admin(&self) -> Result<()> {
+        if self.admin { Ok(()) } else { Err(Error::forbidden("only administrators may do this")) }
+    }
+}
+
+impl From<user::Model> for Caller {
+    fn from(u: user::Model) -> Caller {
+        Caller { id: u.id, admin: u.admin }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller> {
+        let user = if let Some(bearer) = bearer(parts) {
+            state.tables.token_user(&token::digest(bearer)).await?
+        } else if let Some(session) = session_cookie(parts) {
+            state.tables.session_user(&token::digest(&session)).await?
+        } else {
+            None
+        };
+        user.map(Caller::from).ok_or_else(Error::unauthenticated)
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts.headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// The session id from the `Cookie` header, if any.
+pub fn session_cookie(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// An argon2id hash of `password` in PHC string form.
+pub fn hash_password(password: &str) -> std::result::Result<String, String> {
+    let salt_bytes: [u8; 16] = rand::random();
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| e.to_string())?;
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+}
+
+/// Whether `password` matches `hash`; a malformed hash never matches.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// A hash to verify against when the user does not exist, so the answer takes as long as for a
+/// wrong password and does not reveal which user names exist.
+pub static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password(&token::generate("")).unwrap_or_default());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_hash() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a hash"));
+        assert!(!verify_password("x", &DUMMY_HASH));
+    }
+}

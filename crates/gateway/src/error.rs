@@ -1,0 +1,81 @@
+//! API errors: a code from [`ErrorCode`] and a message for people, rendered as
+//! `{"error": {"code": "...", "message": "..."}}` with the code's HTTP status.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use baton_core::{Coded, ErrorCode};
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// An error answer of the API.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Error {
+        Error { code, message: message.into() }
+    }
+
+    /// 400 about one field of the input.
+    pub fn field(name: &str, problem: impl std::fmt::Display) -> Error {
+        Error::new(ErrorCode::InvalidInput, format!("`{name}`: {problem}"))
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Error {
+        Error::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn forbidden(why: impl Into<String>) -> Error {
+        Error::new(ErrorCode::Forbidden, why)
+    }
+
+    pub fn unauthenticated() -> Error {
+        Error::new(ErrorCode::Unauthenticated, "log in or send `Authorization: Bearer <api token>`")
+    }
+}
+
+impl Coded for Error {
+    fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
+impl From<baton_store::Error> for Error {
+    fn from(e: baton_store::Error) -> Error {
+        let code = e.code();
+        if code == ErrorCode::Internal {
+            tracing::error!(error = %e, "store error");
+            return Error::new(code, "internal error; the server log has the details");
+        }
+        Error::new(code, e.to_string())
+    }
+}
+
+impl From<tonic::Status> for Error {
+    fn from(s: tonic::Status) -> Error {
+        let code = ErrorCode::from_grpc(s.code());
+        match code {
+            ErrorCode::Internal => {
+                tracing::error!(error = %s.message(), "dispatcher call failed");
+                Error::new(code, "internal error; the server log has the details")
+            }
+            ErrorCode::Unavailable => {
+                Error::new(code, format!("the dispatcher is unavailable ({}); retry shortly", s.message()))
+            }
+            _ => Error::new(code, s.message().to_owned()),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        (status, Json(body)).into_response()
+    }
+}

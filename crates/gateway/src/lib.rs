@@ -1,0 +1,88 @@
+//! The gateway: Baton's HTTP API for people and tools (API.md). It owns users, sessions, API
+//! tokens, projects and templates; it reads tasks and logs from SQL, and creates and cancels tasks
+//! through the dispatcher's gRPC `Tasks` service, never by writing the dispatcher's tables.
+
+mod auth;
+mod error;
+mod extract;
+mod model;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_core::internal::ClusterAuth;
+use baton_proto::v1::tasks_client::TasksClient;
+use baton_store::Store;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub use auth::{hash_password, verify_password};
+pub use error::Error;
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub node_id: String,
+    pub max_body_bytes: usize,
+    pub secure_cookies: bool,
+    pub session_ttl: Duration,
+}
+
+/// What the gateway needs from outside.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub store: Store,
+    /// A channel to a dispatcher (any: they are all equal).
+    pub dispatcher: Channel,
+    pub auth: ClusterAuth,
+}
+
+type Tasks = TasksClient<InterceptedService<Channel, ClusterAuth>>;
+
+/// Shared by every request.
+#[derive(Debug)]
+struct State {
+    opts: Options,
+    tables: baton_store::gateway::Tables,
+    tasks: Tasks,
+    /// Set while the node drains: readiness fails so the load balancer moves traffic away.
+    draining: CancellationToken,
+}
+
+type AppState = Arc<State>;
+
+/// The gateway service; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Service {
+    state: AppState,
+}
+
+impl Service {
+    pub fn new(opts: Options, deps: Deps) -> Service {
+        let state = State {
+            opts,
+            tables: baton_store::gateway::Tables::new(deps.store),
+            tasks: TasksClient::with_interceptor(deps.dispatcher, deps.auth),
+            draining: CancellationToken::new(),
+        };
+        Service { state: Arc::new(state) }
+    }
+
+    /// The whole HTTP API as an axum router.
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.state.clone())
+    }
+
+    /// Serves HTTP on `listener` until `shutdown`, then finishes in-flight requests.
+    pub async fn run(self, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+        let app = self.router();
+        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    }
+
+    /// Makes `/api/ready` fail from now on.
+    pub fn drain(&self) {
+        self.state.draining.cancel();
+    }
+}

@@ -1,0 +1,178 @@
+//! Tasks: created and cancelled through the dispatcher, read from SQL.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use baton_core::TaskStatus;
+use baton_core::names::valid_env_name;
+use baton_proto::v1::{self as pb, CancelTaskRequest, SubmitTaskRequest};
+use baton_store::gateway::templates::TemplateFields;
+use baton_store::views::TaskFilter;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::page_limit;
+use super::projects::visible;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::model::{self, Page};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    template_id: i64,
+    env: Option<BTreeMap<String, String>>,
+    priority: Option<i32>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(pid): ApiPath<i64>,
+    ApiJson(body): ApiJson<NewTask>,
+) -> Result<(StatusCode, Json<Value>)> {
+    let project = visible(&state, &caller, pid).await?;
+    let template = state
+        .tables
+        .template(pid, body.template_id)
+        .await
+        .map_err(|_| Error::field("template_id", format!("no template {} in project {pid}", body.template_id)))?;
+    let f = TemplateFields::of(&template)?;
+    let mut env = f.env;
+    for (k, v) in body.env.unwrap_or_default() {
+        if !valid_env_name(&k) || k.starts_with("BATON_") {
+            return Err(Error::field(&format!("env.{k}"), "is not a valid variable name (BATON_ names are reserved)"));
+        }
+        env.insert(k, v);
+    }
+    let priority = body.priority.unwrap_or(f.priority);
+    if !(-1000..=1000).contains(&priority) {
+        return Err(Error::field("priority", "must be between -1000 and 1000"));
+    }
+    let spec = pb::TaskSpec {
+        project_id: pid,
+        template_id: template.id,
+        script: f.script,
+        shell: f.shell,
+        env: env.into_iter().collect(),
+        labels: f.labels,
+        timeout_seconds: f.timeout_seconds.max(0) as u32,
+        max_attempts: f.max_attempts.max(1) as u32,
+        priority,
+        template_max_parallel: f.max_parallel.max(0) as u32,
+        project_max_parallel: project.max_parallel.max(0) as u32,
+        schedule_id: None,
+        created_by: Some(caller.id),
+    };
+    let id = state.tasks.clone().submit_task(SubmitTaskRequest { spec: Some(spec) }).await?.into_inner().task_id;
+    let task = state.tables.project_task(pid, id).await?;
+    Ok((StatusCode::CREATED, Json(model::task(&task))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    template_id: Option<i64>,
+    limit: Option<u32>,
+    before: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(pid): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Value>>> {
+    visible(&state, &caller, pid).await?;
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
+            let all: Vec<_> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
+            Error::field("status", format!("{s:?} is not a task status; use one of {}", all.join(", ")))
+        })?),
+        None => None,
+    };
+    let limit = page_limit(q.limit);
+    let filter = TaskFilter { status, template_id: q.template_id, before: q.before, limit: limit as u64 + 1 };
+    let rows = state.tables.project_tasks(pid, &filter).await?;
+    Ok(Json(Page::of(rows, limit, |t| t.id, |t| model::task(&t))))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((pid, id)): ApiPath<(i64, i64)>,
+) -> Result<Json<Value>> {
+    visible(&state, &caller, pid).await?;
+    Ok(Json(model::task(&state.tables.project_task(pid, id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// Log lines after `after`; `complete` once the task has ended and no line follows.
+pub async fn log(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((pid, id)): ApiPath<(i64, i64)>,
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> Result<Json<Value>> {
+    visible(&state, &caller, pid).await?;
+    // Read the status before the lines: a task seen final has all its lines stored already.
+    let task = state.tables.project_task(pid, id).await?;
+    let finished = TaskStatus::parse(&task.status).is_some_and(TaskStatus::is_final);
+    let after = q.after.unwrap_or(0).max(0);
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000) as usize;
+    let page = state.tables.log_page(id, after, limit).await?;
+    let next_after = page.lines.last().map_or(after, |l| l.seq);
+    Ok(Json(json!({
+        "items": page.lines.iter().map(model::log_line).collect::<Vec<_>>(),
+        "next_after": next_after,
+        "complete": finished && !page.more,
+    })))
+}
+
+/// The whole log as plain text, one line per line.
+pub async fn raw_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((pid, id)): ApiPath<(i64, i64)>,
+) -> Result<Response> {
+    visible(&state, &caller, pid).await?;
+    state.tables.project_task(pid, id).await?;
+    let mut out = String::new();
+    let mut after = 0;
+    loop {
+        let page = state.tables.log_page(id, after, 10_000).await?;
+        for l in &page.lines {
+            out.push_str(&l.text);
+            out.push('\n');
+        }
+        match page.lines.last() {
+            Some(l) if page.more => after = l.seq,
+            _ => break,
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response())
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((pid, id)): ApiPath<(i64, i64)>,
+) -> Result<(StatusCode, Json<Value>)> {
+    visible(&state, &caller, pid).await?;
+    state.tables.project_task(pid, id).await?;
+    state.tasks.clone().cancel_task(CancelTaskRequest { task_id: id }).await?;
+    let task = state.tables.project_task(pid, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(model::task(&task))))
+}

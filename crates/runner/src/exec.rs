@@ -1,0 +1,247 @@
+//! Running one script: in a fresh working directory, in its own process group, with a clean
+//! environment (the runner's own, minus every `BATON_` variable, plus the task's), stdout and
+//! stderr read line by line. Cancellation, timeout and shutdown end the whole process group with
+//! SIGTERM and, after a grace period, SIGKILL.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use baton_proto::v1::{Outcome, Stream};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Longest line kept whole; longer ones are split, so one runaway line cannot exhaust memory.
+const MAX_LINE: usize = 16 * 1024;
+
+/// Why a script is being stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Cancelled,
+    /// The runner is shutting down: the attempt counts as lost.
+    Interrupted,
+    /// The task is no longer ours: kill at once.
+    Fenced,
+}
+
+/// Tells a running script to stop.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    token: CancellationToken,
+    reason: std::sync::Arc<std::sync::Mutex<Option<StopReason>>>,
+}
+
+impl Control {
+    pub fn stop(&self, why: StopReason) {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        // Fencing wins over everything; otherwise the first reason sticks.
+        if r.is_none() || why == StopReason::Fenced {
+            *r = Some(why);
+        }
+        self.token.cancel();
+    }
+
+    fn reason(&self) -> Option<StopReason> {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub task_id: i64,
+    pub attempt: u32,
+    pub project_id: i64,
+    pub template_id: i64,
+    pub script: String,
+    pub shell: String,
+    pub env: HashMap<String, String>,
+    pub timeout: Option<Duration>,
+}
+
+/// What the script does, as it happens.
+#[derive(Debug)]
+pub enum Event {
+    Started,
+    Line { stream: Stream, text: String },
+    Exited { outcome: Outcome, exit_code: Option<i32>, error: String },
+}
+
+/// Runs `job` to its end, reporting through `events`. Never panics on script behaviour.
+pub async fn run(job: Job, dirs: &Dirs, kill_grace: Duration, control: Control, events: mpsc::UnboundedSender<Event>) {
+    let (outcome, exit_code, error) = match spawn_and_wait(&job, dirs, kill_grace, &control, &events).await {
+        Ok(end) => end,
+        Err(e) => (Outcome::Failed, None, format!("cannot start the script: {e}")),
+    };
+    if !error.is_empty() {
+        let _ = events.send(Event::Line { stream: Stream::System, text: error.clone() });
+    }
+    let _ = events.send(Event::Exited { outcome, exit_code, error });
+    dirs.remove(&job);
+}
+
+/// Where a job's files go.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    pub root: PathBuf,
+}
+
+impl Dirs {
+    fn workdir(&self, job: &Job) -> PathBuf {
+        self.root.join(format!("task-{}-{}", job.task_id, job.attempt))
+    }
+
+    /// The script lives beside the working directory, so the directory starts empty.
+    fn script(&self, job: &Job) -> PathBuf {
+        self.root.join(format!("task-{}-{}.sh", job.task_id, job.attempt))
+    }
+
+    fn remove(&self, job: &Job) {
+        let _ = std::fs::remove_dir_all(self.workdir(job));
+        let _ = std::fs::remove_file(self.script(job));
+        let _ = std::fs::remove_file(crate::reap::pid_file(&self.root, job.task_id, job.attempt));
+    }
+}
+
+type End = (Outcome, Option<i32>, String);
+
+async fn spawn_and_wait(
+    job: &Job,
+    dirs: &Dirs,
+    kill_grace: Duration,
+    control: &Control,
+    events: &mpsc::UnboundedSender<Event>,
+) -> std::io::Result<End> {
+    let workdir = dirs.workdir(job);
+    let _ = std::fs::remove_dir_all(&workdir);
+    std::fs::create_dir_all(&workdir)?;
+    let script = dirs.script(job);
+    std::fs::write(&script, &job.script)?;
+    let mut cmd = command(job, &workdir, &script);
+    let mut child = cmd.spawn()?;
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    if let Some(pg) = pgid {
+        // Lets a restarted runner find and kill this group if the runner dies first.
+        std::fs::write(crate::reap::pid_file(&dirs.root, job.task_id, job.attempt), pg.to_string())?;
+    }
+    let _ = events.send(Event::Started);
+    let readers = [
+        child.stdout.take().map(|r| tokio::spawn(read_lines(r, Stream::Stdout, events.clone()))),
+        child.stderr.take().map(|r| tokio::spawn(read_lines(r, Stream::Stderr, events.clone()))),
+    ];
+    let timeout = async {
+        match job.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut why = None;
+    let status = tokio::select! {
+        s = child.wait() => s?,
+        _ = timeout => {
+            why = Some(None);
+            terminate(&mut child, pgid, kill_grace).await?
+        }
+        _ = control.token.cancelled() => {
+            why = Some(control.reason());
+            let grace = if control.reason() == Some(StopReason::Fenced) { Duration::ZERO } else { kill_grace };
+            terminate(&mut child, pgid, grace).await?
+        }
+    };
+    // The script is over: whatever it left running in its group goes too, so the pipes close.
+    if let Some(pg) = pgid {
+        let _ = killpg(pg, Signal::SIGKILL);
+    }
+    for r in readers.into_iter().flatten() {
+        // A process that escaped the group may hold the pipe open; do not wait for it forever.
+        let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
+    }
+    let code = status.code();
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    Ok(match why {
+        Some(None) => {
+            (Outcome::TimedOut, code, format!("timed out after {}s; killed", job.timeout.unwrap_or_default().as_secs()))
+        }
+        Some(Some(StopReason::Cancelled)) => (Outcome::Cancelled, code, "cancelled; killed".into()),
+        Some(Some(StopReason::Interrupted)) => {
+            (Outcome::Interrupted, code, "the runner shut down before the script finished".into())
+        }
+        Some(Some(StopReason::Fenced)) => {
+            (Outcome::Interrupted, code, "stopped: the task is no longer this runner's".into())
+        }
+        None => match (code, signal) {
+            (Some(0), _) => (Outcome::Succeeded, Some(0), String::new()),
+            (Some(c), _) => (Outcome::Failed, Some(c), String::new()),
+            (None, Some(sig)) => (Outcome::Failed, None, format!("killed by signal {sig}")),
+            (None, None) => (Outcome::Failed, None, "ended without an exit code".into()),
+        },
+    })
+}
+
+fn command(job: &Job, workdir: &Path, script: &Path) -> Command {
+    let mut cmd = Command::new(if job.shell.is_empty() { "bash" } else { &job.shell });
+    cmd.arg(script)
+        .current_dir(workdir)
+        .env_clear()
+        // The runner's own configuration (database URL, passwords) must not reach scripts.
+        .envs(std::env::vars().filter(|(k, _)| !k.starts_with("BATON_")))
+        .envs(&job.env)
+        .env("BATON_TASK_ID", job.task_id.to_string())
+        .env("BATON_ATTEMPT", job.attempt.to_string())
+        .env("BATON_PROJECT_ID", job.project_id.to_string())
+        .env("BATON_TEMPLATE_ID", job.template_id.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd
+}
+
+/// SIGTERM to the group, then SIGKILL after `grace` if the script is still there.
+async fn terminate(
+    child: &mut tokio::process::Child,
+    pgid: Option<Pid>,
+    grace: Duration,
+) -> std::io::Result<std::process::ExitStatus> {
+    if let Some(pg) = pgid {
+        let _ = killpg(pg, if grace.is_zero() { Signal::SIGKILL } else { Signal::SIGTERM });
+    }
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(s) => s,
+        Err(_) => {
+            if let Some(pg) = pgid {
+                let _ = killpg(pg, Signal::SIGKILL);
+            }
+            child.wait().await
+        }
+    }
+}
+
+async fn read_lines(r: impl AsyncRead + Unpin, stream: Stream, events: mpsc::UnboundedSender<Event>) {
+    let mut r = BufReader::new(r);
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        buf.clear();
+        match (&mut r).take(MAX_LINE as u64).read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                    if buf.last() == Some(&b'\r') {
+                        buf.pop();
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if events.send(Event::Line { stream, text }).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

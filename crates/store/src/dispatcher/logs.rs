@@ -1,0 +1,67 @@
+//! Appending log chunks, fenced by epoch and idempotent on (task, first sequence number).
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+
+use super::Tables;
+use crate::entity::{task, task_log_chunk};
+use crate::spec::encode_lines;
+use crate::{Error, LogLine, Result};
+
+/// What happened to a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    Stored,
+    /// The same chunk was stored before (a re-send after a lost acknowledgement).
+    Duplicate,
+    /// The task has moved to another epoch: the sender no longer holds it.
+    Stale,
+}
+
+impl Tables {
+    /// Stores consecutive lines of the task's attempt at `epoch`.
+    pub async fn append_log(&self, task_id: i64, epoch: i64, lines: &[LogLine]) -> Result<Appended> {
+        let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
+            return Ok(Appended::Duplicate);
+        };
+        // The epoch check and the insert are one transaction holding the task row, so a chunk of
+        // an attempt that is being ended cannot slip in after the next attempt started.
+        let tx = self.write_tx().await?;
+        let current: Option<i64> = task::Entity::find_by_id(task_id)
+            .select_only()
+            .column(task::Column::Epoch)
+            .lock_shared()
+            .into_tuple()
+            .one(&tx)
+            .await?;
+        if current != Some(epoch) {
+            return Ok(Appended::Stale);
+        }
+        let row = task_log_chunk::ActiveModel {
+            task_id: Set(task_id),
+            seq_first: Set(first.seq),
+            seq_last: Set(last.seq),
+            data: Set(encode_lines(lines)),
+            ..Default::default()
+        };
+        match row.insert(&tx).await.map_err(Error::from) {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(Appended::Stored)
+            }
+            Err(e) if e.is_unique_violation() => Ok(Appended::Duplicate),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The sequence number the next attempt's first line gets: one past the last stored.
+    pub async fn next_log_seq(&self, task_id: i64) -> Result<i64> {
+        let last: Option<Option<i64>> = task_log_chunk::Entity::find()
+            .select_only()
+            .column_as(task_log_chunk::Column::SeqLast.max(), "m")
+            .filter(task_log_chunk::Column::TaskId.eq(task_id))
+            .into_tuple()
+            .one(self.conn())
+            .await?;
+        Ok(last.flatten().map_or(1, |s| s + 1))
+    }
+}

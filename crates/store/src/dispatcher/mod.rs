@@ -1,0 +1,24 @@
+//! Queries on the tables the dispatcher owns: tasks, task attempts, task log chunks, runners.
+//! Every change of a task's state is a compare-and-set on (id, expected states, epoch); the epoch
+//! is the fencing token, bumped whenever a task changes hands.
+
+pub mod logs;
+pub mod runners;
+pub mod tasks;
+
+/// The dispatcher's write access to its tables.
+#[derive(Debug, Clone)]
+pub struct Tables(crate::Store);
+
+impl Tables {
+    pub fn new(store: crate::Store) -> Tables {
+        Tables(store)
+    }
+}
+
+impl std::ops::Deref for Tables {
+    type Target = crate::Store;
+    fn deref(&self) -> &crate::Store {
+        &self.0
+    }
+}

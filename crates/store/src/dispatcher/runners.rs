@@ -1,0 +1,87 @@
+//! Runners: identity (digest-only secrets) and leases (`last_seen`).
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+use super::Tables;
+use crate::entity::runner;
+use crate::{Error, Result, now_ms};
+
+/// A runner to create or re-key.
+pub struct RunnerSpec<'a> {
+    pub name: &'a str,
+    pub labels: &'a [String],
+    pub capacity: i32,
+    pub secret_hash: &'a str,
+}
+
+/// What a runner says about itself when it connects.
+pub struct Hello<'a> {
+    pub node_id: &'a str,
+    pub version: &'a str,
+    pub labels: &'a [String],
+    pub capacity: i32,
+}
+
+impl Tables {
+    /// Creates the runner named `spec.name`, or gives the existing one a new secret, labels and
+    /// capacity (a node's own runner is re-keyed at every start).
+    pub async fn ensure_runner(&self, spec: RunnerSpec<'_>) -> Result<runner::Model> {
+        let labels = serde_json::to_string(spec.labels).unwrap_or_default();
+        let existing = runner::Entity::find().filter(runner::Column::Name.eq(spec.name)).one(self.conn()).await?;
+        let row = match existing {
+            Some(r) => {
+                let mut row: runner::ActiveModel = r.into();
+                row.labels = Set(labels);
+                row.capacity = Set(spec.capacity);
+                row.secret_hash = Set(spec.secret_hash.to_owned());
+                row.revoked = Set(false);
+                row.update(self.conn()).await?
+            }
+            None => {
+                runner::ActiveModel {
+                    name: Set(spec.name.to_owned()),
+                    labels: Set(labels),
+                    capacity: Set(spec.capacity),
+                    secret_hash: Set(spec.secret_hash.to_owned()),
+                    paused: Set(false),
+                    revoked: Set(false),
+                    version: Set(String::new()),
+                    created_at: Set(now_ms()),
+                    ..Default::default()
+                }
+                .insert(self.conn())
+                .await?
+            }
+        };
+        Ok(row)
+    }
+
+    pub async fn runner(&self, id: i64) -> Result<runner::Model> {
+        runner::Entity::find_by_id(id).one(self.conn()).await?.ok_or_else(|| Error::NotFound(format!("runner {id}")))
+    }
+
+    /// Records what a connecting runner said about itself.
+    pub async fn runner_connected(&self, id: i64, hello: Hello<'_>) -> Result<()> {
+        runner::Entity::update_many()
+            .col_expr(runner::Column::NodeId, Expr::value(hello.node_id))
+            .col_expr(runner::Column::Version, Expr::value(hello.version))
+            .col_expr(runner::Column::Labels, Expr::value(serde_json::to_string(hello.labels).unwrap_or_default()))
+            .col_expr(runner::Column::Capacity, Expr::value(hello.capacity))
+            .col_expr(runner::Column::LastSeen, Expr::value(now_ms()))
+            .filter(runner::Column::Id.eq(id))
+            .exec(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Renews a runner's lease.
+    pub async fn runner_seen(&self, id: i64) -> Result<()> {
+        runner::Entity::update_many()
+            .col_expr(runner::Column::LastSeen, Expr::value(now_ms()))
+            .filter(runner::Column::Id.eq(id))
+            .exec(self.conn())
+            .await?;
+        Ok(())
+    }
+}

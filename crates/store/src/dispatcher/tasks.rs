@@ -1,0 +1,356 @@
+//! The fenced task state machine.
+//!
+//! `queued → assigned → running → succeeded | failed | cancelled | timed_out`, and from
+//! `assigned`/`running` to `lost`, which becomes `queued` again (a new attempt) while attempts are
+//! left. Each function is one compare-and-set: it reports `false`/`Stale` when the row was not in
+//! the expected state and epoch, and the caller must then treat its view as out of date.
+
+use std::collections::HashMap;
+
+use baton_core::TaskStatus;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+
+use super::Tables;
+use crate::entity::{runner, task, task_attempt};
+use crate::{Error, Result, TaskSpec, now_ms};
+
+/// A task to create.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub project_id: i64,
+    pub template_id: i64,
+    pub spec: TaskSpec,
+    pub priority: i32,
+    pub max_attempts: i32,
+    pub template_max_parallel: i32,
+    pub project_max_parallel: i32,
+    pub schedule_id: Option<i64>,
+    pub created_by: Option<i64>,
+}
+
+/// How an attempt ended, as reported by its runner.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub task_id: i64,
+    pub epoch: i64,
+    pub status: TaskStatus,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+}
+
+/// What [`Tables::lose`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// Queued again as a new attempt.
+    Requeued,
+    /// No attempt left: the task ended as `lost`.
+    Ended,
+    /// It was being cancelled anyway: it ended as `cancelled`.
+    Cancelled,
+    /// The task was not in that state and epoch any more.
+    Stale,
+}
+
+/// What [`Tables::cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// It was queued and is now `cancelled`.
+    Cancelled,
+    /// Its runner must stop it; the runner's report will end it.
+    Requested { runner_id: Option<i64>, epoch: i64 },
+}
+
+fn active() -> [&'static str; 2] {
+    [TaskStatus::Assigned.as_str(), TaskStatus::Running.as_str()]
+}
+
+impl Tables {
+    pub async fn create_task(&self, new: NewTask) -> Result<task::Model> {
+        let row = task::ActiveModel {
+            project_id: Set(new.project_id),
+            template_id: Set(new.template_id),
+            status: Set(TaskStatus::Queued.as_str().to_owned()),
+            attempt: Set(1),
+            max_attempts: Set(new.max_attempts.max(1)),
+            epoch: Set(0),
+            priority: Set(new.priority),
+            cancel_requested: Set(false),
+            spec: Set(new.spec.to_json()),
+            template_max_parallel: Set(new.template_max_parallel),
+            project_max_parallel: Set(new.project_max_parallel),
+            schedule_id: Set(new.schedule_id),
+            created_by: Set(new.created_by),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        };
+        Ok(row.insert(self.conn()).await?)
+    }
+
+    pub async fn task(&self, id: i64) -> Result<task::Model> {
+        task::Entity::find_by_id(id).one(self.conn()).await?.ok_or_else(|| Error::NotFound(format!("task {id}")))
+    }
+
+    /// The head of the queue: highest priority first, oldest first within a priority.
+    pub async fn queue_head(&self, limit: u64) -> Result<Vec<task::Model>> {
+        Ok(task::Entity::find()
+            .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()))
+            .order_by_desc(task::Column::Priority)
+            .order_by_asc(task::Column::Id)
+            .limit(limit)
+            .all(self.conn())
+            .await?)
+    }
+
+    /// How many tasks are assigned or running, per template and per project, for enforcing
+    /// `max_parallel`.
+    pub async fn active_counts(&self) -> Result<(HashMap<i64, i64>, HashMap<i64, i64>)> {
+        let rows: Vec<(i64, i64)> = task::Entity::find()
+            .select_only()
+            .column(task::Column::TemplateId)
+            .column(task::Column::ProjectId)
+            .filter(task::Column::Status.is_in(active()))
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        let (mut per_template, mut per_project) = (HashMap::new(), HashMap::new());
+        for (template, project) in rows {
+            *per_template.entry(template).or_insert(0) += 1;
+            *per_project.entry(project).or_insert(0) += 1;
+        }
+        Ok((per_template, per_project))
+    }
+
+    /// `queued → assigned` to `runner_id`, bumping the epoch. Returns the new epoch, or `None` if
+    /// another dispatcher claimed (or someone cancelled) the task first.
+    pub async fn claim(&self, task_id: i64, epoch: i64, runner_id: i64) -> Result<Option<i64>> {
+        let res = task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value(TaskStatus::Assigned.as_str()))
+            .col_expr(task::Column::Epoch, Expr::value(epoch + 1))
+            .col_expr(task::Column::RunnerId, Expr::value(runner_id))
+            .col_expr(task::Column::AssignedAt, Expr::value(now_ms()))
+            .filter(task::Column::Id.eq(task_id))
+            .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()))
+            .filter(task::Column::Epoch.eq(epoch))
+            .exec(self.conn())
+            .await?;
+        Ok((res.rows_affected == 1).then_some(epoch + 1))
+    }
+
+    /// `assigned → running`. Repeating it (a re-sent report, even after the end was recorded) is
+    /// harmless and still `true`; `false` means the epoch is stale.
+    pub async fn mark_running(&self, task_id: i64, epoch: i64, started_at: i64) -> Result<bool> {
+        let res = task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value(TaskStatus::Running.as_str()))
+            .col_expr(task::Column::StartedAt, Expr::value(started_at))
+            .filter(task::Column::Id.eq(task_id))
+            .filter(task::Column::Status.eq(TaskStatus::Assigned.as_str()))
+            .filter(task::Column::Epoch.eq(epoch))
+            .exec(self.conn())
+            .await?;
+        if res.rows_affected == 1 {
+            return Ok(true);
+        }
+        let t = task::Entity::find_by_id(task_id).one(self.conn()).await?;
+        Ok(t.is_some_and(|t| t.epoch == epoch && TaskStatus::parse(&t.status).is_some_and(|s| s != TaskStatus::Queued)))
+    }
+
+    /// `assigned | running → <final>` and the attempt's history row, in one transaction. Returns
+    /// `false` if the epoch is stale. A repeated report of an already recorded end returns `true`.
+    pub async fn finish(&self, f: Finish) -> Result<bool> {
+        let tx = self.write_tx().await?;
+        let Some(t) = task::Entity::find_by_id(f.task_id).lock_exclusive().one(&tx).await? else {
+            return Err(Error::NotFound(format!("task {}", f.task_id)));
+        };
+        if t.epoch != f.epoch {
+            return Ok(false);
+        }
+        if !active().contains(&t.status.as_str()) {
+            // Already ended at this epoch: a repeated report. A queued task is held by nobody.
+            return Ok(t.status != TaskStatus::Queued.as_str());
+        }
+        let now = now_ms();
+        let res = task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value(f.status.as_str()))
+            .col_expr(task::Column::ExitCode, Expr::value(f.exit_code))
+            .col_expr(task::Column::Error, Expr::value(f.error.clone()))
+            .col_expr(task::Column::FinishedAt, Expr::value(now))
+            .filter(task::Column::Id.eq(f.task_id))
+            .filter(task::Column::Epoch.eq(f.epoch))
+            .filter(task::Column::Status.is_in(active()))
+            .exec(&tx)
+            .await?;
+        if res.rows_affected != 1 {
+            return Ok(false);
+        }
+        let end = AttemptEnd { status: f.status, exit_code: f.exit_code, error: f.error, finished_at: now };
+        record_attempt(&tx, &t, end).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends the current attempt because its runner vanished or gave it up: queued again while
+    /// attempts are left, else `lost` (or `cancelled` if a cancel was pending). The epoch is
+    /// bumped either way, fencing out the old runner.
+    pub async fn lose(&self, task_id: i64, epoch: i64, reason: &str) -> Result<Lost> {
+        let tx = self.write_tx().await?;
+        let Some(t) = task::Entity::find_by_id(task_id).lock_exclusive().one(&tx).await? else {
+            return Ok(Lost::Stale);
+        };
+        if t.epoch != epoch || !active().contains(&t.status.as_str()) {
+            return Ok(Lost::Stale);
+        }
+        let now = now_ms();
+        let outcome = if t.cancel_requested {
+            Lost::Cancelled
+        } else if t.attempt < t.max_attempts {
+            Lost::Requeued
+        } else {
+            Lost::Ended
+        };
+        let mut q = task::Entity::update_many()
+            .col_expr(task::Column::Epoch, Expr::value(epoch + 1))
+            .filter(task::Column::Id.eq(task_id))
+            .filter(task::Column::Epoch.eq(epoch))
+            .filter(task::Column::Status.is_in(active()));
+        q = match outcome {
+            Lost::Requeued => q
+                .col_expr(task::Column::Status, Expr::value(TaskStatus::Queued.as_str()))
+                .col_expr(task::Column::Attempt, Expr::value(t.attempt + 1))
+                .col_expr(task::Column::RunnerId, Expr::value(Option::<i64>::None))
+                .col_expr(task::Column::AssignedAt, Expr::value(Option::<i64>::None))
+                .col_expr(task::Column::StartedAt, Expr::value(Option::<i64>::None)),
+            Lost::Cancelled | Lost::Ended => {
+                let status = if outcome == Lost::Cancelled { TaskStatus::Cancelled } else { TaskStatus::Lost };
+                q.col_expr(task::Column::Status, Expr::value(status.as_str()))
+                    .col_expr(task::Column::Error, Expr::value(reason))
+                    .col_expr(task::Column::FinishedAt, Expr::value(now))
+            }
+            Lost::Stale => unreachable!("decided above"),
+        };
+        if q.exec(&tx).await?.rows_affected != 1 {
+            return Ok(Lost::Stale);
+        }
+        let end =
+            AttemptEnd { status: TaskStatus::Lost, exit_code: None, error: Some(reason.to_owned()), finished_at: now };
+        record_attempt(&tx, &t, end).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Cancels a queued task at once, or marks an active one for its runner to stop. Finished
+    /// tasks are a conflict.
+    pub async fn cancel(&self, task_id: i64) -> Result<Cancel> {
+        let res = task::Entity::update_many()
+            .col_expr(task::Column::Status, Expr::value(TaskStatus::Cancelled.as_str()))
+            .col_expr(task::Column::CancelRequested, Expr::value(true))
+            .col_expr(task::Column::FinishedAt, Expr::value(now_ms()))
+            .filter(task::Column::Id.eq(task_id))
+            .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()))
+            .exec(self.conn())
+            .await?;
+        if res.rows_affected == 1 {
+            return Ok(Cancel::Cancelled);
+        }
+        let res = task::Entity::update_many()
+            .col_expr(task::Column::CancelRequested, Expr::value(true))
+            .filter(task::Column::Id.eq(task_id))
+            .filter(task::Column::Status.is_in(active()))
+            .exec(self.conn())
+            .await?;
+        let t = self.task(task_id).await?;
+        if res.rows_affected == 1 || (t.cancel_requested && !TaskStatus::parse(&t.status).is_some_and(|s| s.is_final()))
+        {
+            return Ok(Cancel::Requested { runner_id: t.runner_id, epoch: t.epoch });
+        }
+        Err(Error::Conflict(format!("task {task_id} already finished ({})", t.status)))
+    }
+
+    /// The tasks a runner holds (assigned or running).
+    pub async fn tasks_of_runner(&self, runner_id: i64) -> Result<Vec<task::Model>> {
+        Ok(task::Entity::find()
+            .filter(task::Column::RunnerId.eq(runner_id))
+            .filter(task::Column::Status.is_in(active()))
+            .all(self.conn())
+            .await?)
+    }
+
+    /// Active tasks of the given runners whose cancellation has not been carried out yet.
+    pub async fn cancel_pending(&self, runner_ids: Vec<i64>) -> Result<Vec<task::Model>> {
+        if runner_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(task::Entity::find()
+            .filter(task::Column::Status.is_in(active()))
+            .filter(task::Column::CancelRequested.eq(true))
+            .filter(task::Column::RunnerId.is_in(runner_ids))
+            .all(self.conn())
+            .await?)
+    }
+
+    /// Active tasks whose runner has not been seen since `cutoff` (or no longer exists).
+    pub async fn expired_leases(&self, cutoff: i64) -> Result<Vec<task::Model>> {
+        let tasks = task::Entity::find().filter(task::Column::Status.is_in(active())).all(self.conn()).await?;
+        if tasks.is_empty() {
+            return Ok(tasks);
+        }
+        let fresh: Vec<i64> = runner::Entity::find()
+            .select_only()
+            .column(runner::Column::Id)
+            .filter(runner::Column::LastSeen.gte(cutoff))
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        Ok(tasks.into_iter().filter(|t| !t.runner_id.is_some_and(|r| fresh.contains(&r))).collect())
+    }
+
+    /// Deletes every task of a project with its attempts and logs.
+    pub async fn purge_project(&self, project_id: i64) -> Result<u64> {
+        let ids: Vec<i64> = task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .filter(task::Column::ProjectId.eq(project_id))
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        for chunk in ids.chunks(500) {
+            let tx = self.write_tx().await?;
+            crate::entity::task_log_chunk::Entity::delete_many()
+                .filter(crate::entity::task_log_chunk::Column::TaskId.is_in(chunk.to_vec()))
+                .exec(&tx)
+                .await?;
+            task_attempt::Entity::delete_many()
+                .filter(task_attempt::Column::TaskId.is_in(chunk.to_vec()))
+                .exec(&tx)
+                .await?;
+            task::Entity::delete_many().filter(task::Column::Id.is_in(chunk.to_vec())).exec(&tx).await?;
+            tx.commit().await?;
+        }
+        Ok(ids.len() as u64)
+    }
+}
+
+/// How an attempt ended, for its history row.
+struct AttemptEnd {
+    status: TaskStatus,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    finished_at: i64,
+}
+
+async fn record_attempt(tx: &sea_orm::DatabaseTransaction, t: &task::Model, end: AttemptEnd) -> Result<()> {
+    let row = task_attempt::ActiveModel {
+        task_id: Set(t.id),
+        attempt: Set(t.attempt),
+        epoch: Set(t.epoch),
+        runner_id: Set(t.runner_id),
+        status: Set(end.status.as_str().to_owned()),
+        exit_code: Set(end.exit_code),
+        error: Set(end.error),
+        started_at: Set(t.started_at),
+        finished_at: Set(end.finished_at),
+        ..Default::default()
+    };
+    row.insert(tx).await?;
+    Ok(())
+}

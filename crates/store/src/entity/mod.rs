@@ -1,0 +1,12 @@
+//! sea-orm entities, one module per table. Times are milliseconds since the Unix epoch (UTC);
+//! JSON-valued columns are `String`s that the query modules parse.
+
+pub mod api_token;
+pub mod project;
+pub mod runner;
+pub mod session;
+pub mod task;
+pub mod task_attempt;
+pub mod task_log_chunk;
+pub mod template;
+pub mod user;

@@ -1,0 +1,24 @@
+//! Queries on the tables the gateway owns: users, sessions, API tokens, projects, templates. Only
+//! the gateway (and operator tools acting for it, such as `baton admin`) builds a [`Tables`].
+
+pub mod identity;
+pub mod projects;
+pub mod templates;
+
+/// The gateway's write access to its tables; reads of everything else go through the [`Store`](crate::Store)
+/// it derefs to.
+#[derive(Debug, Clone)]
+pub struct Tables(crate::Store);
+
+impl Tables {
+    pub fn new(store: crate::Store) -> Tables {
+        Tables(store)
+    }
+}
+
+impl std::ops::Deref for Tables {
+    type Target = crate::Store;
+    fn deref(&self) -> &crate::Store {
+        &self.0
+    }
+}

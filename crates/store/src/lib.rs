@@ -1,0 +1,113 @@
+//! Baton's SQL store: the entities of every table and the queries on them, grouped by the service
+//! that owns (is the only writer of) each table.
+//!
+//! - [`gateway`]: users, sessions, API tokens, projects, templates.
+//! - [`dispatcher`]: tasks, task attempts, task log chunks, runners.
+//! - [`views`]: read-only queries on dispatcher tables that other services need (the API's task
+//!   and log reads).
+//!
+//! A service calls only its own module and [`views`]; a tidy test keeps it that way.
+
+pub mod dispatcher;
+pub mod entity;
+mod error;
+pub mod gateway;
+mod spec;
+pub mod views;
+
+use std::time::Duration;
+
+use baton_migration::MigratorTrait;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+pub use error::{Error, Result};
+pub use spec::{LogLine, LogStream, TaskSpec};
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+    pub acquire_timeout: Duration,
+}
+
+/// A cheap-to-clone handle on the connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) without touching the schema.
+    pub async fn connect(opts: &Options) -> Result<Store> {
+        let mut co = ConnectOptions::new(opts.url.clone());
+        co.max_connections(opts.max_connections)
+            .min_connections(1)
+            .connect_timeout(opts.connect_timeout)
+            .acquire_timeout(opts.acquire_timeout)
+            .sqlx_logging(false);
+        // SQLite: WAL lets readers run beside the one writer, and a busy timeout makes writers queue
+        // instead of failing with "database is locked".
+        co.map_sqlx_sqlite_opts(|o| {
+            o.create_if_missing(true)
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+        });
+        let db = Database::connect(co).await.map_err(Error::from)?;
+        Ok(Store { db })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<()> {
+        baton_migration::Migrator::up(&self.db, None).await.map_err(Error::from)
+    }
+
+    /// Whether the database answers a trivial query; used by readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        self.db.execute_unprepared("SELECT 1").await.map(|_| ()).map_err(Error::from)
+    }
+
+    pub fn dialect(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::MySql => "mysql",
+            _ => "sqlite",
+        }
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade its lock while
+    /// another writer is active and fails at once, whatever the busy timeout.
+    pub async fn write_tx(&self) -> Result<sea_orm::DatabaseTransaction> {
+        let opts = sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        Ok(sea_orm::TransactionTrait::begin_with_options(&self.db, opts).await?)
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit of every time column.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// The names of migrations not applied yet.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>> {
+        let pending = baton_migration::Migrator::get_pending_migrations(&self.db).await?;
+        Ok(pending.iter().map(|m| m.name().to_owned()).collect())
+    }
+
+    /// The names of migrations already applied.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>> {
+        let applied = baton_migration::Migrator::get_applied_migrations(&self.db).await?;
+        Ok(applied.iter().map(|m| m.name().to_owned()).collect())
+    }
+}

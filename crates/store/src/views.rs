@@ -1,0 +1,98 @@
+//! Read-only queries on the dispatcher's tables for other services: the API's task reads and log
+//! pages. Nothing here writes.
+
+use baton_core::TaskStatus;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::entity::{task, task_log_chunk};
+use crate::spec::decode_lines;
+use crate::{Error, LogLine, Result, Store};
+
+/// Filters of a task listing.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub status: Option<TaskStatus>,
+    pub template_id: Option<i64>,
+    /// Only tasks with a smaller id (the cursor of the previous page).
+    pub before: Option<i64>,
+    pub limit: u64,
+}
+
+/// A page of a task's log.
+#[derive(Debug, Clone)]
+pub struct LogPage {
+    pub lines: Vec<LogLine>,
+    /// Whether more stored lines follow this page.
+    pub more: bool,
+}
+
+impl Store {
+    /// A task of a project; one of another project is "not found".
+    pub async fn project_task(&self, project_id: i64, id: i64) -> Result<task::Model> {
+        task::Entity::find_by_id(id)
+            .filter(task::Column::ProjectId.eq(project_id))
+            .one(self.conn())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("task {id} in project {project_id}")))
+    }
+
+    /// A project's tasks, newest first.
+    pub async fn project_tasks(&self, project_id: i64, f: &TaskFilter) -> Result<Vec<task::Model>> {
+        let mut q = task::Entity::find()
+            .filter(task::Column::ProjectId.eq(project_id))
+            .order_by_desc(task::Column::Id)
+            .limit(f.limit);
+        if let Some(st) = f.status {
+            q = q.filter(task::Column::Status.eq(st.as_str()));
+        }
+        if let Some(t) = f.template_id {
+            q = q.filter(task::Column::TemplateId.eq(t));
+        }
+        if let Some(b) = f.before {
+            q = q.filter(task::Column::Id.lt(b));
+        }
+        Ok(q.all(self.conn()).await?)
+    }
+
+    /// How many of a project's tasks are queued, assigned or running.
+    pub async fn unfinished_tasks(&self, project_id: i64) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        let unfinished = [TaskStatus::Queued, TaskStatus::Assigned, TaskStatus::Running].map(TaskStatus::as_str);
+        Ok(task::Entity::find()
+            .filter(task::Column::ProjectId.eq(project_id))
+            .filter(task::Column::Status.is_in(unfinished))
+            .count(self.conn())
+            .await?)
+    }
+
+    /// Up to `limit` lines with sequence numbers above `after`, in order.
+    pub async fn log_page(&self, task_id: i64, after: i64, limit: usize) -> Result<LogPage> {
+        let mut lines = Vec::new();
+        let mut cursor = after;
+        // Chunks hold many lines each; read a few at a time until the page is full.
+        loop {
+            let chunks = task_log_chunk::Entity::find()
+                .filter(task_log_chunk::Column::TaskId.eq(task_id))
+                .filter(task_log_chunk::Column::SeqLast.gt(cursor))
+                .order_by_asc(task_log_chunk::Column::SeqFirst)
+                .limit(16)
+                .all(self.conn())
+                .await?;
+            if chunks.is_empty() {
+                return Ok(LogPage { lines, more: false });
+            }
+            for chunk in chunks {
+                for line in decode_lines(&chunk.data)? {
+                    if line.seq <= cursor {
+                        continue;
+                    }
+                    if lines.len() == limit {
+                        return Ok(LogPage { lines, more: true });
+                    }
+                    cursor = line.seq;
+                    lines.push(line);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Gateway identity: users, login sessions and API tokens.
+
+use baton_store::Error;
+use baton_store::gateway::identity::{NewUser, UserChanges};
+use baton_store::now_ms;
+
+use crate::support;
+
+fn user<'a>(name: &'a str) -> NewUser<'a> {
+    NewUser { username: name, password_hash: "$argon2id$fake", admin: false }
+}
+
+fn digest(c: char) -> String {
+    c.to_string().repeat(64)
+}
+
+#[tokio::test]
+async fn create_user_and_duplicate_is_conflict() {
+    let db = support::db().await;
+    let g = db.gateway();
+    assert_eq!(g.count_users().await.unwrap(), 0);
+    let alice = g.create_user(NewUser { username: "alice", password_hash: "h1", admin: true }).await.unwrap();
+    assert_eq!((alice.username.as_str(), alice.password_hash.as_str(), alice.admin), ("alice", "h1", true));
+
+    let dup = g.create_user(user("alice")).await;
+    assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
+    assert_eq!(g.count_users().await.unwrap(), 1);
+
+    let bob = g.create_user(user("bob")).await.unwrap();
+    assert_eq!(g.user_by_name("bob").await.unwrap(), Some(bob.clone()));
+    assert_eq!(g.user_by_name("carol").await.unwrap(), None);
+    assert_eq!(g.user(alice.id).await.unwrap(), alice);
+    assert_eq!(g.users().await.unwrap(), vec![alice.clone(), bob.clone()]);
+    assert!(matches!(g.user(bob.id + 10).await, Err(Error::NotFound(_))));
+
+    // Renaming onto an existing name is a conflict too.
+    let rename = UserChanges { username: Some("alice".into()), ..Default::default() };
+    assert!(matches!(g.update_user(bob.id, rename).await, Err(Error::Conflict(_))));
+    let promote = UserChanges { admin: Some(true), ..Default::default() };
+    let bob2 = g.update_user(bob.id, promote).await.unwrap();
+    assert!(bob2.admin);
+    assert_eq!(bob2.username, "bob");
+}
+
+#[tokio::test]
+async fn sessions_expire() {
+    let db = support::db().await;
+    let g = db.gateway();
+    let u = g.create_user(user("u")).await.unwrap();
+    g.create_session(u.id, &digest('a'), 60_000).await.unwrap();
+    g.create_session(u.id, &digest('b'), 0).await.unwrap();
+    g.create_session(u.id, &digest('c'), -1_000).await.unwrap();
+
+    assert_eq!(g.session_user(&digest('a')).await.unwrap(), Some(u.clone()));
+    assert_eq!(g.session_user(&digest('b')).await.unwrap(), None, "ttl 0 is expired");
+    assert_eq!(g.session_user(&digest('c')).await.unwrap(), None);
+    assert_eq!(g.session_user(&digest('d')).await.unwrap(), None, "unknown");
+
+    g.delete_session(&digest('a')).await.unwrap();
+    assert_eq!(g.session_user(&digest('a')).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn tokens_find_their_user_until_expiry() {
+    let db = support::db().await;
+    let g = db.gateway();
+    let u = g.create_user(user("u")).await.unwrap();
+    let forever = g.create_token(u.id, "ci", &digest('1'), None).await.unwrap();
+    let later = g.create_token(u.id, "later", &digest('2'), Some(now_ms() + 60_000)).await.unwrap();
+    g.create_token(u.id, "old", &digest('3'), Some(now_ms() - 1)).await.unwrap();
+
+    assert_eq!(forever.name, "ci");
+    assert!(later.expires_at.is_some_and(|at| at > now_ms()));
+    assert_eq!(g.token_user(&digest('1')).await.unwrap(), Some(u.clone()));
+    assert_eq!(g.token_user(&digest('2')).await.unwrap(), Some(u.clone()));
+    assert_eq!(g.token_user(&digest('3')).await.unwrap(), None, "expired");
+    assert_eq!(g.token_user(&digest('4')).await.unwrap(), None, "unknown");
+
+    let names: Vec<String> = g.tokens_of(u.id).await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["ci", "later", "old"]);
+
+    // Token digests are unique.
+    let dup = g.create_token(u.id, "again", &digest('1'), None).await;
+    assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
+}
+
+#[tokio::test]
+async fn delete_token_only_of_its_owner() {
+    let db = support::db().await;
+    let g = db.gateway();
+    let alice = g.create_user(user("alice")).await.unwrap();
+    let bob = g.create_user(user("bob")).await.unwrap();
+    let tok = g.create_token(alice.id, "t", &digest('a'), None).await.unwrap();
+
+    let res = g.delete_token(bob.id, tok.id).await;
+    assert!(matches!(res, Err(Error::NotFound(_))), "{res:?}");
+    assert_eq!(g.token_user(&digest('a')).await.unwrap(), Some(alice.clone()), "still there");
+
+    g.delete_token(alice.id, tok.id).await.unwrap();
+    assert_eq!(g.token_user(&digest('a')).await.unwrap(), None);
+    assert!(g.tokens_of(alice.id).await.unwrap().is_empty());
+    assert!(matches!(g.delete_token(alice.id, tok.id).await, Err(Error::NotFound(_))));
+}
+
+#[tokio::test]
+async fn delete_user_removes_sessions_and_tokens() {
+    let db = support::db().await;
+    let g = db.gateway();
+    let u = g.create_user(user("u")).await.unwrap();
+    let other = g.create_user(user("other")).await.unwrap();
+    g.create_session(u.id, &digest('s'), 60_000).await.unwrap();
+    g.create_token(u.id, "t", &digest('t'), None).await.unwrap();
+    g.create_session(other.id, &digest('o'), 60_000).await.unwrap();
+
+    g.delete_user(u.id).await.unwrap();
+    assert!(matches!(g.user(u.id).await, Err(Error::NotFound(_))));
+    assert_eq!(g.session_user(&digest('s')).await.unwrap(), None);
+    assert_eq!(g.token_user(&digest('t')).await.unwrap(), None);
+    assert!(g.tokens_of(u.id).await.unwrap().is_empty());
+    assert_eq!(g.session_user(&digest('o')).await.unwrap(), Some(other), "others untouched");
+    assert!(matches!(g.delete_user(u.id).await, Err(Error::NotFound(_))));
+}

@@ -1,0 +1,83 @@
+//! Test support: a fresh, migrated SQLite store in a temporary directory, and task fixtures.
+
+use std::time::Duration;
+
+use baton_store::dispatcher::Tables;
+use baton_store::dispatcher::runners::RunnerSpec;
+use baton_store::dispatcher::tasks::NewTask;
+use baton_store::entity::task;
+use baton_store::{Options, Store, TaskSpec};
+use tempfile::TempDir;
+
+/// A store on its own database file; the directory lives as long as this value.
+pub struct TestDb {
+    pub store: Store,
+    _dir: TempDir,
+}
+
+impl TestDb {
+    pub fn dispatcher(&self) -> Tables {
+        Tables::new(self.store.clone())
+    }
+
+    pub fn gateway(&self) -> baton_store::gateway::Tables {
+        baton_store::gateway::Tables::new(self.store.clone())
+    }
+}
+
+/// Connects to a new SQLite file without migrating.
+pub async fn connect() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        url: format!("sqlite://{}/t.db?mode=rwc", dir.path().display()),
+        max_connections: 4,
+        connect_timeout: Duration::from_secs(5),
+        acquire_timeout: Duration::from_secs(5),
+    };
+    let store = Store::connect(&opts).await.unwrap();
+    TestDb { store, _dir: dir }
+}
+
+/// Connects to a new SQLite file and applies every migration.
+pub async fn db() -> TestDb {
+    let db = connect().await;
+    db.store.migrate().await.unwrap();
+    db
+}
+
+/// A task of `project_id`/`template_id` with the given priority and attempts.
+pub fn new_task(project_id: i64, template_id: i64, priority: i32, max_attempts: i32) -> NewTask {
+    NewTask {
+        project_id,
+        template_id,
+        spec: TaskSpec {
+            script: "echo hi".into(),
+            shell: "sh".into(),
+            env: [("A".to_owned(), "1".to_owned())].into(),
+            labels: vec!["linux".into()],
+            timeout_seconds: 30,
+        },
+        priority,
+        max_attempts,
+        template_max_parallel: 0,
+        project_max_parallel: 0,
+        schedule_id: None,
+        created_by: Some(7),
+    }
+}
+
+/// Creates (or re-keys) a runner named `name`.
+pub async fn runner(t: &Tables, name: &str) -> i64 {
+    let labels = vec!["linux".to_owned()];
+    let spec = RunnerSpec { name, labels: &labels, capacity: 2, secret_hash: &"0".repeat(64) };
+    t.ensure_runner(spec).await.unwrap().id
+}
+
+/// A task created and claimed by `runner_id`; returns the row after the claim.
+pub async fn assigned_task(t: &Tables, runner_id: i64, max_attempts: i32) -> task::Model {
+    let created = t.create_task(new_task(1, 1, 0, max_attempts)).await.unwrap();
+    let epoch = t.claim(created.id, created.epoch, runner_id).await.unwrap().unwrap();
+    let row = t.task(created.id).await.unwrap();
+    assert_eq!(row.epoch, epoch);
+    row
+}

@@ -1,0 +1,359 @@
+//! The fenced task state machine of `dispatcher::Tables`: create, claim, run, finish, lose,
+//! cancel, the queue head, active counts and expired leases.
+
+use baton_core::TaskStatus;
+use baton_store::dispatcher::tasks::{Cancel, Finish, Lost};
+use baton_store::{Error, TaskSpec, now_ms};
+
+use crate::support::{self, assigned_task, new_task, runner};
+
+fn finish(task_id: i64, epoch: i64, status: TaskStatus, exit_code: Option<i32>) -> Finish {
+    Finish { task_id, epoch, status, exit_code, error: None }
+}
+
+#[tokio::test]
+async fn create_task_is_queued_at_epoch_zero_attempt_one() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let new = new_task(3, 4, 5, 0);
+    let spec = new.spec.clone();
+    let row = t.create_task(new).await.unwrap();
+    assert_eq!(row.status, "queued");
+    assert_eq!(row.epoch, 0);
+    assert_eq!(row.attempt, 1);
+    assert_eq!(row.max_attempts, 1, "max_attempts is at least 1");
+    assert_eq!((row.project_id, row.template_id, row.priority), (3, 4, 5));
+    assert_eq!(row.runner_id, None);
+    assert!(!row.cancel_requested);
+    assert_eq!(row.created_by, Some(7));
+    assert_eq!(TaskSpec::from_json(&row.spec).unwrap(), spec);
+    assert_eq!(t.task(row.id).await.unwrap(), row);
+    assert!(matches!(t.task(row.id + 100).await, Err(Error::NotFound(_))));
+}
+
+#[tokio::test]
+async fn claim_with_current_epoch_wins_once() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let (r1, r2) = (runner(&t, "r1").await, runner(&t, "r2").await);
+    let task = t.create_task(new_task(1, 1, 0, 1)).await.unwrap();
+
+    assert_eq!(t.claim(task.id, 0, r1).await.unwrap(), Some(1));
+    assert_eq!(t.claim(task.id, 0, r2).await.unwrap(), None, "old epoch loses");
+    assert_eq!(t.claim(task.id, 1, r2).await.unwrap(), None, "not queued any more");
+
+    let row = t.task(task.id).await.unwrap();
+    assert_eq!(row.status, "assigned");
+    assert_eq!(row.epoch, 1);
+    assert_eq!(row.runner_id, Some(r1));
+    assert!(row.assigned_at.is_some());
+}
+
+#[tokio::test]
+async fn concurrent_claims_have_exactly_one_winner() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let (r1, r2) = (runner(&t, "r1").await, runner(&t, "r2").await);
+    for _ in 0..10 {
+        let task = t.create_task(new_task(1, 1, 0, 1)).await.unwrap();
+        let (a, b) = (db.dispatcher(), db.dispatcher());
+        let (ra, rb) = tokio::join!(a.claim(task.id, 0, r1), b.claim(task.id, 0, r2));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(ra.is_some() as u8 + rb.is_some() as u8, 1, "{ra:?} {rb:?}");
+        let winner = if ra.is_some() { r1 } else { r2 };
+        let row = t.task(task.id).await.unwrap();
+        assert_eq!(row.runner_id, Some(winner));
+        assert_eq!(row.epoch, 1);
+    }
+}
+
+#[tokio::test]
+async fn mark_running_needs_current_epoch() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 1).await;
+
+    assert!(!t.mark_running(task.id, task.epoch - 1, 111).await.unwrap());
+    assert!(!t.mark_running(task.id, task.epoch + 1, 111).await.unwrap());
+    assert_eq!(t.task(task.id).await.unwrap().status, "assigned");
+
+    assert!(t.mark_running(task.id, task.epoch, 111).await.unwrap());
+    let row = t.task(task.id).await.unwrap();
+    assert_eq!(row.status, "running");
+    assert_eq!(row.started_at, Some(111));
+
+    // A re-sent report is harmless and does not move started_at.
+    assert!(t.mark_running(task.id, task.epoch, 222).await.unwrap());
+    assert_eq!(t.task(task.id).await.unwrap().started_at, Some(111));
+}
+
+#[tokio::test]
+async fn finish_with_stale_epoch_changes_nothing() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 1).await;
+    assert!(t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+    let before = t.task(task.id).await.unwrap();
+
+    let stale = finish(task.id, task.epoch - 1, TaskStatus::Succeeded, Some(0));
+    assert!(!t.finish(stale).await.unwrap());
+    assert_eq!(t.task(task.id).await.unwrap(), before);
+
+    // The connection went back to the pool in a usable state after the early return.
+    let ok = finish(task.id, task.epoch, TaskStatus::Failed, Some(3));
+    assert!(t.finish(ok).await.unwrap());
+}
+
+#[tokio::test]
+async fn finish_records_final_state_and_repeat_is_harmless() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 1).await;
+    assert!(t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+
+    let mut f = finish(task.id, task.epoch, TaskStatus::Failed, Some(2));
+    f.error = Some("exit 2".into());
+    assert!(t.finish(f).await.unwrap());
+    let done = t.task(task.id).await.unwrap();
+    assert_eq!(done.status, "failed");
+    assert_eq!(done.exit_code, Some(2));
+    assert_eq!(done.error.as_deref(), Some("exit 2"));
+    assert!(done.finished_at.is_some());
+    assert_eq!(done.epoch, task.epoch);
+
+    // Repeated (or contradicting) report of the same attempt: accepted, nothing changes.
+    assert!(t.finish(finish(task.id, task.epoch, TaskStatus::Succeeded, Some(0))).await.unwrap());
+    assert_eq!(t.task(task.id).await.unwrap(), done);
+    // A re-sent "started" of the same attempt is acknowledged but changes nothing.
+    assert!(t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+    assert_eq!(t.task(task.id).await.unwrap(), done);
+    assert!(t.tasks_of_runner(r).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn finish_of_unknown_task_is_not_found() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let res = t.finish(finish(999, 1, TaskStatus::Succeeded, Some(0))).await;
+    assert!(matches!(res, Err(Error::NotFound(_))), "{res:?}");
+}
+
+#[tokio::test]
+async fn lose_requeues_while_attempts_are_left() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 2).await;
+    assert!(t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+
+    assert_eq!(t.lose(task.id, task.epoch, "runner gone").await.unwrap(), Lost::Requeued);
+    let row = t.task(task.id).await.unwrap();
+    assert_eq!(row.status, "queued");
+    assert_eq!(row.attempt, 2);
+    assert_eq!(row.epoch, task.epoch + 1);
+    assert_eq!(row.runner_id, None);
+    assert_eq!((row.assigned_at, row.started_at, row.finished_at), (None, None, None));
+
+    // The old runner is fenced out.
+    assert!(!t.finish(finish(task.id, task.epoch, TaskStatus::Succeeded, Some(0))).await.unwrap());
+    assert_eq!(t.task(task.id).await.unwrap(), row);
+    // And the new attempt can be claimed at the new epoch.
+    assert_eq!(t.claim(task.id, row.epoch, r).await.unwrap(), Some(row.epoch + 1));
+}
+
+#[tokio::test]
+async fn lose_ends_task_when_no_attempt_is_left() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 2).await;
+    assert_eq!(t.lose(task.id, task.epoch, "first").await.unwrap(), Lost::Requeued);
+    let e = t.claim(task.id, task.epoch + 1, r).await.unwrap().unwrap();
+
+    assert_eq!(t.lose(task.id, e, "heartbeat lease expired").await.unwrap(), Lost::Ended);
+    let row = t.task(task.id).await.unwrap();
+    assert_eq!(row.status, "lost");
+    assert_eq!(row.attempt, 2);
+    assert_eq!(row.epoch, e + 1);
+    assert_eq!(row.error.as_deref(), Some("heartbeat lease expired"));
+    assert!(row.finished_at.is_some());
+
+    // A final task cannot be lost again, whatever the epoch.
+    assert_eq!(t.lose(task.id, row.epoch, "again").await.unwrap(), Lost::Stale);
+    assert_eq!(t.task(task.id).await.unwrap(), row);
+}
+
+#[tokio::test]
+async fn lose_of_a_cancelling_task_cancels_it() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 3).await;
+    assert!(matches!(t.cancel(task.id).await.unwrap(), Cancel::Requested { .. }));
+
+    assert_eq!(t.lose(task.id, task.epoch, "runner gone").await.unwrap(), Lost::Cancelled);
+    let row = t.task(task.id).await.unwrap();
+    assert_eq!(row.status, "cancelled");
+    assert_eq!(row.attempt, 1, "no new attempt for a cancelled task");
+    assert_eq!(row.epoch, task.epoch + 1);
+    assert!(row.finished_at.is_some());
+}
+
+#[tokio::test]
+async fn lose_with_wrong_epoch_or_state_is_stale() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 3).await;
+
+    assert_eq!(t.lose(task.id, task.epoch - 1, "x").await.unwrap(), Lost::Stale);
+    assert_eq!(t.lose(task.id, task.epoch + 1, "x").await.unwrap(), Lost::Stale);
+    assert_eq!(t.task(task.id).await.unwrap(), task);
+
+    let queued = t.create_task(new_task(1, 1, 0, 3)).await.unwrap();
+    assert_eq!(t.lose(queued.id, queued.epoch, "x").await.unwrap(), Lost::Stale);
+    assert_eq!(t.task(queued.id).await.unwrap(), queued);
+    assert_eq!(t.lose(12345, 0, "x").await.unwrap(), Lost::Stale);
+}
+
+#[tokio::test]
+async fn cancel_queued_task_cancels_at_once() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = t.create_task(new_task(1, 1, 0, 1)).await.unwrap();
+
+    assert_eq!(t.cancel(task.id).await.unwrap(), Cancel::Cancelled);
+    let row = t.task(task.id).await.unwrap();
+    assert_eq!(row.status, "cancelled");
+    assert!(row.finished_at.is_some());
+    assert_eq!(t.claim(task.id, row.epoch, r).await.unwrap(), None, "a cancelled task is never claimed");
+    assert!(t.queue_head(10).await.unwrap().is_empty());
+    assert!(matches!(t.cancel(task.id).await, Err(Error::Conflict(_))));
+}
+
+#[tokio::test]
+async fn cancel_active_task_asks_its_runner() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 1).await;
+
+    let expected = Cancel::Requested { runner_id: Some(r), epoch: task.epoch };
+    assert_eq!(t.cancel(task.id).await.unwrap(), expected);
+    let row = t.task(task.id).await.unwrap();
+    assert!(row.cancel_requested);
+    assert_eq!(row.status, "assigned");
+    // Asking again is the same request (redelivered until acknowledged).
+    assert_eq!(t.cancel(task.id).await.unwrap(), expected);
+
+    // Also while running; the runner's report ends it.
+    assert!(t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+    assert_eq!(t.cancel(task.id).await.unwrap(), expected);
+    assert!(t.finish(finish(task.id, task.epoch, TaskStatus::Cancelled, None)).await.unwrap());
+    assert_eq!(t.task(task.id).await.unwrap().status, "cancelled");
+}
+
+#[tokio::test]
+async fn cancel_finished_task_is_conflict() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 1).await;
+    assert!(t.finish(finish(task.id, task.epoch, TaskStatus::Succeeded, Some(0))).await.unwrap());
+    let done = t.task(task.id).await.unwrap();
+
+    let res = t.cancel(task.id).await;
+    assert!(matches!(res, Err(Error::Conflict(_))), "{res:?}");
+    assert_eq!(t.task(task.id).await.unwrap(), done, "a refused cancel changes nothing");
+    assert!(matches!(t.cancel(9999).await, Err(Error::NotFound(_))));
+}
+
+#[tokio::test]
+async fn queue_head_orders_by_priority_then_age() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let mut ids = Vec::new();
+    for prio in [0, 5, 0, 9, 5, 0] {
+        ids.push(t.create_task(new_task(1, 1, prio, 1)).await.unwrap().id);
+    }
+    // Take one of priority 9 off the queue and add another, so only queued tasks are listed.
+    let extra = t.create_task(new_task(1, 1, 9, 1)).await.unwrap();
+    t.claim(extra.id, 0, r).await.unwrap().unwrap();
+
+    let head: Vec<i64> = t.queue_head(100).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(head, vec![ids[3], ids[1], ids[4], ids[0], ids[2], ids[5]]);
+    let top: Vec<i64> = t.queue_head(2).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(top, vec![ids[3], ids[1]]);
+}
+
+#[tokio::test]
+async fn active_counts_count_assigned_and_running() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    // (project, template): A=(1,10) assigned, B=(1,10) running, C=(1,11) assigned,
+    // D=(2,20) running, E=(2,20) queued, F=(2,21) succeeded.
+    let mk = |p, tpl| t.create_task(new_task(p, tpl, 0, 1));
+    let a = mk(1, 10).await.unwrap();
+    let b = mk(1, 10).await.unwrap();
+    let c = mk(1, 11).await.unwrap();
+    let d = mk(2, 20).await.unwrap();
+    let _e = mk(2, 20).await.unwrap();
+    let f = mk(2, 21).await.unwrap();
+    for x in [&a, &b, &c, &d, &f] {
+        assert_eq!(t.claim(x.id, 0, r).await.unwrap(), Some(1));
+    }
+    assert!(t.mark_running(b.id, 1, now_ms()).await.unwrap());
+    assert!(t.mark_running(d.id, 1, now_ms()).await.unwrap());
+    assert!(t.finish(finish(f.id, 1, TaskStatus::Succeeded, Some(0))).await.unwrap());
+
+    let (per_template, per_project) = t.active_counts().await.unwrap();
+    assert_eq!(per_template.len(), 3);
+    assert_eq!(per_template.get(&10), Some(&2));
+    assert_eq!(per_template.get(&11), Some(&1));
+    assert_eq!(per_template.get(&20), Some(&1));
+    assert_eq!(per_template.get(&21), None);
+    assert_eq!(per_project.len(), 2);
+    assert_eq!(per_project.get(&1), Some(&3));
+    assert_eq!(per_project.get(&2), Some(&1));
+}
+
+#[tokio::test]
+async fn expired_leases_find_tasks_of_silent_runners() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let old = runner(&t, "old").await;
+    let fresh = runner(&t, "fresh").await;
+    let never = runner(&t, "never").await;
+    t.runner_seen(old).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let cutoff = now_ms();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    t.runner_seen(fresh).await.unwrap();
+    assert!(t.runner(fresh).await.unwrap().last_seen.unwrap() >= cutoff);
+    assert!(t.runner(old).await.unwrap().last_seen.unwrap() < cutoff);
+
+    let of_old = assigned_task(&t, old, 1).await;
+    let of_fresh = assigned_task(&t, fresh, 1).await;
+    let of_never = assigned_task(&t, never, 1).await;
+    assert!(t.mark_running(of_never.id, of_never.epoch, now_ms()).await.unwrap());
+    // Finished and queued tasks have no lease.
+    let done = assigned_task(&t, old, 1).await;
+    assert!(t.finish(finish(done.id, done.epoch, TaskStatus::Succeeded, Some(0))).await.unwrap());
+    t.create_task(new_task(1, 1, 0, 1)).await.unwrap();
+
+    let mut expired: Vec<i64> = t.expired_leases(cutoff).await.unwrap().iter().map(|t| t.id).collect();
+    expired.sort_unstable();
+    assert_eq!(expired, vec![of_old.id, of_never.id]);
+    assert!(!expired.contains(&of_fresh.id));
+
+    // Once the old runner is seen again, its task is no longer expired.
+    t.runner_seen(old).await.unwrap();
+    let expired: Vec<i64> = t.expired_leases(cutoff).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(expired, vec![of_never.id]);
+}

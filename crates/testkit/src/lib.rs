@@ -1,0 +1,13 @@
+//! Test support: a Baton server started in-process on port 0 in a throwaway data directory, an
+//! API client that speaks API.md, and helpers for the steps most tests share. Everything here
+//! panics with a clear message on failure: it is only ever used by tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod client;
+mod server;
+
+pub use client::{Client, Resp};
+pub use server::{TestServer, free_port};
+
+/// The password of the admin every test server starts with.
+pub const ADMIN_PASSWORD: &str = "admin-password-1";

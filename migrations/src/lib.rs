@@ -1,0 +1,17 @@
+//! Baton's SQL schema as sea-orm migrations. The same migrations create the same schema on SQLite,
+//! PostgreSQL and MySQL/MariaDB, so they use only portable column types: ids are 64-bit integers,
+//! times are milliseconds since the Unix epoch (UTC) in 64-bit integers, and structured values
+//! (env, labels) are JSON in text columns.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}
