@@ -134,8 +134,10 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         .tcp_nodelay(true)
         .add_service(dispatcher.tasks_server())
         .add_service(dispatcher.runner_server())
+        // Small messages (assignments, acknowledgements) must not wait for Nagle's algorithm: the
+        // builder's tcp_nodelay only covers listeners it binds itself.
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc),
+            tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
             stop.clone().cancelled_owned(),
         );
     let mut services = tokio::task::JoinSet::new();

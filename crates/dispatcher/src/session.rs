@@ -201,7 +201,11 @@ impl Session {
         let Some(task) = chunk.task else { return Ok(()) };
         let lines: Vec<LogLine> = chunk.lines.iter().map(line).collect();
         let Some(last) = lines.last().map(|l| l.seq) else { return Ok(()) };
-        match self.svc.inner.tables.append_log(task.task_id, task.epoch, &lines).await? {
+        tracing::debug!(task_id = task.task_id, epoch = task.epoch, lines = lines.len(), "log chunk");
+        let t0 = std::time::Instant::now();
+        let appended = self.svc.inner.tables.append_log(task.task_id, task.epoch, &lines).await?;
+        tracing::debug!(task_id = task.task_id, took_us = t0.elapsed().as_micros() as u64, "log chunk stored");
+        match appended {
             Appended::Stored | Appended::Duplicate => self.ack(ack::What::Log(task), last).await,
             Appended::Stale => self.stop(task, "stale epoch").await,
         }
@@ -245,6 +249,7 @@ impl Session {
             }
         };
         self.svc.inner.registry.with(self.runner_id, |c| c.held.remove(&task.task_id));
+        tracing::debug!(task_id = task.task_id, epoch = task.epoch, recorded = done, "end reported");
         if done {
             self.ack(ack::What::Finished(task), 0).await;
         } else {

@@ -77,7 +77,12 @@ impl Service {
 
     /// Serves HTTP on `listener` until `shutdown`, then finishes in-flight requests.
     pub async fn run(self, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+        use axum::serve::ListenerExt;
         let app = self.router();
+        // Answers are small: do not hold them back for Nagle's algorithm.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
     }
 

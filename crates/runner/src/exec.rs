@@ -142,7 +142,10 @@ async fn spawn_and_wait(
     };
     let mut why = None;
     let status = tokio::select! {
-        s = child.wait() => s?,
+        s = child.wait() => {
+            tracing::debug!(task_id = job.task_id, "script exited");
+            s?
+        }
         _ = timeout => {
             why = Some(None);
             terminate(&mut child, pgid, kill_grace).await?
@@ -163,6 +166,7 @@ async fn spawn_and_wait(
     }
     let code = status.code();
     let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    tracing::debug!(task_id = job.task_id, ?code, ?signal, "script ended");
     Ok(match why {
         Some(None) => {
             (Outcome::TimedOut, code, format!("timed out after {}s; killed", job.timeout.unwrap_or_default().as_secs()))
@@ -183,8 +187,26 @@ async fn spawn_and_wait(
     })
 }
 
+/// The shell's absolute path, found on the runner's `PATH`. An absolute program lets the standard
+/// library start it with `posix_spawn`; a bare name combined with a changed environment makes it
+/// fall back to `fork`, whose cost grows with the runner's memory.
+fn resolve(shell: &str) -> PathBuf {
+    let shell = if shell.is_empty() { "bash" } else { shell };
+    if shell.contains('/') {
+        return PathBuf::from(shell);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(shell))
+        .find(|p| {
+            std::fs::metadata(p)
+                .is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(shell))
+}
+
 fn command(job: &Job, workdir: &Path, script: &Path) -> Command {
-    let mut cmd = Command::new(if job.shell.is_empty() { "bash" } else { &job.shell });
+    let mut cmd = Command::new(resolve(&job.shell));
     cmd.arg(script)
         .current_dir(workdir)
         .env_clear()
@@ -243,5 +265,19 @@ async fn read_lines(r: impl AsyncRead + Unpin, stream: Stream, events: mpsc::Unb
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shells_resolve_to_absolute_paths() {
+        let bash = resolve("bash");
+        assert!(bash.is_absolute(), "{bash:?}");
+        assert_eq!(resolve(""), bash);
+        assert_eq!(resolve("/bin/sh"), PathBuf::from("/bin/sh"));
+        assert_eq!(resolve("no-such-shell-here"), PathBuf::from("no-such-shell-here"));
     }
 }

@@ -85,6 +85,7 @@ impl Job {
             && let Some((fin, sent @ false)) = &mut self.finished
         {
             *sent = true;
+            tracing::debug!(task_id, epoch = self.epoch, "reporting the end");
             out.push(Msg::Finished(fin.clone()));
         }
     }
