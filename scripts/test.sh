@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace on a fresh Debian machine: installs what the tests need when it
-# is missing, builds once, and runs the whole suite with nextest.
+# Runs every test of the workspace on a fresh Debian machine: installs and starts what the tests
+# need (PostgreSQL and MariaDB servers on loopback), builds once, runs the whole suite on SQLite,
+# then the store and end-to-end suites again on PostgreSQL and on MariaDB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,13 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest…"
   cargo install cargo-nextest --locked
 fi
-# Scripts run by the tests use bash and coreutils, present on any Debian.
+eval "$(./scripts/services.sh)"
 
-cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+status=0
+echo "== every test, on SQLite"
+BATON_TEST_DATABASE=sqlite cargo nextest run --workspace --all-targets --no-fail-fast "$@" || status=1
+for dialect in postgres mysql; do
+  echo "== store and end-to-end suites, on $dialect"
+  BATON_TEST_DATABASE=$dialect cargo nextest run -p baton-store -p baton --test it --no-fail-fast "$@" || status=1
+done
+exit $status

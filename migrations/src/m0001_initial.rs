@@ -10,7 +10,8 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for table in tables() {
+        let big = Big(m.get_database_backend());
+        for table in tables(big) {
             m.create_table(table).await?;
         }
         for index in indexes() {
@@ -45,7 +46,32 @@ fn c(name: &str) -> Alias {
     Alias::new(name)
 }
 
-fn tables() -> Vec<TableCreateStatement> {
+/// Text that may be large (scripts, log chunks, JSON). MySQL's `TEXT` stops at 64 KiB, so there it
+/// is `LONGTEXT`; the other databases' `TEXT` has no such limit.
+#[derive(Clone, Copy)]
+struct Big(sea_orm_migration::sea_orm::DbBackend);
+
+impl Big {
+    fn text(self, name: &str) -> ColumnDef {
+        match self.0 {
+            sea_orm_migration::sea_orm::DbBackend::MySql => {
+                ColumnDef::new(c(name)).custom(c("LONGTEXT")).not_null().to_owned()
+            }
+            _ => text(c(name)),
+        }
+    }
+
+    fn text_null(self, name: &str) -> ColumnDef {
+        match self.0 {
+            sea_orm_migration::sea_orm::DbBackend::MySql => {
+                ColumnDef::new(c(name)).custom(c("LONGTEXT")).null().to_owned()
+            }
+            _ => text_null(c(name)),
+        }
+    }
+}
+
+fn tables(big: Big) -> Vec<TableCreateStatement> {
     vec![
         t("users")
             .col(big_pk_auto(c("id")))
@@ -72,7 +98,7 @@ fn tables() -> Vec<TableCreateStatement> {
         t("projects")
             .col(big_pk_auto(c("id")))
             .col(string_len_uniq(c("name"), 100))
-            .col(text(c("description")))
+            .col(big.text("description"))
             .col(integer(c("max_parallel")))
             .col(big_integer(c("created_at")))
             .col(big_integer(c("updated_at")))
@@ -81,11 +107,11 @@ fn tables() -> Vec<TableCreateStatement> {
             .col(big_pk_auto(c("id")))
             .col(big_integer(c("project_id")))
             .col(string_len(c("name"), 100))
-            .col(text(c("script")))
+            .col(big.text("script"))
             .col(string_len(c("shell"), 16))
-            .col(text(c("env")))
-            .col(text(c("secrets")))
-            .col(text(c("labels")))
+            .col(big.text("env"))
+            .col(big.text("secrets"))
+            .col(big.text("labels"))
             .col(integer(c("timeout_seconds")))
             .col(integer(c("max_attempts")))
             .col(integer(c("max_parallel")))
@@ -104,11 +130,11 @@ fn tables() -> Vec<TableCreateStatement> {
             .col(integer(c("priority")))
             .col(big_integer_null(c("runner_id")))
             .col(integer_null(c("exit_code")))
-            .col(text_null(c("error")))
+            .col(big.text_null("error"))
             .col(big_integer_null(c("schedule_id")))
             .col(big_integer_null(c("created_by")))
             .col(boolean(c("cancel_requested")))
-            .col(text(c("spec")))
+            .col(big.text("spec"))
             .col(integer(c("template_max_parallel")))
             .col(integer(c("project_max_parallel")))
             .col(big_integer(c("created_at")))
@@ -124,7 +150,7 @@ fn tables() -> Vec<TableCreateStatement> {
             .col(big_integer_null(c("runner_id")))
             .col(string_len(c("status"), 16))
             .col(integer_null(c("exit_code")))
-            .col(text_null(c("error")))
+            .col(big.text_null("error"))
             .col(big_integer_null(c("started_at")))
             .col(big_integer(c("finished_at")))
             .to_owned(),
@@ -133,12 +159,12 @@ fn tables() -> Vec<TableCreateStatement> {
             .col(big_integer(c("task_id")))
             .col(big_integer(c("seq_first")))
             .col(big_integer(c("seq_last")))
-            .col(text(c("data")))
+            .col(big.text("data"))
             .to_owned(),
         t("runners")
             .col(big_pk_auto(c("id")))
             .col(string_len_uniq(c("name"), 100))
-            .col(text(c("labels")))
+            .col(big.text("labels"))
             .col(integer(c("capacity")))
             .col(char_len(c("secret_hash"), 64))
             .col(boolean(c("paused")))

@@ -19,6 +19,11 @@ pub enum Error {
     Database(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database was migrated by a newer version of Baton.
+    #[error(
+        "the database schema is newer than this binary (it has migration {0}); run the newer Baton version, or restore a backup from before the upgrade"
+    )]
+    SchemaNewer(String),
 }
 
 impl From<DbErr> for Error {
@@ -48,7 +53,7 @@ impl Coded for Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::Unavailable(_) => ErrorCode::Unavailable,
-            Error::Database(_) | Error::Corrupt(_) => ErrorCode::Internal,
+            Error::Database(_) | Error::Corrupt(_) | Error::SchemaNewer(_) => ErrorCode::Internal,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod dispatcher;
 pub mod entity;
 mod error;
 pub mod gateway;
+mod migrate;
 mod spec;
 pub mod views;
 
@@ -59,11 +60,6 @@ impl Store {
         Ok(Store { db })
     }
 
-    /// Applies every pending migration.
-    pub async fn migrate(&self) -> Result<()> {
-        baton_migration::Migrator::up(&self.db, None).await.map_err(Error::from)
-    }
-
     /// Whether the database answers a trivial query; used by readiness checks.
     pub async fn ping(&self) -> Result<()> {
         self.db.execute_unprepared("SELECT 1").await.map(|_| ()).map_err(Error::from)
@@ -90,6 +86,22 @@ impl Store {
             ..Default::default()
         };
         Ok(sea_orm::TransactionTrait::begin_with_options(&self.db, opts).await?)
+    }
+}
+
+/// Ends a transaction explicitly: commits after `Ok`, rolls back after `Err`. Never leave it to
+/// `Drop`: a dropped transaction's rollback waits for the connection's next use, and until then
+/// its row locks (MySQL `FOR UPDATE`) block every other writer of those rows.
+pub(crate) async fn end_tx<T>(tx: sea_orm::DatabaseTransaction, result: Result<T>) -> Result<T> {
+    match result {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
     }
 }
 

@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod client;
+mod databases;
 mod server;
 
 pub use client::{Client, Resp};
+pub use databases::{Dialect, TestDatabase};
 pub use server::{TestServer, free_port};
 
 /// The password of the admin every test server starts with.

@@ -6,12 +6,14 @@ use baton::server::{Server, StartOptions};
 use baton_config::Config;
 use tempfile::TempDir;
 
-use crate::{ADMIN_PASSWORD, Client};
+use crate::{ADMIN_PASSWORD, Client, TestDatabase};
 
 /// A server on 127.0.0.1 port 0 with its own data directory (kept until the `TestServer` drops,
 /// so a test can restart on the same data).
 pub struct TestServer {
     server: Option<Server>,
+    /// The database of this run's dialect (`BATON_TEST_DATABASE`); kept across restarts.
+    db: std::sync::Arc<TestDatabase>,
     dir: Option<TempDir>,
     data_dir: PathBuf,
     adjust: Adjust,
@@ -22,9 +24,19 @@ pub struct TestServer {
 
 type Adjust = std::sync::Arc<dyn Fn(&mut Config) + Send + Sync>;
 
+/// Everything a (re)start needs.
+struct Boot {
+    dir: Option<TempDir>,
+    data_dir: PathBuf,
+    db: std::sync::Arc<TestDatabase>,
+    adjust: Adjust,
+    opts: StartOptions,
+}
+
 /// A configuration for tests: loopback, port 0, fast leases, short grace periods.
-pub fn test_config(data_dir: &Path) -> Config {
+pub fn test_config(data_dir: &Path, database_url: &str) -> Config {
     let vars = [
+        ("BATON_DATABASE_URL", database_url.to_owned()),
         ("BATON_DATA_DIR", data_dir.display().to_string()),
         ("BATON_HTTP_LISTEN", "127.0.0.1:0".into()),
         ("BATON_GRPC_LISTEN", "127.0.0.1:0".into()),
@@ -50,17 +62,26 @@ impl TestServer {
     pub async fn start_with(adjust: impl Fn(&mut Config) + Send + Sync + 'static) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().to_owned();
-        TestServer::boot(Some(dir), data_dir, std::sync::Arc::new(adjust), StartOptions::default()).await
+        let db = std::sync::Arc::new(TestDatabase::create().await);
+        TestServer::boot(Boot {
+            dir: Some(dir),
+            data_dir,
+            db,
+            adjust: std::sync::Arc::new(adjust),
+            opts: StartOptions::default(),
+        })
+        .await
     }
 
-    async fn boot(dir: Option<TempDir>, data_dir: PathBuf, adjust: Adjust, opts: StartOptions) -> TestServer {
-        let mut cfg = test_config(&data_dir);
+    async fn boot(b: Boot) -> TestServer {
+        let Boot { dir, data_dir, db, adjust, opts } = b;
+        let mut cfg = test_config(&data_dir, &db.url);
         adjust(&mut cfg);
         let server = baton::server::start(cfg, opts).await.expect("server starts");
         let url = format!("http://{}", server.http_addr);
         let client = Client::new(&url);
         client.login("admin", ADMIN_PASSWORD).await;
-        TestServer { server: Some(server), dir, data_dir, adjust, url, client }
+        TestServer { server: Some(server), db, dir, data_dir, adjust, url, client }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -92,17 +113,30 @@ impl TestServer {
     }
 
     /// Starts a server again on the same data directory (new ports), after `shutdown` or `crash`.
-    pub async fn restart(mut self) -> TestServer {
+    pub async fn restart(self) -> TestServer {
+        self.reboot(StartOptions::default()).await
+    }
+
+    async fn reboot(mut self, opts: StartOptions) -> TestServer {
         self.crash();
-        let dir = self.dir.take();
-        TestServer::boot(dir, self.data_dir.clone(), self.adjust.clone(), StartOptions::default()).await
+        let b = Boot {
+            dir: self.dir.take(),
+            data_dir: self.data_dir.clone(),
+            db: self.db.clone(),
+            adjust: self.adjust.clone(),
+            opts,
+        };
+        TestServer::boot(b).await
+    }
+
+    /// The database URL the server uses.
+    pub fn database_url(&self) -> &str {
+        &self.db.url
     }
 
     /// Like [`TestServer::restart`], without the local runner.
-    pub async fn restart_without_runner(mut self) -> TestServer {
-        self.crash();
-        let dir = self.dir.take();
-        TestServer::boot(dir, self.data_dir.clone(), self.adjust.clone(), StartOptions { no_runner: true }).await
+    pub async fn restart_without_runner(self) -> TestServer {
+        self.reboot(StartOptions { no_runner: true }).await
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use baton_testkit::{ADMIN_PASSWORD, Client, free_port};
+use baton_testkit::{ADMIN_PASSWORD, Client, TestDatabase, free_port};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
@@ -21,17 +21,23 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
-    /// Starts `baton server` on `data_dir` with fresh ports and waits until it answers and the
-    /// admin is logged in.
-    pub async fn start(data_dir: &Path, pid_dir: &Path) -> ChildServer {
+    /// Starts `baton server` on `data_dir` and the database `db` with fresh ports, and waits until
+    /// it answers and the admin is logged in.
+    pub async fn start(data_dir: &Path, pid_dir: &Path, db: &TestDatabase) -> ChildServer {
         let http = format!("127.0.0.1:{}", free_port());
         let grpc = format!("127.0.0.1:{}", free_port());
         let log = data_dir.join(format!("server-{}.log", free_port()));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_baton"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        // The harness's own variables are no configuration keys: a real server would refuse them.
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BATON_TEST_")) {
+            cmd.env_remove(k);
+        }
+        let child = cmd
             .arg("server")
             .current_dir(data_dir)
             .env("BATON_DATA_DIR", data_dir)
+            .env("BATON_DATABASE_URL", &db.url)
             .env("BATON_HTTP_LISTEN", &http)
             .env("BATON_GRPC_LISTEN", &grpc)
             .env("BATON_ADMIN_USERNAME", "admin")

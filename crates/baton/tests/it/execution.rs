@@ -128,7 +128,8 @@ async fn template_and_task_env_reach_the_script_and_no_server_variable_leaks() {
 async fn a_real_server_process_does_not_leak_its_baton_variables() {
     let dir = tempfile::tempdir().unwrap();
     let pids = tempfile::tempdir().unwrap();
-    let srv = ChildServer::start(dir.path(), pids.path()).await;
+    let db = baton_testkit::TestDatabase::create().await;
+    let srv = ChildServer::start(dir.path(), pids.path(), &db).await;
     let c = &srv.client;
     let pid = c.project().await;
     let tid = c.template(pid, json!({"script": "env | grep '^BATON_' | cut -d= -f1 | sort; echo end"})).await;

@@ -141,7 +141,8 @@ async fn child_template(srv: &ChildServer, pid: i64, script: &str) -> i64 {
 async fn a_sigkilled_server_process_leaves_no_task_running_forever() {
     let data = tempfile::tempdir().unwrap();
     let pids = tempfile::tempdir().unwrap();
-    let mut srv = ChildServer::start(data.path(), pids.path()).await;
+    let db = baton_testkit::TestDatabase::create().await;
+    let mut srv = ChildServer::start(data.path(), pids.path(), &db).await;
     let c = srv.client.clone();
     let pid = c.project().await;
     let tid = child_template(&srv, pid, "echo begin; sleep 30").await;
@@ -151,7 +152,7 @@ async fn a_sigkilled_server_process_leaves_no_task_running_forever() {
     let status = srv.wait_exit(Duration::from_secs(10)).await;
     assert!(!status.success(), "SIGKILL should not look like a clean exit: {status}");
 
-    let srv2 = ChildServer::start(srv.data_dir(), pids.path()).await;
+    let srv2 = ChildServer::start(srv.data_dir(), pids.path(), &db).await;
     let c = &srv2.client;
     let t0 = Instant::now();
     let task = c.wait_final(pid, id, WAIT).await;
@@ -170,7 +171,8 @@ async fn a_sigkilled_server_process_leaves_no_task_running_forever() {
 async fn sigterm_drains_a_real_server_process_and_the_task_succeeds() {
     let data = tempfile::tempdir().unwrap();
     let pids = tempfile::tempdir().unwrap();
-    let mut srv = ChildServer::start(data.path(), pids.path()).await;
+    let db = baton_testkit::TestDatabase::create().await;
+    let mut srv = ChildServer::start(data.path(), pids.path(), &db).await;
     let c = srv.client.clone();
     let pid = c.project().await;
     let tid = child_template(&srv, pid, "echo begin; sleep 1; echo end").await;
@@ -180,7 +182,7 @@ async fn sigterm_drains_a_real_server_process_and_the_task_succeeds() {
     let status = srv.wait_exit(Duration::from_secs(30)).await;
     assert_eq!(status.code(), Some(0), "SIGTERM exit status {status}; log:\n{}", srv.log_text());
 
-    let srv2 = ChildServer::start(srv.data_dir(), pids.path()).await;
+    let srv2 = ChildServer::start(srv.data_dir(), pids.path(), &db).await;
     let c = &srv2.client;
     let task = c.task(pid, id).await;
     assert_eq!(task["status"], "succeeded", "{task}");

@@ -5,7 +5,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySele
 use super::Tables;
 use crate::entity::{task, task_log_chunk};
 use crate::spec::encode_lines;
-use crate::{Error, LogLine, Result};
+use crate::{Error, LogLine, Result, end_tx};
 
 /// What happened to a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl Tables {
             .one(&tx)
             .await?;
         if current != Some(epoch) {
-            return Ok(Appended::Stale);
+            return end_tx(tx, Ok(Appended::Stale)).await;
         }
         let row = task_log_chunk::ActiveModel {
             task_id: Set(task_id),
@@ -44,12 +44,13 @@ impl Tables {
             ..Default::default()
         };
         match row.insert(&tx).await.map_err(Error::from) {
-            Ok(_) => {
-                tx.commit().await?;
-                Ok(Appended::Stored)
+            Ok(_) => end_tx(tx, Ok(Appended::Stored)).await,
+            Err(e) if e.is_unique_violation() => {
+                // PostgreSQL has aborted the transaction: roll it back, the chunk is there.
+                let _ = tx.rollback().await;
+                Ok(Appended::Duplicate)
             }
-            Err(e) if e.is_unique_violation() => Ok(Appended::Duplicate),
-            Err(e) => Err(e),
+            Err(e) => end_tx(tx, Err(e)).await,
         }
     }
 

@@ -13,7 +13,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use super::Tables;
 use crate::entity::{runner, task, task_attempt};
-use crate::{Error, Result, TaskSpec, now_ms};
+use crate::{Error, Result, TaskSpec, end_tx, now_ms};
 
 /// A task to create.
 #[derive(Debug, Clone)]
@@ -159,34 +159,8 @@ impl Tables {
     /// `false` if the epoch is stale. A repeated report of an already recorded end returns `true`.
     pub async fn finish(&self, f: Finish) -> Result<bool> {
         let tx = self.write_tx().await?;
-        let Some(t) = task::Entity::find_by_id(f.task_id).lock_exclusive().one(&tx).await? else {
-            return Err(Error::NotFound(format!("task {}", f.task_id)));
-        };
-        if t.epoch != f.epoch {
-            return Ok(false);
-        }
-        if !active().contains(&t.status.as_str()) {
-            // Already ended at this epoch: a repeated report. A queued task is held by nobody.
-            return Ok(t.status != TaskStatus::Queued.as_str());
-        }
-        let now = now_ms();
-        let res = task::Entity::update_many()
-            .col_expr(task::Column::Status, Expr::value(f.status.as_str()))
-            .col_expr(task::Column::ExitCode, Expr::value(f.exit_code))
-            .col_expr(task::Column::Error, Expr::value(f.error.clone()))
-            .col_expr(task::Column::FinishedAt, Expr::value(now))
-            .filter(task::Column::Id.eq(f.task_id))
-            .filter(task::Column::Epoch.eq(f.epoch))
-            .filter(task::Column::Status.is_in(active()))
-            .exec(&tx)
-            .await?;
-        if res.rows_affected != 1 {
-            return Ok(false);
-        }
-        let end = AttemptEnd { status: f.status, exit_code: f.exit_code, error: f.error, finished_at: now };
-        record_attempt(&tx, &t, end).await?;
-        tx.commit().await?;
-        Ok(true)
+        let result = finish_in(&tx, f).await;
+        end_tx(tx, result).await
     }
 
     /// Ends the current attempt because its runner vanished or gave it up: queued again while
@@ -194,48 +168,8 @@ impl Tables {
     /// bumped either way, fencing out the old runner.
     pub async fn lose(&self, task_id: i64, epoch: i64, reason: &str) -> Result<Lost> {
         let tx = self.write_tx().await?;
-        let Some(t) = task::Entity::find_by_id(task_id).lock_exclusive().one(&tx).await? else {
-            return Ok(Lost::Stale);
-        };
-        if t.epoch != epoch || !active().contains(&t.status.as_str()) {
-            return Ok(Lost::Stale);
-        }
-        let now = now_ms();
-        let outcome = if t.cancel_requested {
-            Lost::Cancelled
-        } else if t.attempt < t.max_attempts {
-            Lost::Requeued
-        } else {
-            Lost::Ended
-        };
-        let mut q = task::Entity::update_many()
-            .col_expr(task::Column::Epoch, Expr::value(epoch + 1))
-            .filter(task::Column::Id.eq(task_id))
-            .filter(task::Column::Epoch.eq(epoch))
-            .filter(task::Column::Status.is_in(active()));
-        q = match outcome {
-            Lost::Requeued => q
-                .col_expr(task::Column::Status, Expr::value(TaskStatus::Queued.as_str()))
-                .col_expr(task::Column::Attempt, Expr::value(t.attempt + 1))
-                .col_expr(task::Column::RunnerId, Expr::value(Option::<i64>::None))
-                .col_expr(task::Column::AssignedAt, Expr::value(Option::<i64>::None))
-                .col_expr(task::Column::StartedAt, Expr::value(Option::<i64>::None)),
-            Lost::Cancelled | Lost::Ended => {
-                let status = if outcome == Lost::Cancelled { TaskStatus::Cancelled } else { TaskStatus::Lost };
-                q.col_expr(task::Column::Status, Expr::value(status.as_str()))
-                    .col_expr(task::Column::Error, Expr::value(reason))
-                    .col_expr(task::Column::FinishedAt, Expr::value(now))
-            }
-            Lost::Stale => unreachable!("decided above"),
-        };
-        if q.exec(&tx).await?.rows_affected != 1 {
-            return Ok(Lost::Stale);
-        }
-        let end =
-            AttemptEnd { status: TaskStatus::Lost, exit_code: None, error: Some(reason.to_owned()), finished_at: now };
-        record_attempt(&tx, &t, end).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        let result = lose_in(&tx, task_id, epoch, reason).await;
+        end_tx(tx, result).await
     }
 
     /// Cancels a queued task at once, or marks an active one for its runner to stop. Finished
@@ -324,10 +258,84 @@ impl Tables {
                 .exec(&tx)
                 .await?;
             task::Entity::delete_many().filter(task::Column::Id.is_in(chunk.to_vec())).exec(&tx).await?;
-            tx.commit().await?;
+            end_tx(tx, Ok(())).await?;
         }
         Ok(ids.len() as u64)
     }
+}
+
+async fn finish_in(tx: &sea_orm::DatabaseTransaction, f: Finish) -> Result<bool> {
+    let Some(t) = task::Entity::find_by_id(f.task_id).lock_exclusive().one(tx).await? else {
+        return Err(Error::NotFound(format!("task {}", f.task_id)));
+    };
+    if t.epoch != f.epoch {
+        return Ok(false);
+    }
+    if !active().contains(&t.status.as_str()) {
+        // Already ended at this epoch: a repeated report. A queued task is held by nobody.
+        return Ok(t.status != TaskStatus::Queued.as_str());
+    }
+    let now = now_ms();
+    let res = task::Entity::update_many()
+        .col_expr(task::Column::Status, Expr::value(f.status.as_str()))
+        .col_expr(task::Column::ExitCode, Expr::value(f.exit_code))
+        .col_expr(task::Column::Error, Expr::value(f.error.clone()))
+        .col_expr(task::Column::FinishedAt, Expr::value(now))
+        .filter(task::Column::Id.eq(f.task_id))
+        .filter(task::Column::Epoch.eq(f.epoch))
+        .filter(task::Column::Status.is_in(active()))
+        .exec(tx)
+        .await?;
+    if res.rows_affected != 1 {
+        return Ok(false);
+    }
+    let end = AttemptEnd { status: f.status, exit_code: f.exit_code, error: f.error, finished_at: now };
+    record_attempt(tx, &t, end).await?;
+    Ok(true)
+}
+
+async fn lose_in(tx: &sea_orm::DatabaseTransaction, task_id: i64, epoch: i64, reason: &str) -> Result<Lost> {
+    let Some(t) = task::Entity::find_by_id(task_id).lock_exclusive().one(tx).await? else {
+        return Ok(Lost::Stale);
+    };
+    if t.epoch != epoch || !active().contains(&t.status.as_str()) {
+        return Ok(Lost::Stale);
+    }
+    let now = now_ms();
+    let outcome = if t.cancel_requested {
+        Lost::Cancelled
+    } else if t.attempt < t.max_attempts {
+        Lost::Requeued
+    } else {
+        Lost::Ended
+    };
+    let mut q = task::Entity::update_many()
+        .col_expr(task::Column::Epoch, Expr::value(epoch + 1))
+        .filter(task::Column::Id.eq(task_id))
+        .filter(task::Column::Epoch.eq(epoch))
+        .filter(task::Column::Status.is_in(active()));
+    q = match outcome {
+        Lost::Requeued => q
+            .col_expr(task::Column::Status, Expr::value(TaskStatus::Queued.as_str()))
+            .col_expr(task::Column::Attempt, Expr::value(t.attempt + 1))
+            .col_expr(task::Column::RunnerId, Expr::value(Option::<i64>::None))
+            .col_expr(task::Column::AssignedAt, Expr::value(Option::<i64>::None))
+            .col_expr(task::Column::StartedAt, Expr::value(Option::<i64>::None)),
+        Lost::Cancelled | Lost::Ended => {
+            let status = if outcome == Lost::Cancelled { TaskStatus::Cancelled } else { TaskStatus::Lost };
+            q.col_expr(task::Column::Status, Expr::value(status.as_str()))
+                .col_expr(task::Column::Error, Expr::value(reason))
+                .col_expr(task::Column::FinishedAt, Expr::value(now))
+        }
+        Lost::Stale => unreachable!("decided above"),
+    };
+    if q.exec(tx).await?.rows_affected != 1 {
+        return Ok(Lost::Stale);
+    }
+    let end =
+        AttemptEnd { status: TaskStatus::Lost, exit_code: None, error: Some(reason.to_owned()), finished_at: now };
+    record_attempt(tx, &t, end).await?;
+    Ok(outcome)
 }
 
 /// How an attempt ended, for its history row.

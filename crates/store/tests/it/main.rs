@@ -1,4 +1,5 @@
-//! Integration tests of `baton-store` against a fresh, migrated SQLite database per test.
+//! Integration tests of `baton-store`: one suite, run against SQLite, PostgreSQL and MariaDB
+//! (`BATON_TEST_DATABASE`), with a fresh, migrated database per test.
 
 #![allow(clippy::unwrap_used)]
 

@@ -8,7 +8,12 @@ async fn migrate_twice_is_idempotent() {
     db.store.migrate().await.unwrap();
     db.store.migrate().await.unwrap();
     db.store.ping().await.unwrap();
-    assert_eq!(db.store.dialect(), "sqlite");
+    let expected = match baton_testkit::Dialect::current() {
+        baton_testkit::Dialect::Sqlite => "sqlite",
+        baton_testkit::Dialect::Postgres => "postgres",
+        baton_testkit::Dialect::Mysql => "mysql",
+    };
+    assert_eq!(db.store.dialect(), expected);
     // The schema still works after the second run.
     let gw = db.gateway();
     assert_eq!(gw.count_users().await.unwrap(), 0);

@@ -1,4 +1,5 @@
-//! Test support: a fresh, migrated SQLite store in a temporary directory, and task fixtures.
+//! Test support: a fresh, migrated store on a database of its own (of the dialect this run tests:
+//! `BATON_TEST_DATABASE`), and task fixtures.
 
 use std::time::Duration;
 
@@ -7,12 +8,12 @@ use baton_store::dispatcher::runners::RunnerSpec;
 use baton_store::dispatcher::tasks::NewTask;
 use baton_store::entity::task;
 use baton_store::{Options, Store, TaskSpec};
-use tempfile::TempDir;
+use baton_testkit::TestDatabase;
 
-/// A store on its own database file; the directory lives as long as this value.
+/// A store on its own database; the database lives as long as this value.
 pub struct TestDb {
     pub store: Store,
-    _dir: TempDir,
+    _db: TestDatabase,
 }
 
 impl TestDb {
@@ -25,20 +26,20 @@ impl TestDb {
     }
 }
 
-/// Connects to a new SQLite file without migrating.
+/// Connects to a new database without migrating.
 pub async fn connect() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::create().await;
     let opts = Options {
-        url: format!("sqlite://{}/t.db?mode=rwc", dir.path().display()),
+        url: db.url.clone(),
         max_connections: 4,
         connect_timeout: Duration::from_secs(5),
         acquire_timeout: Duration::from_secs(5),
     };
     let store = Store::connect(&opts).await.unwrap();
-    TestDb { store, _dir: dir }
+    TestDb { store, _db: db }
 }
 
-/// Connects to a new SQLite file and applies every migration.
+/// Connects to a new database and applies every migration.
 pub async fn db() -> TestDb {
     let db = connect().await;
     db.store.migrate().await.unwrap();

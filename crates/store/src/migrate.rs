@@ -1,0 +1,91 @@
+//! Applying migrations safely when several nodes start at once: each node takes a database-wide
+//! lock first (a PostgreSQL advisory lock, a MySQL `GET_LOCK`), held on a connection of its own
+//! while the migrations run on the pool. A database that has migrations this binary does not know
+//! was migrated by a newer version, and is refused.
+
+use std::collections::HashSet;
+
+use baton_migration::MigratorTrait;
+use sea_orm::sqlx;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+use crate::{Error, Result, Store};
+
+/// Advisory lock key of migrations ("baton" in ASCII), per database on PostgreSQL.
+const PG_LOCK_KEY: i64 = 0x0062_6174_6f6e;
+/// How long a node waits for another node's migrations.
+const LOCK_WAIT_SECONDS: i64 = 300;
+
+impl Store {
+    /// Applies every pending migration under the database's migration lock.
+    pub async fn migrate(&self) -> Result<()> {
+        match self.conn().get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.conn().get_postgres_connection_pool();
+                let mut lock = pool.acquire().await.map_err(sqlx_error)?;
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(PG_LOCK_KEY)
+                    .execute(&mut *lock)
+                    .await
+                    .map_err(sqlx_error)?;
+                let result = self.migrate_unlocked().await;
+                let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(PG_LOCK_KEY).execute(&mut *lock).await;
+                result
+            }
+            DbBackend::MySql => {
+                let pool = self.conn().get_mysql_connection_pool();
+                let mut lock = pool.acquire().await.map_err(sqlx_error)?;
+                // Lock names are server-wide: include the database so that databases sharing a
+                // server do not wait for each other.
+                let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(CONCAT('baton_migrate:', DATABASE()), ?)")
+                    .bind(LOCK_WAIT_SECONDS)
+                    .fetch_one(&mut *lock)
+                    .await
+                    .map_err(sqlx_error)?;
+                if got != Some(1) {
+                    return Err(Error::Unavailable(format!(
+                        "another node held the migration lock for {LOCK_WAIT_SECONDS}s; retry when it has finished"
+                    )));
+                }
+                let result = self.migrate_unlocked().await;
+                let _ =
+                    sqlx::query("SELECT RELEASE_LOCK(CONCAT('baton_migrate:', DATABASE()))").execute(&mut *lock).await;
+                result
+            }
+            // A SQLite database belongs to one node.
+            _ => self.migrate_unlocked().await,
+        }
+    }
+
+    async fn migrate_unlocked(&self) -> Result<()> {
+        self.refuse_newer_schema().await?;
+        baton_migration::Migrator::up(self.conn(), None).await.map_err(Error::from)
+    }
+
+    /// Fails if the database has applied migrations this binary does not know.
+    async fn refuse_newer_schema(&self) -> Result<()> {
+        let backend = self.conn().get_database_backend();
+        let rows = match self
+            .conn()
+            .query_all_raw(Statement::from_string(backend, "SELECT version FROM seaql_migrations"))
+            .await
+        {
+            Ok(rows) => rows,
+            // No migrations table yet: a new database.
+            Err(_) => return Ok(()),
+        };
+        let known: HashSet<String> =
+            baton_migration::Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+        for row in rows {
+            let version: String = row.try_get("", "version")?;
+            if !known.contains(&version) {
+                return Err(Error::SchemaNewer(version));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sqlx_error(e: sqlx::Error) -> Error {
+    Error::Unavailable(format!("cannot take the migration lock: {e}"))
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Starts the database servers the tests use, each a private instance on loopback, installing the
+# Debian packages when they are missing, and prints the variables that point the tests at them
+# (`eval "$(scripts/services.sh)"`):
+#   BATON_TEST_POSTGRES_URL  admin URL of a PostgreSQL server (tests create a database each)
+#   BATON_TEST_MYSQL_URL     admin URL of a MariaDB server (likewise)
+# Instances are reused while they run, so repeated test runs start at once.
+set -euo pipefail
+
+services_dir="${BATON_TEST_SERVICES_DIR:-/tmp/baton-test-services}"
+pg_port="${BATON_TEST_POSTGRES_PORT:-55432}"
+my_port="${BATON_TEST_MYSQL_PORT:-53306}"
+mkdir -p "$services_dir"
+chmod 755 "$services_dir"
+
+apt_updated=""
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: $* missing and not root; install it (apt-get install $*) and retry" >&2
+    return 1
+  fi
+  if [ -z "$apt_updated" ]; then
+    apt-get -o DPkg::Lock::Timeout=120 update -qq >/dev/null
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq "$@" >/dev/null 2>&1
+}
+
+# Runs a command as the given system user (root cannot run the database servers).
+as_user() {
+  local user=$1; shift
+  if [ "$(id -u)" = 0 ]; then runuser -u "$user" -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$bin" ]; then
+    apt_install postgresql
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  fi
+  export BATON_TEST_PG_BIN="$bin"
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then return; fi
+  local data="$services_dir/postgres"
+  local owner=postgres
+  [ "$(id -u)" = 0 ] || owner=$(id -un)
+  if [ ! -f "$data/PG_VERSION" ]; then
+    rm -rf "$data"; mkdir -p "$data"; chown "$owner" "$data"
+    as_user "$owner" "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  # Test data is throwaway: skip durability for speed; many tests run at once.
+  as_user "$owner" "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+    -o "-p $pg_port -k $data -c listen_addresses=127.0.0.1 -c max_connections=1000 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=128MB" \
+    start >/dev/null
+}
+
+start_mariadb() {
+  if ! command -v mariadbd >/dev/null; then apt_install mariadb-server; fi
+  local dir="$services_dir/mariadb" owner=mysql
+  [ "$(id -u)" = 0 ] || owner=$(id -un)
+  if ! mariadb-admin --socket="$dir/sock" -uroot ping >/dev/null 2>&1; then
+    if [ ! -d "$dir/data/mysql" ]; then
+      rm -rf "$dir"; mkdir -p "$dir"; chown "$owner" "$dir"
+      as_user "$owner" mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal >/dev/null
+    fi
+    as_user "$owner" bash -c "nohup mariadbd --no-defaults --datadir='$dir/data' --port=$my_port --bind-address=127.0.0.1 \
+      --socket='$dir/sock' --pid-file='$dir/pid' --skip-log-bin --skip-name-resolve --max-connections=1000 \
+      --innodb-flush-log-at-trx-commit=0 --innodb-buffer-pool-size=128M --character-set-server=utf8mb4 \
+      --collation-server=utf8mb4_unicode_ci >'$dir/server.log' 2>&1 &"
+    for _ in $(seq 1 120); do
+      mariadb-admin --socket="$dir/sock" -uroot ping >/dev/null 2>&1 && break
+      sleep 0.5
+    done
+  fi
+  # Anonymous accounts would shadow the test user on loopback.
+  mariadb --socket="$dir/sock" -uroot -e "DELETE FROM mysql.global_priv WHERE User=''; FLUSH PRIVILEGES;
+    CREATE USER IF NOT EXISTS 'baton'@'%' IDENTIFIED BY 'baton'; GRANT ALL ON *.* TO 'baton'@'%' WITH GRANT OPTION; FLUSH PRIVILEGES;"
+}
+
+start_postgres
+start_mariadb
+echo "export BATON_TEST_PG_BIN='$BATON_TEST_PG_BIN'"
+echo "export BATON_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:$pg_port/postgres'"
+echo "export BATON_TEST_MYSQL_URL='mysql://baton:baton@127.0.0.1:$my_port/mysql'"
+echo "test services: PostgreSQL on 127.0.0.1:$pg_port, MariaDB on 127.0.0.1:$my_port" >&2
