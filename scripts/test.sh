@@ -17,7 +17,7 @@ eval "$(./scripts/services.sh)"
 
 status=0
 echo "== every test, on SQLite"
-BATON_TEST_DATABASE=sqlite cargo nextest run --workspace --all-targets --no-fail-fast "$@" || status=1
+BATON_TEST_DATABASE=sqlite cargo nextest run --workspace --lib --bins --tests --no-fail-fast "$@" || status=1
 for dialect in postgres mysql; do
   echo "== store and end-to-end suites, on $dialect"
   BATON_TEST_DATABASE=$dialect cargo nextest run -p baton-store -p baton --test it --no-fail-fast "$@" || status=1

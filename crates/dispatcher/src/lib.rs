@@ -58,6 +58,11 @@ struct Inner {
     wake: Notify,
     /// Set when the node drains: no new assignments, no new runner streams.
     draining: CancellationToken,
+    /// Since when the database has answered without interruption (`None` while it does not).
+    /// Leases expire only after a whole lease of reachability: during an outage no runner could
+    /// renew its lease, and expiring them the moment the database returns would declare every
+    /// busy runner lost.
+    db_reachable_since: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Service {
@@ -70,6 +75,7 @@ impl Service {
                 registry: registry::Registry::default(),
                 wake: Notify::new(),
                 draining: CancellationToken::new(),
+                db_reachable_since: std::sync::Mutex::new(None),
             }),
         }
     }

@@ -35,6 +35,21 @@ impl TasksApi {
     }
 }
 
+impl TasksApi {
+    /// Whether the database has been reachable for at least `lease` (see `db_reachable_since`).
+    async fn database_steady(&self, lease: std::time::Duration) -> Result<bool, Status> {
+        let ping = self.svc.inner.tables.ping().await;
+        let mut since = self.svc.inner.db_reachable_since.lock().unwrap_or_else(|e| e.into_inner());
+        match ping {
+            Err(e) => {
+                *since = None;
+                Err(e.to_status())
+            }
+            Ok(()) => Ok(since.get_or_insert_with(std::time::Instant::now).elapsed() >= lease),
+        }
+    }
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> Status {
     Error::Invalid { field, message: message.into() }.into()
 }
@@ -105,7 +120,11 @@ impl Tasks for TasksApi {
     async fn sweep(&self, req: Request<pb::SweepRequest>) -> Result<Response<pb::SweepResponse>, Status> {
         self.check(&req)?;
         let tables = &self.svc.inner.tables;
-        let cutoff = baton_store::now_ms() - self.svc.inner.opts.lease.as_millis() as i64;
+        let lease = self.svc.inner.opts.lease;
+        if !self.database_steady(lease).await? {
+            return Ok(Response::new(pb::SweepResponse::default()));
+        }
+        let cutoff = baton_store::now_ms() - lease.as_millis() as i64;
         let expired = tables.expired_leases(cutoff).await.map_err(|e| e.to_status())?;
         let mut resp = pb::SweepResponse::default();
         for t in expired {

@@ -52,8 +52,17 @@ impl Store {
                     sqlx::query("SELECT RELEASE_LOCK(CONCAT('baton_migrate:', DATABASE()))").execute(&mut *lock).await;
                 result
             }
-            // A SQLite database belongs to one node.
-            _ => self.migrate_unlocked().await,
+            // SQLite has transactional DDL: one write transaction holds off any other migrator
+            // (a second process on the same file, `baton migrate` beside a starting server).
+            _ => {
+                let tx = self.write_tx().await?;
+                let result = async {
+                    self.refuse_newer_schema().await?;
+                    baton_migration::Migrator::up(&tx, None).await.map_err(Error::from)
+                }
+                .await;
+                crate::end_tx(tx, result).await
+            }
         }
     }
 

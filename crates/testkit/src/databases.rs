@@ -59,6 +59,18 @@ fn with_database(base: &str, db: &str) -> String {
 }
 
 impl TestDatabase {
+    /// An existing database that the test manages itself (nothing is dropped).
+    pub fn existing(url: &str) -> TestDatabase {
+        let dialect = if url.starts_with("postgres") {
+            Dialect::Postgres
+        } else if url.starts_with("mysql") {
+            Dialect::Mysql
+        } else {
+            Dialect::Sqlite
+        };
+        TestDatabase { url: url.to_owned(), dialect, name: String::new(), _dir: None }
+    }
+
     /// A new database of the current dialect.
     pub async fn create() -> TestDatabase {
         TestDatabase::create_on(Dialect::current()).await
@@ -83,7 +95,7 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if self.dialect == Dialect::Sqlite {
+        if self.dialect == Dialect::Sqlite || self.name.is_empty() {
             return;
         }
         let admin = self.dialect.admin_url();

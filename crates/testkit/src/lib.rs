@@ -5,10 +5,12 @@
 
 mod client;
 mod databases;
+mod postgres;
 mod server;
 
 pub use client::{Client, Resp};
 pub use databases::{Dialect, TestDatabase};
+pub use postgres::PrivatePostgres;
 pub use server::{TestServer, free_port};
 
 /// The password of the admin every test server starts with.

@@ -60,9 +60,14 @@ impl TestServer {
 
     /// A server whose test configuration `adjust` changes first (kept for restarts).
     pub async fn start_with(adjust: impl Fn(&mut Config) + Send + Sync + 'static) -> TestServer {
+        TestServer::start_on(TestDatabase::create().await, adjust).await
+    }
+
+    /// A server on the given database.
+    pub async fn start_on(db: TestDatabase, adjust: impl Fn(&mut Config) + Send + Sync + 'static) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().to_owned();
-        let db = std::sync::Arc::new(TestDatabase::create().await);
+        let db = std::sync::Arc::new(db);
         TestServer::boot(Boot {
             dir: Some(dir),
             data_dir,

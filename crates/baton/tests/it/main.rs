@@ -7,6 +7,7 @@ mod api;
 mod bad_input;
 mod cancel_timeout;
 mod child_server;
+mod database_outage;
 mod execution;
 mod limits;
 mod restart;

@@ -20,3 +20,36 @@ async fn migrate_twice_is_idempotent() {
     let p = gw.create_project("p", "", 1).await.unwrap();
     assert_eq!(gw.project(p.id).await.unwrap().name, "p");
 }
+
+/// Nodes that start together all migrate at once: the lock makes them take turns, and every one
+/// of them ends with the full schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_migrations_take_turns() {
+    let first = support::connect().await;
+    let mut nodes = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let store = support::connect_to(first.url()).await;
+        nodes.spawn(async move { store.migrate().await });
+    }
+    while let Some(r) = nodes.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let pending = first.store.pending_migrations().await.unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
+    assert_eq!(first.store.applied_migrations().await.unwrap().len(), 1);
+    first.gateway().create_project("works", "", 0).await.unwrap();
+}
+
+/// A database migrated by a newer Baton is refused with a message saying so.
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    use sea_orm::ConnectionTrait;
+    let db = support::db().await;
+    db.store
+        .conn()
+        .execute_unprepared("INSERT INTO seaql_migrations (version, applied_at) VALUES ('m9999_from_the_future', 0)")
+        .await
+        .unwrap();
+    let err = db.store.migrate().await.unwrap_err().to_string();
+    assert!(err.contains("newer than this binary") && err.contains("m9999_from_the_future"), "{err}");
+}

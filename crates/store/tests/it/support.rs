@@ -17,6 +17,14 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    pub fn url(&self) -> &str {
+        self.db_url()
+    }
+
+    fn db_url(&self) -> &str {
+        &self._db.url
+    }
+
     pub fn dispatcher(&self) -> Tables {
         Tables::new(self.store.clone())
     }
@@ -29,14 +37,19 @@ impl TestDb {
 /// Connects to a new database without migrating.
 pub async fn connect() -> TestDb {
     let db = TestDatabase::create().await;
+    let store = connect_to(&db.url).await;
+    TestDb { store, _db: db }
+}
+
+/// Another pool on an existing database, as a second node would have.
+pub async fn connect_to(url: &str) -> Store {
     let opts = Options {
-        url: db.url.clone(),
+        url: url.to_owned(),
         max_connections: 4,
         connect_timeout: Duration::from_secs(5),
-        acquire_timeout: Duration::from_secs(5),
+        acquire_timeout: Duration::from_secs(30),
     };
-    let store = Store::connect(&opts).await.unwrap();
-    TestDb { store, _db: db }
+    Store::connect(&opts).await.unwrap()
 }
 
 /// Connects to a new database and applies every migration.

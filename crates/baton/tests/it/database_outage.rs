@@ -1,0 +1,68 @@
+//! Database trouble is handled, not fatal: while PostgreSQL is down the API answers 503 with a
+//! reason, the runner keeps its script running and keeps what it has to report, and when the
+//! database returns everything resumes by itself with nothing lost and nothing run twice.
+
+use std::time::{Duration, Instant};
+
+use baton_testkit::{PrivatePostgres, TestDatabase, TestServer};
+use serde_json::json;
+
+/// Polls `path` until it answers `status`, or panics after `within`.
+async fn wait_for_status(srv: &TestServer, path: &str, status: u16, within: Duration) -> baton_testkit::Resp {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = srv.client.get(path).await;
+        if r.status.as_u16() == status {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} did not answer {status} within {within:?}; last: {} {}",
+            r.status,
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_restart_in_the_middle_of_a_run_loses_nothing() {
+    let pg = PrivatePostgres::start();
+    let srv = TestServer::start_on(TestDatabase::existing(&pg.url()), |_| {}).await;
+    let c = &srv.client;
+    let pid = c.project().await;
+    let out = tempfile::tempdir().unwrap();
+    let marker = out.path().join("runs");
+    // Eight lines over four seconds; each run of the script leaves a mark, to count executions.
+    let script = format!("echo run >> {}; for i in $(seq 1 8); do echo line $i; sleep 0.5; done", marker.display());
+    let tid = c.template(pid, json!({"script": script, "max_attempts": 3})).await;
+    let id = c.submit(pid, tid).await;
+    c.wait_status(pid, id, &["running"], Duration::from_secs(20)).await;
+
+    pg.stop();
+    // Readiness and the API report the outage instead of failing obscurely.
+    let ready = wait_for_status(&srv, "/api/ready", 503, Duration::from_secs(10)).await;
+    assert_eq!(ready.error_code(), "unavailable");
+    assert!(ready.error_message().contains("database"), "{}", ready.text);
+    let r = wait_for_status(&srv, &format!("/api/v1/projects/{pid}/tasks/{id}"), 503, Duration::from_secs(15)).await;
+    assert_eq!(r.error_code(), "unavailable", "{}", r.text);
+    // The script ends while the database is away; its report must wait.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    pg.start_again();
+
+    wait_for_status(&srv, "/api/ready", 200, Duration::from_secs(30)).await;
+    let task = c.wait_final(pid, id, Duration::from_secs(40)).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(task["attempt"], 1, "the attempt was retried: {task}");
+    let lines = c.log_lines(pid, id).await;
+    let texts: Vec<_> = lines.iter().map(|l| l["text"].as_str().unwrap().to_owned()).collect();
+    let want: Vec<_> = (1..=8).map(|i| format!("line {i}")).collect();
+    assert_eq!(texts, want, "lost or duplicated lines");
+    let seqs: Vec<_> = lines.iter().map(|l| l["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().lines().count(), 1, "the script ran more than once");
+
+    // And work goes on.
+    let next = c.submit(pid, c.template(pid, json!({"script": "echo after"})).await).await;
+    assert_eq!(c.wait_final(pid, next, Duration::from_secs(30)).await["status"], "succeeded");
+}
