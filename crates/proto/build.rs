@@ -7,6 +7,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={root}/{file}");
     }
     let fds = protox::compile(files, [root])?;
+    // Kept for gRPC server reflection, so ordinary tools can list and call the services.
+    let out = std::env::var("OUT_DIR")?;
+    std::fs::write(format!("{out}/baton_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
     tonic_prost_build::configure().compile_fds(fds)?;
     Ok(())
 }

@@ -121,6 +121,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
             max_body_bytes: cfg.http.max_body_bytes,
             secure_cookies: cfg.http.secure_cookies,
             session_ttl: Duration::from_secs(cfg.http.session_ttl_hours * 3600),
+            runner_lease: Duration::from_secs(cfg.dispatcher.lease_seconds),
         },
         baton_gateway::Deps { store: store.clone(), dispatcher: channel.clone(), auth: auth.clone() },
     );
@@ -130,8 +131,20 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     );
 
     let stop = CancellationToken::new();
+    // The standard health and reflection services, so ordinary gRPC tools can inspect the node.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in ["", "baton.v1.Tasks", "baton.v1.Runner"] {
+        health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("cannot build the gRPC reflection service")?;
     let grpc_server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(reflection)
         .add_service(dispatcher.tasks_server())
         .add_service(dispatcher.runner_server())
         // Small messages (assignments, acknowledgements) must not wait for Nagle's algorithm: the
@@ -162,7 +175,15 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     tracing::info!(node_id = %node_id, http = %http_addr, grpc = %grpc_addr, runner = runner.is_some(), "baton server started");
 
     let drain = CancellationToken::new();
-    let task = tokio::spawn(lifecycle(Lifecycle { drain: drain.clone(), stop, services, runner, gateway, dispatcher }));
+    let task = tokio::spawn(lifecycle(Lifecycle {
+        drain: drain.clone(),
+        stop,
+        services,
+        runner,
+        gateway,
+        dispatcher,
+        health,
+    }));
     Ok(Server { http_addr, grpc_addr, node_id, drain, task })
 }
 
@@ -201,6 +222,7 @@ struct Lifecycle {
     runner: Option<LocalRunner>,
     gateway: baton_gateway::Service,
     dispatcher: baton_dispatcher::Service,
+    health: tonic_health::server::HealthReporter,
 }
 
 /// Runs until asked to drain (or a service fails), then shuts down in order.
@@ -221,6 +243,9 @@ async fn lifecycle(mut l: Lifecycle) -> anyhow::Result<()> {
     tracing::info!("draining: no new work; running scripts may finish");
     l.gateway.drain();
     l.dispatcher.drain();
+    for name in ["", "baton.v1.Tasks", "baton.v1.Runner"] {
+        l.health.set_service_status(name, tonic_health::ServingStatus::NotServing).await;
+    }
     if let Some((runner, token, handle)) = l.runner {
         token.cancel();
         let _ = handle.await;

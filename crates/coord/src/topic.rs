@@ -6,6 +6,9 @@ pub const DISPATCH: &str = "dispatch";
 /// Cancellation requests: payload is the task id in decimal.
 pub const CANCEL: &str = "cancel";
 
+/// A runner was paused, resumed or revoked: payload `<id> paused <bool>` or `<id> revoked`.
+pub const RUNNERS: &str = "runners";
+
 /// Task events of a project.
 pub fn project(project_id: i64) -> String {
     format!("project:{project_id}")

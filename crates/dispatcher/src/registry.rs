@@ -20,11 +20,13 @@ pub struct Conn {
     /// task id → epoch of the tasks this runner holds.
     pub held: HashMap<i64, i64>,
     pub draining: bool,
+    /// Paused by an admin: keeps what it runs, gets nothing new.
+    pub paused: bool,
 }
 
 impl Conn {
     pub fn free(&self) -> usize {
-        if self.draining { 0 } else { self.capacity.saturating_sub(self.held.len()) }
+        if self.draining || self.paused { 0 } else { self.capacity.saturating_sub(self.held.len()) }
     }
 
     /// Whether this runner has every label the task needs.
@@ -56,6 +58,11 @@ impl Registry {
         conn.session = inner.next_session;
         inner.conns.insert(runner_id, conn);
         inner.next_session
+    }
+
+    /// Drops the runner's stream whatever its session (it was revoked); returns its outbox.
+    pub fn evict(&self, runner_id: i64) -> Option<Outbox> {
+        self.lock().conns.remove(&runner_id).map(|c| c.outbox)
     }
 
     /// Removes the runner if `session` is still its current stream; returns the tasks it held.
@@ -117,6 +124,7 @@ mod tests {
             capacity,
             held: (0..held as i64).map(|i| (1000 + i, 1)).collect(),
             draining: false,
+            paused: false,
         }
     }
 

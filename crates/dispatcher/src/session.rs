@@ -40,6 +40,36 @@ type ServerStream = Pin<Box<dyn Stream<Item = Result<ServerMessage, Status>> + S
 impl pb::runner_server::Runner for RunnerApi {
     type AttachStream = ServerStream;
 
+    async fn register(&self, req: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let r = req.into_inner();
+        if r.name.is_empty() || r.name.len() > 100 {
+            return Err(Status::invalid_argument("name: give the runner a name of 1 to 100 characters"));
+        }
+        if let Some(bad) = r.labels.iter().find(|l| !baton_core::names::valid_label(l)) {
+            return Err(Status::invalid_argument(format!("labels: {bad:?} is not a valid label")));
+        }
+        let secret = token::generate("brs_");
+        let digest = token::digest(&secret);
+        let spec = baton_store::dispatcher::runners::RunnerSpec {
+            name: &r.name,
+            labels: &r.labels,
+            capacity: r.capacity.clamp(1, 1024) as i32,
+            secret_hash: &digest,
+        };
+        let registered = self
+            .svc
+            .inner
+            .tables
+            .register_runner(&token::digest(&r.token), spec)
+            .await
+            .map_err(|e| e.to_status())?
+            .ok_or_else(|| {
+                Status::unauthenticated("unknown or expired registration token; ask an admin for a new one")
+            })?;
+        tracing::info!(runner_id = registered.runner.id, name = %r.name, "runner registered");
+        Ok(Response::new(pb::RegisterResponse { runner_id: registered.runner.id, secret, labels: registered.labels }))
+    }
+
     async fn attach(&self, req: Request<Streaming<RunnerMessage>>) -> Result<Response<ServerStream>, Status> {
         if self.svc.inner.draining.is_cancelled() {
             return Err(Status::unavailable("this node is draining; connect to another one"));
@@ -99,6 +129,7 @@ impl Session {
     /// Records the runner, reconciles what it runs with SQL, registers it, and welcomes it.
     async fn open(mut self, hello: pb::Hello) -> Result<Session, Status> {
         let inner = &self.svc.inner;
+        let paused = inner.tables.runner(self.runner_id).await.map_err(|e| e.to_status())?.paused;
         let hello_row = baton_store::dispatcher::runners::Hello {
             node_id: &inner.opts.node_id,
             version: &hello.version,
@@ -114,6 +145,7 @@ impl Session {
             capacity: hello.capacity.max(1) as usize,
             held,
             draining: false,
+            paused,
         };
         self.session = inner.registry.insert(self.runner_id, conn);
         let welcome = Welcome {

@@ -4,7 +4,7 @@
 use baton_core::{Coded, TaskStatus, token};
 use baton_proto::v1::{self as pb, tasks_server::Tasks};
 use baton_store::TaskSpec;
-use baton_store::dispatcher::runners::RunnerSpec;
+use baton_store::dispatcher::runners::{NewRegistrationToken, RunnerSpec};
 use baton_store::dispatcher::tasks::{Cancel, Lost, NewTask};
 use bytes::Bytes;
 use tonic::{Request, Response, Status};
@@ -159,6 +159,50 @@ impl Tasks for TasksApi {
         let pid = req.into_inner().project_id;
         let n = self.svc.inner.tables.purge_project(pid).await.map_err(|e| e.to_status())?;
         Ok(Response::new(pb::PurgeProjectResponse { tasks_deleted: n }))
+    }
+
+    async fn create_registration_token(
+        &self,
+        req: Request<pb::CreateRegistrationTokenRequest>,
+    ) -> Result<Response<pb::CreateRegistrationTokenResponse>, Status> {
+        self.check(&req)?;
+        let r = req.into_inner();
+        if let Some(bad) = r.labels.iter().find(|l| !baton_core::names::valid_label(l)) {
+            return Err(invalid("labels", format!("{bad:?} is not a valid label")));
+        }
+        let ttl = if r.expires_in_seconds == 0 { 3600 } else { r.expires_in_seconds.min(365 * 86_400) };
+        let token = token::generate("brt_");
+        let expires_at = baton_store::now_ms() + ttl as i64 * 1000;
+        let new = NewRegistrationToken {
+            token_hash: &token::digest(&token),
+            labels: &r.labels,
+            project_id: r.project_id,
+            expires_at,
+        };
+        let row = self.svc.inner.tables.create_registration_token(new).await.map_err(|e| e.to_status())?;
+        Ok(Response::new(pb::CreateRegistrationTokenResponse { id: row.id, token, expires_at_ms: expires_at }))
+    }
+
+    async fn set_runner_paused(
+        &self,
+        req: Request<pb::SetRunnerPausedRequest>,
+    ) -> Result<Response<pb::SetRunnerPausedResponse>, Status> {
+        self.check(&req)?;
+        let r = req.into_inner();
+        self.svc.inner.tables.set_runner_paused(r.runner_id, r.paused).await.map_err(|e| e.to_status())?;
+        events::announce_runner(&self.svc, r.runner_id, events::RunnerChange::Paused(r.paused)).await;
+        Ok(Response::new(pb::SetRunnerPausedResponse {}))
+    }
+
+    async fn revoke_runner(
+        &self,
+        req: Request<pb::RevokeRunnerRequest>,
+    ) -> Result<Response<pb::RevokeRunnerResponse>, Status> {
+        self.check(&req)?;
+        let id = req.into_inner().runner_id;
+        self.svc.inner.tables.revoke_runner(id).await.map_err(|e| e.to_status())?;
+        events::announce_runner(&self.svc, id, events::RunnerChange::Revoked).await;
+        Ok(Response::new(pb::RevokeRunnerResponse {}))
     }
 
     async fn ensure_runner(

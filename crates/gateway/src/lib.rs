@@ -28,6 +28,8 @@ pub struct Options {
     pub max_body_bytes: usize,
     pub secure_cookies: bool,
     pub session_ttl: Duration,
+    /// A runner not seen for this long shows as offline.
+    pub runner_lease: Duration,
 }
 
 /// What the gateway needs from outside.

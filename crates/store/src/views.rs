@@ -65,6 +65,43 @@ impl Store {
             .await?)
     }
 
+    /// Runners that are not revoked, oldest first.
+    pub async fn runners(&self) -> Result<Vec<crate::entity::runner::Model>> {
+        use crate::entity::runner;
+        Ok(runner::Entity::find()
+            .filter(runner::Column::Revoked.eq(false))
+            .order_by_asc(runner::Column::Id)
+            .all(self.conn())
+            .await?)
+    }
+
+    /// A runner that is not revoked.
+    pub async fn active_runner(&self, id: i64) -> Result<crate::entity::runner::Model> {
+        use crate::entity::runner;
+        runner::Entity::find_by_id(id)
+            .filter(runner::Column::Revoked.eq(false))
+            .one(self.conn())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("runner {id}")))
+    }
+
+    /// How many tasks each runner holds (assigned or running).
+    pub async fn running_per_runner(&self) -> Result<std::collections::HashMap<i64, i64>> {
+        let active = [TaskStatus::Assigned.as_str(), TaskStatus::Running.as_str()];
+        let rows: Vec<Option<i64>> = task::Entity::find()
+            .select_only()
+            .column(task::Column::RunnerId)
+            .filter(task::Column::Status.is_in(active))
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows.into_iter().flatten() {
+            *out.entry(r).or_insert(0) += 1;
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` lines with sequence numbers above `after`, in order.
     pub async fn log_page(&self, task_id: i64, after: i64, limit: usize) -> Result<LogPage> {
         let mut lines = Vec::new();

@@ -93,6 +93,26 @@ impl TestServer {
         &self.data_dir
     }
 
+    /// The gRPC URL runners dial.
+    pub fn grpc_url(&self) -> String {
+        self.server.as_ref().map(|s| format!("http://{}", s.grpc_addr)).unwrap_or_default()
+    }
+
+    /// A server without the local runner: only remote runners take its work.
+    pub async fn start_without_runner() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().to_owned();
+        let db = std::sync::Arc::new(TestDatabase::create().await);
+        TestServer::boot(Boot {
+            dir: Some(dir),
+            data_dir,
+            db,
+            adjust: std::sync::Arc::new(|_| {}),
+            opts: StartOptions { no_runner: true },
+        })
+        .await
+    }
+
     /// The node id in `X-Baton-Node`.
     pub fn node_id(&self) -> String {
         self.server.as_ref().map(|s| s.node_id.clone()).unwrap_or_default()

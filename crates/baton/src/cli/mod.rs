@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod runner;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,12 @@ enum Command {
     },
     /// Measures a running Baton through its HTTP API.
     Bench(bench::BenchArgs),
+    /// A remote runner: register it, then run it (`--config` is the runner's file, default
+    /// runner.toml).
+    Runner {
+        #[command(subcommand)]
+        command: runner::RunnerCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,6 +110,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(b) => bench::run(b).await,
+        Command::Runner { command } => {
+            runner::run(command, args.config.unwrap_or_else(|| PathBuf::from("runner.toml"))).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

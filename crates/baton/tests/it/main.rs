@@ -9,6 +9,8 @@ mod cancel_timeout;
 mod child_server;
 mod database_outage;
 mod execution;
+mod grpc_services;
 mod limits;
+mod remote_runners;
 mod restart;
 mod smoke;

@@ -4,6 +4,7 @@
 mod identity;
 mod probes;
 mod projects;
+mod runners;
 mod tasks;
 mod templates;
 
@@ -39,7 +40,10 @@ pub fn router(state: AppState) -> Router {
         .route("/projects/{pid}/tasks/{id}", get(tasks::get))
         .route("/projects/{pid}/tasks/{id}/log", get(tasks::log))
         .route("/projects/{pid}/tasks/{id}/log/raw", get(tasks::raw_log))
-        .route("/projects/{pid}/tasks/{id}/cancel", post(tasks::cancel));
+        .route("/projects/{pid}/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/runner-registration-tokens", post(runners::create_token))
+        .route("/runners", get(runners::list))
+        .route("/runners/{id}", get(runners::get).patch(runners::update).delete(runners::delete));
     let max_body = state.opts.max_body_bytes;
     Router::new()
         .route("/api/health", get(probes::health))

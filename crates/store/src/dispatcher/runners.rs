@@ -4,7 +4,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::Tables;
-use crate::entity::runner;
+use crate::entity::{registration_token, runner};
 use crate::{Error, Result, now_ms};
 
 /// A runner to create or re-key.
@@ -82,6 +82,95 @@ impl Tables {
             .filter(runner::Column::Id.eq(id))
             .exec(self.conn())
             .await?;
+        Ok(())
+    }
+}
+
+/// A registration token to store.
+pub struct NewRegistrationToken<'a> {
+    pub token_hash: &'a str,
+    pub labels: &'a [String],
+    pub project_id: Option<i64>,
+    pub expires_at: i64,
+}
+
+/// A runner created by registration.
+pub struct Registered {
+    pub runner: runner::Model,
+    pub labels: Vec<String>,
+}
+
+impl Tables {
+    pub async fn create_registration_token(&self, t: NewRegistrationToken<'_>) -> Result<registration_token::Model> {
+        let row = registration_token::ActiveModel {
+            token_hash: Set(t.token_hash.to_owned()),
+            labels: Set(serde_json::to_string(t.labels).unwrap_or_default()),
+            project_id: Set(t.project_id),
+            created_at: Set(now_ms()),
+            expires_at: Set(t.expires_at),
+            ..Default::default()
+        };
+        Ok(row.insert(self.conn()).await?)
+    }
+
+    /// Creates the runner `spec.name` if `token_hash` belongs to an unexpired registration token.
+    /// The runner gets its own labels plus the token's. `Ok(None)`: no such token.
+    pub async fn register_runner(&self, token_hash: &str, spec: RunnerSpec<'_>) -> Result<Option<Registered>> {
+        let token = registration_token::Entity::find()
+            .filter(registration_token::Column::TokenHash.eq(token_hash))
+            .filter(registration_token::Column::ExpiresAt.gt(now_ms()))
+            .one(self.conn())
+            .await?;
+        let Some(token) = token else { return Ok(None) };
+        let mut labels: Vec<String> = serde_json::from_str(&token.labels).unwrap_or_default();
+        for l in spec.labels {
+            if !labels.contains(l) {
+                labels.push(l.clone());
+            }
+        }
+        let row = runner::ActiveModel {
+            name: Set(spec.name.to_owned()),
+            labels: Set(serde_json::to_string(&labels).unwrap_or_default()),
+            capacity: Set(spec.capacity),
+            secret_hash: Set(spec.secret_hash.to_owned()),
+            paused: Set(false),
+            revoked: Set(false),
+            version: Set(String::new()),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        };
+        let runner = row.insert(self.conn()).await.map_err(|e| match Error::from(e) {
+            Error::Conflict(_) => {
+                Error::Conflict(format!("a runner named {:?} already exists; pick another name", spec.name))
+            }
+            other => other,
+        })?;
+        Ok(Some(Registered { runner, labels }))
+    }
+
+    pub async fn set_runner_paused(&self, id: i64, paused: bool) -> Result<()> {
+        let res = runner::Entity::update_many()
+            .col_expr(runner::Column::Paused, Expr::value(paused))
+            .filter(runner::Column::Id.eq(id))
+            .exec(self.conn())
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(Error::NotFound(format!("runner {id}")));
+        }
+        Ok(())
+    }
+
+    /// Revokes a runner: its secret is forgotten, so it can never authenticate again.
+    pub async fn revoke_runner(&self, id: i64) -> Result<()> {
+        let res = runner::Entity::update_many()
+            .col_expr(runner::Column::Revoked, Expr::value(true))
+            .col_expr(runner::Column::SecretHash, Expr::value("revoked"))
+            .filter(runner::Column::Id.eq(id))
+            .exec(self.conn())
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(Error::NotFound(format!("runner {id}")));
+        }
         Ok(())
     }
 }

@@ -1,0 +1,148 @@
+//! `baton runner register` trades a registration token for a runner identity and writes it to the
+//! runner's config file (mode 0600); `baton runner run` starts the runner from that file.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use baton_proto::v1::RegisterRequest;
+use baton_proto::v1::runner_client::RunnerClient;
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Subcommand, Debug)]
+pub enum RunnerCommand {
+    /// Registers this machine as a runner and writes its config file.
+    Register {
+        /// The dispatcher's gRPC URL (through the load balancer), e.g. http://baton.internal:7000.
+        #[arg(long)]
+        url: String,
+        /// A registration token from `POST /api/v1/runner-registration-tokens`.
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated labels.
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+        /// Scripts it runs at once.
+        #[arg(long, default_value_t = 4)]
+        capacity: u32,
+        /// Overwrite an existing config file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Runs the runner described by its config file until SIGTERM or ctrl-c.
+    Run,
+}
+
+/// The runner's config file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunnerFile {
+    url: String,
+    runner_id: i64,
+    secret: String,
+    name: String,
+    #[serde(default)]
+    labels: Vec<String>,
+    capacity: u32,
+    /// Where task working directories go; defaults to `./baton-runner` beside the config file.
+    work_dir: Option<PathBuf>,
+    #[serde(default = "default_kill_grace")]
+    kill_grace_ms: u64,
+    #[serde(default = "default_shutdown_grace")]
+    shutdown_grace_seconds: u64,
+}
+
+fn default_kill_grace() -> u64 {
+    1000
+}
+
+fn default_shutdown_grace() -> u64 {
+    30
+}
+
+/// Runs `cmd`; `file` is the runner's config file (`--config`, default `runner.toml`).
+pub async fn run(cmd: RunnerCommand, file: PathBuf) -> anyhow::Result<()> {
+    match cmd {
+        RunnerCommand::Register { url, token, name, labels, capacity, force } => {
+            if file.exists() && !force {
+                bail!(
+                    "{} exists; pass --force to replace it (the old identity stops working only if revoked)",
+                    file.display()
+                );
+            }
+            let mut client = RunnerClient::connect(url.clone())
+                .await
+                .with_context(|| format!("cannot reach the dispatcher at {url}"))?;
+            let req =
+                RegisterRequest { token, name: name.clone(), labels, capacity, version: baton_core::VERSION.into() };
+            let resp = client
+                .register(req)
+                .await
+                .map_err(|s| anyhow::anyhow!("registration refused: {}", s.message()))?
+                .into_inner();
+            let cfg = RunnerFile {
+                url,
+                runner_id: resp.runner_id,
+                secret: resp.secret,
+                name,
+                labels: resp.labels,
+                capacity,
+                work_dir: None,
+                kill_grace_ms: default_kill_grace(),
+                shutdown_grace_seconds: default_shutdown_grace(),
+            };
+            write_private(&file, &toml::to_string_pretty(&cfg)?)?;
+            println!("registered runner {} (id {}); its config is in {}", cfg.name, cfg.runner_id, file.display());
+            Ok(())
+        }
+        RunnerCommand::Run => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let cfg: RunnerFile =
+                toml::from_str(&text).with_context(|| format!("{} is not a valid runner config", file.display()))?;
+            baton_telemetry::init("info", baton_telemetry::Format::Auto).map_err(anyhow::Error::msg)?;
+            let work_dir =
+                cfg.work_dir.clone().unwrap_or_else(|| file.parent().unwrap_or(Path::new(".")).join("baton-runner"));
+            let runner = baton_runner::Runner::new(baton_runner::Options {
+                url: cfg.url,
+                runner_id: cfg.runner_id,
+                secret: cfg.secret,
+                labels: cfg.labels,
+                capacity: cfg.capacity,
+                work_dir,
+                kill_grace: Duration::from_millis(cfg.kill_grace_ms),
+                shutdown_grace: Duration::from_secs(cfg.shutdown_grace_seconds),
+            })?;
+            let stop = CancellationToken::new();
+            let signal = stop.clone();
+            tokio::spawn(async move {
+                super::wait_for_signal().await;
+                tracing::info!("shutdown requested; finishing running scripts (signal again to stop at once)");
+                signal.cancel();
+                super::wait_for_signal().await;
+                std::process::exit(130);
+            });
+            runner.run(stop).await;
+            Ok(())
+        }
+    }
+}
+
+/// Writes `text` to `path` readable by its owner only: it holds the runner's secret.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(())
+}
