@@ -13,8 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Service, events};
 
-/// How many queued tasks one pass looks at.
+/// How many queued tasks one read of the queue returns.
 const BATCH: u64 = 64;
+/// How many reads one pass may make while it finds nothing to place, so tasks that no connected
+/// runner fits do not hide the rest of the queue (bounded, so a huge backlog of such tasks costs
+/// a bounded amount of work per pass).
+const MAX_PAGES: usize = 32;
 /// The longest a queued task waits when every wake-up was missed, and how often pending
 /// cancellations are re-sent.
 const TICK: Duration = Duration::from_secs(1);
@@ -34,30 +38,39 @@ pub async fn run(svc: Service, shutdown: CancellationToken) {
         if svc.inner.draining.is_cancelled() {
             continue;
         }
-        // Keep going while full batches get placed: a burst of submissions drains in one wake-up.
-        loop {
-            match place_once(&svc).await {
-                Ok(placed) if placed as u64 == BATCH => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "placement failed; retrying on the next tick");
-                    break;
-                }
-            }
+        if let Err(e) = place_all(&svc).await {
+            tracing::warn!(error = %e, "placement failed; retrying on the next tick");
         }
     }
 }
 
-/// One pass over the queue head. Returns how many tasks were assigned.
-async fn place_once(svc: &Service) -> crate::Result<usize> {
+/// Reads the queue page by page, placing what fits, until no slot is free, the queue ends, or
+/// `MAX_PAGES` pages in a row placed nothing. A page that placed something is read again from
+/// the head: placing changes what the head is.
+async fn place_all(svc: &Service) -> crate::Result<()> {
+    let mut after = None;
+    let mut barren = 0;
+    while svc.inner.registry.total_free() > 0 && barren < MAX_PAGES {
+        let page = svc.inner.tables.queue_page(after, BATCH).await?;
+        let Some(last) = page.last().map(|t| (t.priority, t.id)) else { return Ok(()) };
+        let full = page.len() as u64 == BATCH;
+        if place_page(svc, page).await? > 0 {
+            barren = 0;
+            after = None;
+            continue;
+        }
+        if !full {
+            return Ok(());
+        }
+        barren += 1;
+        after = Some(last);
+    }
+    Ok(())
+}
+
+/// Places what fits of one page of queued tasks. Returns how many were assigned.
+async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usize> {
     let inner = &svc.inner;
-    if inner.registry.total_free() == 0 {
-        return Ok(0);
-    }
-    let head = inner.tables.queue_head(BATCH).await?;
-    if head.is_empty() {
-        return Ok(0);
-    }
     let limited = head.iter().any(|t| t.template_max_parallel > 0 || t.project_max_parallel > 0);
     let (mut per_template, mut per_project) =
         if limited { inner.tables.active_counts().await? } else { (HashMap::new(), HashMap::new()) };

@@ -247,3 +247,19 @@ async fn a_task_needing_a_label_waits_for_a_runner_that_has_it() {
     let t = c.task(pid, needs_more).await;
     assert_eq!(t["status"], "queued", "the runner lacks big-memory: {t}");
 }
+
+/// Tasks that no connected runner fits must not block the queue behind them, however many.
+#[tokio::test(flavor = "multi_thread")]
+async fn unplaceable_tasks_do_not_block_the_queue() {
+    let srv = TestServer::start().await;
+    let c = &srv.client;
+    let pid = c.project().await;
+    let gpu = c.template(pid, json!({"script": "true", "labels": ["gpu"], "priority": 10})).await;
+    for _ in 0..150 {
+        c.submit(pid, gpu).await;
+    }
+    let plain = c.template(pid, json!({"script": "echo behind"})).await;
+    let id = c.submit(pid, plain).await;
+    let t = c.wait_final(pid, id, Duration::from_secs(20)).await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+}

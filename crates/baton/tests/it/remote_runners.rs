@@ -208,3 +208,24 @@ async fn paused_runners_get_no_work_and_revoked_ones_are_cut_off_for_good() {
     assert!(log.contains("revoked") || log.contains("wrong secret"), "the runner was not told: {log}");
     let _: PathBuf = r.dir.path().to_owned();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_no_runner_can_take_says_why_it_waits() {
+    let srv = TestServer::start_without_runner().await;
+    let c = &srv.client;
+    let pid = c.project().await;
+    let tid = c.template(pid, json!({"script": "true", "labels": ["arm64"]})).await;
+    let id = c.submit(pid, tid).await;
+    let t = c.task(pid, id).await;
+    assert_eq!(t["status"], "queued");
+    let reason = t["queue_reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("no registered runner") && reason.contains("arm64"), "{t}");
+    let list = c.get(&format!("/api/v1/projects/{pid}/tasks")).await.expect(200);
+    assert_eq!(list["items"][0]["queue_reason"], t["queue_reason"]);
+
+    // A runner with the label arrives: the task runs, and a finished task has no reason.
+    let _arm = RunnerProcess::start(&srv, "arm", "arm64").await;
+    let t = c.wait_final(pid, id, Duration::from_secs(30)).await;
+    assert_eq!(t["status"], "succeeded", "{t}");
+    assert!(t["queue_reason"].is_null(), "{t}");
+}

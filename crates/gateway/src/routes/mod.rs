@@ -4,6 +4,7 @@
 mod identity;
 mod probes;
 mod projects;
+mod queue_reason;
 mod runners;
 mod tasks;
 mod templates;

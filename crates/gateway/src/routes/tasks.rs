@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::page_limit;
 use super::projects::visible;
+use super::queue_reason::{Runners, annotate};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{Error, Result};
@@ -100,7 +101,8 @@ pub async fn list(
     let limit = page_limit(q.limit);
     let filter = TaskFilter { status, template_id: q.template_id, before: q.before, limit: limit as u64 + 1 };
     let rows = state.tables.project_tasks(pid, &filter).await?;
-    Ok(Json(Page::of(rows, limit, |t| t.id, |t| model::task(&t))))
+    let runners = runners_view(&state, rows.iter().any(|t| t.status == "queued")).await?;
+    Ok(Json(Page::of(rows, limit, |t| t.id, |t| render(&runners, &t))))
 }
 
 pub async fn get(
@@ -109,7 +111,19 @@ pub async fn get(
     ApiPath((pid, id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Value>> {
     visible(&state, &caller, pid).await?;
-    Ok(Json(model::task(&state.tables.project_task(pid, id).await?)))
+    let t = state.tables.project_task(pid, id).await?;
+    let runners = runners_view(&state, t.status == "queued").await?;
+    Ok(Json(render(&runners, &t)))
+}
+
+/// The runners, read only when a queued task needs a reason.
+async fn runners_view(state: &AppState, needed: bool) -> Result<Runners> {
+    let rows = if needed { state.tables.runners().await? } else { Vec::new() };
+    Ok(Runners::new(&rows, state.opts.runner_lease.as_millis() as i64))
+}
+
+fn render(runners: &Runners, t: &baton_store::entity::task::Model) -> Value {
+    annotate(model::task(t), runners.reason(t))
 }
 
 #[derive(Deserialize)]

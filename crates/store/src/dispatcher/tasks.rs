@@ -93,13 +93,20 @@ impl Tables {
 
     /// The head of the queue: highest priority first, oldest first within a priority.
     pub async fn queue_head(&self, limit: u64) -> Result<Vec<task::Model>> {
-        Ok(task::Entity::find()
-            .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()))
-            .order_by_desc(task::Column::Priority)
-            .order_by_asc(task::Column::Id)
-            .limit(limit)
-            .all(self.conn())
-            .await?)
+        self.queue_page(None, limit).await
+    }
+
+    /// The queue in placement order after `after` (the (priority, id) of the last task of the
+    /// previous page), so a pass can look past tasks no runner can take.
+    pub async fn queue_page(&self, after: Option<(i32, i64)>, limit: u64) -> Result<Vec<task::Model>> {
+        let mut q = task::Entity::find().filter(task::Column::Status.eq(TaskStatus::Queued.as_str()));
+        if let Some((priority, id)) = after {
+            q =
+                q.filter(sea_orm::Condition::any().add(task::Column::Priority.lt(priority)).add(
+                    sea_orm::Condition::all().add(task::Column::Priority.eq(priority)).add(task::Column::Id.gt(id)),
+                ));
+        }
+        Ok(q.order_by_desc(task::Column::Priority).order_by_asc(task::Column::Id).limit(limit).all(self.conn()).await?)
     }
 
     /// How many tasks are assigned or running, per template and per project, for enforcing

@@ -357,3 +357,26 @@ async fn expired_leases_find_tasks_of_silent_runners() {
     let expired: Vec<i64> = t.expired_leases(cutoff).await.unwrap().iter().map(|t| t.id).collect();
     assert_eq!(expired, vec![of_never.id]);
 }
+
+#[tokio::test]
+async fn queue_pages_continue_after_their_cursor() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let mut made = Vec::new();
+    for p in [5, 1, 5, 0, 1, 5, 0] {
+        made.push((p, t.create_task(support::new_task(1, 1, p, 1)).await.unwrap().id));
+    }
+    // Placement order: priority descending, then oldest first.
+    made.sort_by_key(|(p, id)| (-p, *id));
+    let want: Vec<i64> = made.iter().map(|(_, id)| *id).collect();
+    let mut got = Vec::new();
+    let mut after = None;
+    loop {
+        let page = t.queue_page(after, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.priority, last.id));
+        got.extend(page.iter().map(|r| r.id));
+    }
+    assert_eq!(got, want);
+    assert_eq!(t.queue_head(3).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), want[..3].to_vec());
+}
