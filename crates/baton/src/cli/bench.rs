@@ -1,17 +1,19 @@
 //! `baton bench`: submits tasks to a running Baton through its HTTP API and reports how long
 //! each took from the POST to the script's start (as the runner recorded it) and to the script's
-//! first log line, and the throughput until all finished.
+//! first log line (p50/p95/p99), and the throughput until all finished. `--concurrency` bounds
+//! the tasks in flight: 1 measures latency on an idle system, more measures throughput.
 
-use std::io::Write;
+use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -36,6 +38,7 @@ pub struct BenchArgs {
     script: String,
 }
 
+/// What the bench learns about one task.
 struct Sample {
     to_start_ms: f64,
     to_first_line_ms: Option<f64>,
@@ -53,43 +56,122 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         api.post(&format!("/api/v1/projects/{pid}/templates"), json!({"name": "bench", "script": args.script})).await?;
     let tid = template["id"].as_i64().context("template id")?;
 
+    let bar = ProgressBar::new(args.tasks as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tasks finished ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let started = Instant::now();
-    let gate = Arc::new(Semaphore::new(args.concurrency));
-    let mut runs = tokio::task::JoinSet::new();
-    for _ in 0..args.tasks {
-        let permit = gate.clone().acquire_owned().await?;
-        let api = api.clone();
-        runs.spawn(async move {
-            let r = one(&api, pid, tid).await;
-            drop(permit);
-            r
+    let finals = run_tasks(&api, &args, pid, tid, &bar).await?;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+
+    let mut samples = Vec::with_capacity(finals.len());
+    let mut failed = 0;
+    for (id, (t0, task)) in &finals {
+        if task["status"] != "succeeded" {
+            failed += 1;
+            eprintln!("task {id} ended {}: {}", task["status"], task["error"]);
+            continue;
+        }
+        let first_line = if args.tasks <= 2000 {
+            let log = api.get(&format!("/api/v1/projects/{pid}/tasks/{id}/log?limit=1")).await?;
+            since(*t0, &log["items"][0]["time"])
+        } else {
+            None
+        };
+        samples.push(Sample {
+            to_start_ms: since(*t0, &task["started_at"]).unwrap_or(f64::NAN),
+            to_first_line_ms: first_line,
         });
     }
-    let mut samples = Vec::with_capacity(args.tasks);
-    let mut failed = 0;
-    while let Some(r) = runs.join_next().await {
-        match r? {
-            Ok(Some(s)) => samples.push(s),
-            Ok(None) => failed += 1,
-            Err(e) => return Err(e),
-        }
-        eprint!("\r{}/{} tasks finished", samples.len() + failed, args.tasks);
-        let _ = std::io::stderr().flush();
-    }
-    let elapsed = started.elapsed();
-    eprintln!();
     let _ = api.client.delete(format!("{}/api/v1/projects/{pid}", api.base)).send().await;
+    report(&args, &samples, failed, elapsed);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
 
-    let mut start: Vec<f64> = samples.iter().map(|s| s.to_start_ms).collect();
-    let mut line: Vec<f64> = samples.iter().filter_map(|s| s.to_first_line_ms).collect();
+/// Milliseconds from `t0` to the RFC 3339 time in `v`.
+fn since(t0: SystemTime, v: &Value) -> Option<f64> {
+    let t: DateTime<Utc> = v.as_str()?.parse().ok()?;
+    let t: SystemTime = t.into();
+    Some(t.duration_since(t0).map_or_else(|e| -e.duration().as_secs_f64(), |d| d.as_secs_f64()) * 1000.0)
+}
+
+type Finals = BTreeMap<i64, (SystemTime, Value)>;
+
+/// Submits the tasks, at most `concurrency` unfinished at once, and collects each one's final
+/// state. One poller follows the project's newest tasks instead of polling every task.
+async fn run_tasks(api: &Api, args: &BenchArgs, pid: i64, tid: i64, bar: &ProgressBar) -> anyhow::Result<Finals> {
+    let gate = Arc::new(Semaphore::new(args.concurrency));
+    let pending: Arc<Mutex<HashMap<i64, (SystemTime, OwnedSemaphorePermit)>>> = Arc::default();
+    let finals: Arc<Mutex<Finals>> = Arc::default();
+    let done = Arc::new(tokio::sync::Notify::new());
+    let poller = {
+        let (api, pending, finals, done, bar) =
+            (api.clone(), pending.clone(), finals.clone(), done.clone(), bar.clone());
+        let (total, window) = (args.tasks, (args.concurrency * 2 + 10).min(500));
+        let pause = if args.concurrency == 1 { Duration::from_millis(1) } else { Duration::from_millis(10) };
+        tokio::spawn(async move {
+            loop {
+                let page = api.get(&format!("/api/v1/projects/{pid}/tasks?limit={window}")).await?;
+                let mut seen: Vec<Value> = page["items"].as_array().cloned().unwrap_or_default();
+                // A slow task can drop out of the newest-tasks window: fetch those directly.
+                let oldest = seen.iter().filter_map(|t| t["id"].as_i64()).min().unwrap_or(i64::MAX);
+                let stragglers: Vec<i64> = pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .copied()
+                    .filter(|id| *id < oldest)
+                    .collect();
+                for id in stragglers {
+                    seen.push(api.get(&format!("/api/v1/projects/{pid}/tasks/{id}")).await?);
+                }
+                for t in &seen {
+                    let Some(id) = t["id"].as_i64() else { continue };
+                    if matches!(t["status"].as_str(), Some("queued" | "assigned" | "running")) {
+                        continue;
+                    }
+                    if let Some((t0, permit)) = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+                        drop(permit);
+                        finals.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (t0, t.clone()));
+                        bar.inc(1);
+                    }
+                }
+                if finals.lock().unwrap_or_else(|e| e.into_inner()).len() == total {
+                    done.notify_one();
+                    return anyhow::Ok(());
+                }
+                tokio::time::sleep(pause).await;
+            }
+        })
+    };
+    for _ in 0..args.tasks {
+        let permit = gate.clone().acquire_owned().await?;
+        let t0 = SystemTime::now();
+        let task = api.post(&format!("/api/v1/projects/{pid}/tasks"), json!({"template_id": tid})).await?;
+        let id = task["id"].as_i64().context("task id")?;
+        pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (t0, permit));
+    }
+    tokio::select! {
+        _ = done.notified() => {}
+        r = poller => { r??; }
+    }
+    let out = std::mem::take(&mut *finals.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(out)
+}
+
+fn report(args: &BenchArgs, samples: &[Sample], failed: usize, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64();
     println!(
-        "tasks {}  concurrency {}  failed {failed}  wall {:.2}s  throughput {:.1} tasks/s",
+        "tasks {}  concurrency {}  failed {failed}  wall {secs:.2}s  throughput {:.1} tasks/s",
         args.tasks,
         args.concurrency,
-        elapsed.as_secs_f64(),
-        args.tasks as f64 / elapsed.as_secs_f64()
+        args.tasks as f64 / secs
     );
     println!("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}", "latency (ms)", "min", "p50", "p95", "p99", "max");
+    let mut start: Vec<f64> = samples.iter().map(|s| s.to_start_ms).filter(|v| v.is_finite()).collect();
+    let mut line: Vec<f64> = samples.iter().filter_map(|s| s.to_first_line_ms).collect();
     for (name, v) in [("POST -> script started", &mut start), ("POST -> first log line", &mut line)] {
         if v.is_empty() {
             continue;
@@ -104,40 +186,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             v[v.len() - 1]
         );
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[i.min(sorted.len() - 1)]
-}
-
-/// Submits one task, waits for its end and reads its timings. `None` if it did not succeed.
-async fn one(api: &Api, pid: i64, tid: i64) -> anyhow::Result<Option<Sample>> {
-    let t0 = SystemTime::now();
-    let task = api.post(&format!("/api/v1/projects/{pid}/tasks"), json!({"template_id": tid})).await?;
-    let id = task["id"].as_i64().context("task id")?;
-    let task = loop {
-        let t = api.get(&format!("/api/v1/projects/{pid}/tasks/{id}")).await?;
-        match t["status"].as_str() {
-            Some("queued" | "assigned" | "running") => tokio::time::sleep(Duration::from_millis(2)).await,
-            _ => break t,
-        }
-    };
-    if task["status"] != "succeeded" {
-        eprintln!("\ntask {id} ended {}: {}", task["status"], task["error"]);
-        return Ok(None);
-    }
-    let log = api.get(&format!("/api/v1/projects/{pid}/tasks/{id}/log?limit=1")).await?;
-    let since = |v: &Value| -> Option<f64> {
-        let t: DateTime<Utc> = v.as_str()?.parse().ok()?;
-        let t: SystemTime = t.into();
-        Some(t.duration_since(t0).map_or_else(|e| -e.duration().as_secs_f64(), |d| d.as_secs_f64()) * 1000.0)
-    };
-    Ok(Some(Sample {
-        to_start_ms: since(&task["started_at"]).unwrap_or(f64::NAN),
-        to_first_line_ms: since(&log["items"][0]["time"]),
-    }))
 }
 
 #[derive(Clone)]
