@@ -7,12 +7,17 @@ pub use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0002_runner_registration;
+mod m0003_project_secrets;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_initial::Migration), Box::new(m0002_runner_registration::Migration)]
+        vec![
+            Box::new(m0001_initial::Migration),
+            Box::new(m0002_runner_registration::Migration),
+            Box::new(m0003_project_secrets::Migration),
+        ]
     }
 }

@@ -105,6 +105,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     let dispatcher_url = format!("http://{}", loopback(grpc_addr));
     let channel: Channel = Endpoint::from_shared(dispatcher_url.clone())?.tcp_nodelay(true).connect_lazy();
 
+    let seal_key = std::sync::Arc::new(seal_key(&cfg)?);
     let coord: baton_coord::Coord = std::sync::Arc::new(baton_coord::Local::new());
     let dispatcher = baton_dispatcher::Service::new(
         baton_dispatcher::Options {
@@ -112,6 +113,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
             cluster_secret: secret.clone(),
             lease: Duration::from_secs(cfg.dispatcher.lease_seconds),
             heartbeat: Duration::from_secs(cfg.dispatcher.heartbeat_seconds),
+            seal_key: seal_key.clone(),
         },
         baton_dispatcher::Deps { store: store.clone(), coord: coord.clone() },
     );
@@ -122,6 +124,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
             secure_cookies: cfg.http.secure_cookies,
             session_ttl: Duration::from_secs(cfg.http.session_ttl_hours * 3600),
             runner_lease: Duration::from_secs(cfg.dispatcher.lease_seconds),
+            seal_key,
         },
         baton_gateway::Deps { store: store.clone(), dispatcher: channel.clone(), auth: auth.clone() },
     );
@@ -185,6 +188,33 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         health,
     }));
     Ok(Server { http_addr, grpc_addr, node_id, drain, task })
+}
+
+/// The key that seals project secrets: `secrets.encryption_key`, or on a single node one made at
+/// first start and kept in `<data_dir>/secrets.key` (mode 0600). Losing it loses the secrets.
+fn seal_key(cfg: &Config) -> anyhow::Result<baton_core::sealed::SealKey> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let bad = |e: String| {
+        anyhow::anyhow!(
+            "config key `secrets.encryption_key`: {e}; give 32 random bytes in base64 (`openssl rand -base64 32`)"
+        )
+    };
+    if let Some(k) = &cfg.secrets.encryption_key {
+        return baton_core::sealed::SealKey::from_base64(k.expose()).map_err(bad);
+    }
+    let path = cfg.data_dir.join("secrets.key");
+    if !path.exists() {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        std::io::Write::write_all(&mut f, baton_core::sealed::SealKey::generate().as_bytes())?;
+        tracing::info!(path = %path.display(), "generated the key that seals project secrets; back it up with the database");
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    baton_core::sealed::SealKey::from_base64(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Registers the node's own runner with the dispatcher (a fresh secret at every start) and

@@ -4,6 +4,7 @@
 pub mod code;
 pub mod internal;
 pub mod names;
+pub mod sealed;
 pub mod status;
 pub mod token;
 

@@ -33,6 +33,8 @@ pub struct Options {
     pub lease: Duration,
     /// How often runners are asked to send heartbeats.
     pub heartbeat: Duration,
+    /// Opens project secrets for the scripts that use them.
+    pub seal_key: Arc<baton_core::sealed::SealKey>,
 }
 
 /// What the dispatcher needs from outside.

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use baton_core::TaskStatus;
+use baton_core::sealed::secret_aad;
 use baton_proto::v1::{Assignment, ServerMessage, TaskRef, server_message};
 use baton_store::TaskSpec;
+use baton_store::dispatcher::tasks::Finish;
 use baton_store::entity::task;
 use tokio_util::sync::CancellationToken;
 
@@ -89,12 +91,25 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
             }
         };
         let Some((runner_id, outbox)) = inner.registry.pick(&spec.labels) else { continue };
+        let secrets = open_secrets(svc, t.project_id, &spec.secrets).await;
         let Some(epoch) = inner.tables.claim(t.id, t.epoch, runner_id).await? else { continue };
+        let secrets = match secrets {
+            Ok(s) => s,
+            Err(why) => {
+                // Nothing can run it as asked: end it now, saying why, instead of retrying forever.
+                inner.registry.with(runner_id, |c| c.held.remove(&t.id));
+                let fin =
+                    Finish { task_id: t.id, epoch, status: TaskStatus::Failed, exit_code: None, error: Some(why) };
+                inner.tables.finish(fin).await?;
+                events::task_changed(svc, t.project_id, t.id, TaskStatus::Failed.as_str()).await;
+                continue;
+            }
+        };
         inner.registry.with(runner_id, |c| c.held.insert(t.id, epoch));
         *per_template.entry(t.template_id).or_insert(0) += 1;
         *per_project.entry(t.project_id).or_insert(0) += 1;
         let first_seq = inner.tables.next_log_seq(t.id).await?;
-        let msg = assignment(&t, epoch, spec, first_seq);
+        let msg = assignment(&t, epoch, spec, first_seq, secrets);
         tracing::debug!(task_id = t.id, epoch, runner_id, "assigned");
         if outbox.send(Ok(msg)).await.is_err() {
             // The stream closed between the pick and the send: give the task back at once.
@@ -112,7 +127,38 @@ fn over_limit(limit: i32, active: Option<&i64>) -> bool {
     limit > 0 && active.copied().unwrap_or(0) >= i64::from(limit)
 }
 
-fn assignment(t: &task::Model, epoch: i64, spec: TaskSpec, first_seq: i64) -> ServerMessage {
+/// The values of the project secrets a task uses, decrypted; the error says which one is missing
+/// or cannot be opened.
+async fn open_secrets(svc: &Service, project_id: i64, names: &[String]) -> Result<HashMap<String, String>, String> {
+    if names.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows =
+        svc.inner.tables.project_secrets(project_id).await.map_err(|e| format!("cannot read project secrets: {e}"))?;
+    let mut out = HashMap::new();
+    for name in names {
+        let row = rows
+            .iter()
+            .find(|r| &r.name == name)
+            .ok_or_else(|| format!("secret {name:?} no longer exists in the project"))?;
+        let value = svc
+            .inner
+            .opts
+            .seal_key
+            .open(&row.sealed, &secret_aad(project_id, name))
+            .map_err(|e| format!("secret {name:?}: {e}"))?;
+        out.insert(name.clone(), value);
+    }
+    Ok(out)
+}
+
+fn assignment(
+    t: &task::Model,
+    epoch: i64,
+    spec: TaskSpec,
+    first_seq: i64,
+    secrets: HashMap<String, String>,
+) -> ServerMessage {
     ServerMessage {
         msg: Some(server_message::Msg::Assign(Assignment {
             task: Some(TaskRef { task_id: t.id, epoch }),
@@ -124,6 +170,7 @@ fn assignment(t: &task::Model, epoch: i64, spec: TaskSpec, first_seq: i64) -> Se
             env: spec.env.into_iter().collect(),
             timeout_seconds: spec.timeout_seconds,
             first_seq,
+            secrets,
         })),
     }
 }

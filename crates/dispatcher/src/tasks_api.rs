@@ -76,6 +76,7 @@ fn new_task(spec: pb::TaskSpec) -> Result<NewTask, Status> {
             env: spec.env.into_iter().collect(),
             labels: spec.labels,
             timeout_seconds: spec.timeout_seconds,
+            secrets: spec.secrets,
         },
     })
 }

@@ -30,6 +30,8 @@ pub struct Options {
     pub session_ttl: Duration,
     /// A runner not seen for this long shows as offline.
     pub runner_lease: Duration,
+    /// Seals project secrets.
+    pub seal_key: std::sync::Arc<baton_core::sealed::SealKey>,
 }
 
 /// What the gateway needs from outside.

@@ -16,6 +16,8 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::mask::Masker;
+
 /// Longest line kept whole; longer ones are split, so one runaway line cannot exhaust memory.
 const MAX_LINE: usize = 16 * 1024;
 
@@ -61,6 +63,8 @@ pub struct Job {
     pub script: String,
     pub shell: String,
     pub env: HashMap<String, String>,
+    /// Secret variables: in the environment like `env`, masked in every line.
+    pub secrets: HashMap<String, String>,
     pub timeout: Option<Duration>,
 }
 
@@ -74,10 +78,12 @@ pub enum Event {
 
 /// Runs `job` to its end, reporting through `events`. Never panics on script behaviour.
 pub async fn run(job: Job, dirs: &Dirs, kill_grace: Duration, control: Control, events: mpsc::UnboundedSender<Event>) {
-    let (outcome, exit_code, error) = match spawn_and_wait(&job, dirs, kill_grace, &control, &events).await {
+    let masker = std::sync::Arc::new(Masker::new(job.secrets.values()));
+    let (outcome, exit_code, error) = match spawn_and_wait(&job, dirs, kill_grace, &control, &events, &masker).await {
         Ok(end) => end,
         Err(e) => (Outcome::Failed, None, format!("cannot start the script: {e}")),
     };
+    let error = masker.mask(&error).into_owned();
     if !error.is_empty() {
         let _ = events.send(Event::Line { stream: Stream::System, text: error.clone() });
     }
@@ -116,6 +122,7 @@ async fn spawn_and_wait(
     kill_grace: Duration,
     control: &Control,
     events: &mpsc::UnboundedSender<Event>,
+    masker: &std::sync::Arc<Masker>,
 ) -> std::io::Result<End> {
     let workdir = dirs.workdir(job);
     let _ = std::fs::remove_dir_all(&workdir);
@@ -131,8 +138,8 @@ async fn spawn_and_wait(
     }
     let _ = events.send(Event::Started);
     let readers = [
-        child.stdout.take().map(|r| tokio::spawn(read_lines(r, Stream::Stdout, events.clone()))),
-        child.stderr.take().map(|r| tokio::spawn(read_lines(r, Stream::Stderr, events.clone()))),
+        child.stdout.take().map(|r| tokio::spawn(read_lines(r, Stream::Stdout, masker.clone(), events.clone()))),
+        child.stderr.take().map(|r| tokio::spawn(read_lines(r, Stream::Stderr, masker.clone(), events.clone()))),
     ];
     let timeout = async {
         match job.timeout {
@@ -213,6 +220,7 @@ fn command(job: &Job, workdir: &Path, script: &Path) -> Command {
         // The runner's own configuration (database URL, passwords) must not reach scripts.
         .envs(std::env::vars().filter(|(k, _)| !k.starts_with("BATON_")))
         .envs(&job.env)
+        .envs(&job.secrets)
         .env("BATON_TASK_ID", job.task_id.to_string())
         .env("BATON_ATTEMPT", job.attempt.to_string())
         .env("BATON_PROJECT_ID", job.project_id.to_string())
@@ -245,25 +253,49 @@ async fn terminate(
     }
 }
 
-async fn read_lines(r: impl AsyncRead + Unpin, stream: Stream, events: mpsc::UnboundedSender<Event>) {
+/// Sends each line of `r`, masked. A line longer than `MAX_LINE` is sent in pieces, cut where no
+/// secret value and no character is split.
+async fn read_lines(
+    r: impl AsyncRead + Unpin,
+    stream: Stream,
+    masker: std::sync::Arc<Masker>,
+    events: mpsc::UnboundedSender<Event>,
+) {
     let mut r = BufReader::new(r);
-    let mut buf = Vec::with_capacity(256);
+    let mut pending: Vec<u8> = Vec::with_capacity(256);
+    let send = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        events.send(Event::Line { stream, text: masker.mask(&text).into_owned() }).is_ok()
+    };
     loop {
-        buf.clear();
-        match (&mut r).take(MAX_LINE as u64).read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                if buf.last() == Some(&b'\n') {
-                    buf.pop();
-                    if buf.last() == Some(&b'\r') {
-                        buf.pop();
-                    }
+        let room = MAX_LINE.saturating_sub(pending.len()).max(1) as u64;
+        match (&mut r).take(room).read_until(b'\n', &mut pending).await {
+            Ok(0) | Err(_) => {
+                if !pending.is_empty() {
+                    send(&pending);
                 }
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                if events.send(Event::Line { stream, text }).is_err() {
-                    return;
-                }
+                return;
             }
+            Ok(_) => {}
+        }
+        if pending.last() == Some(&b'\n') {
+            pending.pop();
+            if pending.last() == Some(&b'\r') {
+                pending.pop();
+            }
+            if !send(&pending) {
+                return;
+            }
+            pending.clear();
+        } else if pending.len() >= MAX_LINE {
+            let cut = match masker.safe_cut(&pending, MAX_LINE) {
+                0 => MAX_LINE,
+                c => c,
+            };
+            if !send(&pending[..cut]) {
+                return;
+            }
+            pending.drain(..cut);
         }
     }
 }

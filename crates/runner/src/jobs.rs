@@ -240,6 +240,7 @@ impl Jobs {
             script: a.script,
             shell: a.shell,
             env: a.env,
+            secrets: a.secrets,
             timeout: (a.timeout_seconds > 0).then(|| std::time::Duration::from_secs(a.timeout_seconds.into())),
         };
         let (tx, rx) = mpsc::unbounded_channel();

@@ -6,6 +6,7 @@
 mod conn;
 mod exec;
 mod jobs;
+mod mask;
 mod reap;
 
 use std::sync::Arc;

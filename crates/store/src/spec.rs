@@ -18,6 +18,10 @@ pub struct TaskSpec {
     /// 0 = no timeout.
     #[serde(default)]
     pub timeout_seconds: u32,
+    /// Names of project secrets given to the script as environment variables; their values are
+    /// read (and decrypted) only when the task is assigned, and never stored with the task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 impl TaskSpec {

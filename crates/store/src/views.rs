@@ -65,6 +65,16 @@ impl Store {
             .await?)
     }
 
+    /// A project's secrets (sealed), by name.
+    pub async fn project_secrets(&self, project_id: i64) -> Result<Vec<crate::entity::project_secret::Model>> {
+        use crate::entity::project_secret;
+        Ok(project_secret::Entity::find()
+            .filter(project_secret::Column::ProjectId.eq(project_id))
+            .order_by_asc(project_secret::Column::Name)
+            .all(self.conn())
+            .await?)
+    }
+
     /// Runners that are not revoked, oldest first.
     pub async fn runners(&self) -> Result<Vec<crate::entity::runner::Model>> {
         use crate::entity::runner;

@@ -13,4 +13,5 @@ mod grpc_services;
 mod limits;
 mod remote_runners;
 mod restart;
+mod secrets;
 mod smoke;

@@ -6,6 +6,7 @@ mod probes;
 mod projects;
 mod queue_reason;
 mod runners;
+mod secrets;
 mod tasks;
 mod templates;
 
@@ -32,6 +33,8 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens/{id}", axum::routing::delete(identity::delete_token))
         .route("/projects", get(projects::list).post(projects::create))
         .route("/projects/{pid}", get(projects::get).patch(projects::update).delete(projects::delete))
+        .route("/projects/{pid}/secrets", get(secrets::list).post(secrets::create))
+        .route("/projects/{pid}/secrets/{name}", axum::routing::put(secrets::update).delete(secrets::delete))
         .route("/projects/{pid}/templates", get(templates::list).post(templates::create))
         .route(
             "/projects/{pid}/templates/{tid}",

@@ -51,6 +51,16 @@ pub async fn create(
         }
         env.insert(k, v);
     }
+    // A secret the template names must exist now; its value is read only at assignment.
+    if !f.secrets.is_empty() {
+        let defined: Vec<String> = state.tables.project_secrets(pid).await?.into_iter().map(|s| s.name).collect();
+        if let Some(missing) = f.secrets.iter().find(|n| !defined.contains(n)) {
+            return Err(Error::field(
+                "template_id",
+                format!("its template uses secret {missing:?}, which project {pid} does not define"),
+            ));
+        }
+    }
     let priority = body.priority.unwrap_or(f.priority);
     if !(-1000..=1000).contains(&priority) {
         return Err(Error::field("priority", "must be between -1000 and 1000"));
@@ -69,6 +79,7 @@ pub async fn create(
         project_max_parallel: project.max_parallel.max(0) as u32,
         schedule_id: None,
         created_by: Some(caller.id),
+        secrets: f.secrets,
     };
     let id = state.tasks.clone().submit_task(SubmitTaskRequest { spec: Some(spec) }).await?.into_inner().task_id;
     let task = state.tables.project_task(pid, id).await?;

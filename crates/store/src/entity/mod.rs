@@ -3,6 +3,7 @@
 
 pub mod api_token;
 pub mod project;
+pub mod project_secret;
 pub mod registration_token;
 pub mod runner;
 pub mod session;

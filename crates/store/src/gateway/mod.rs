@@ -3,6 +3,7 @@
 
 pub mod identity;
 pub mod projects;
+pub mod secrets;
 pub mod templates;
 
 /// The gateway's write access to its tables; reads of everything else go through the [`Store`](crate::Store)

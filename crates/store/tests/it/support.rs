@@ -70,6 +70,7 @@ pub fn new_task(project_id: i64, template_id: i64, priority: i32, max_attempts: 
             env: [("A".to_owned(), "1".to_owned())].into(),
             labels: vec!["linux".into()],
             timeout_seconds: 30,
+            secrets: Vec::new(),
         },
         priority,
         max_attempts,
