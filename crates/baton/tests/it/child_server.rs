@@ -20,12 +20,27 @@ pub struct ChildServer {
     log: PathBuf,
 }
 
+/// How to start a child server.
+pub struct ChildOptions {
+    pub http_port: u16,
+    pub grpc_port: u16,
+    pub no_runner: bool,
+    pub lease_seconds: u64,
+}
+
 impl ChildServer {
     /// Starts `baton server` on `data_dir` and the database `db` with fresh ports, and waits until
     /// it answers and the admin is logged in.
     pub async fn start(data_dir: &Path, pid_dir: &Path, db: &TestDatabase) -> ChildServer {
-        let http = format!("127.0.0.1:{}", free_port());
-        let grpc = format!("127.0.0.1:{}", free_port());
+        let opts = ChildOptions { http_port: free_port(), grpc_port: free_port(), no_runner: false, lease_seconds: 4 };
+        ChildServer::start_with(data_dir, pid_dir, db, &opts).await
+    }
+
+    /// Like [`ChildServer::start`], with the ports and settings given (a restart on the same
+    /// ports lets remote runners find the server again).
+    pub async fn start_with(data_dir: &Path, pid_dir: &Path, db: &TestDatabase, opts: &ChildOptions) -> ChildServer {
+        let http = format!("127.0.0.1:{}", opts.http_port);
+        let grpc = format!("127.0.0.1:{}", opts.grpc_port);
         let log = data_dir.join(format!("server-{}.log", free_port()));
         let out = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
@@ -33,8 +48,11 @@ impl ChildServer {
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BATON_TEST_")) {
             cmd.env_remove(k);
         }
+        cmd.arg("server");
+        if opts.no_runner {
+            cmd.arg("--no-runner");
+        }
         let child = cmd
-            .arg("server")
             .current_dir(data_dir)
             .env("BATON_DATA_DIR", data_dir)
             .env("BATON_DATABASE_URL", &db.url)
@@ -42,7 +60,7 @@ impl ChildServer {
             .env("BATON_GRPC_LISTEN", &grpc)
             .env("BATON_ADMIN_USERNAME", "admin")
             .env("BATON_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("BATON_DISPATCHER_LEASE_SECONDS", "4")
+            .env("BATON_DISPATCHER_LEASE_SECONDS", opts.lease_seconds.to_string())
             .env("BATON_DISPATCHER_HEARTBEAT_SECONDS", "1")
             .env("BATON_SHUTDOWN_GRACE_SECONDS", "10")
             .env("BATON_RUNNER_KILL_GRACE_MS", "500")

@@ -13,5 +13,6 @@ mod grpc_services;
 mod limits;
 mod remote_runners;
 mod restart;
+mod runner_resilience;
 mod secrets;
 mod smoke;

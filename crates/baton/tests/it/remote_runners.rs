@@ -7,22 +7,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use baton_testkit::TestServer;
+use baton_testkit::{Client, TestServer};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
 
 /// A `baton runner run` child process; killed on drop.
-struct RunnerProcess {
+pub struct RunnerProcess {
     child: Child,
     dir: tempfile::TempDir,
-    id: i64,
+    pub id: i64,
 }
 
 impl RunnerProcess {
     /// Registers a runner named `name` with `labels` and starts it.
     async fn start(srv: &TestServer, name: &str, labels: &str) -> RunnerProcess {
-        let token = srv.client.post("/api/v1/runner-registration-tokens", json!({})).await.expect(201)["token"]
+        RunnerProcess::start_on(&srv.client, &srv.grpc_url(), name, labels).await
+    }
+
+    /// Registers a runner through the API at `c` and starts it dialling `grpc_url`.
+    pub async fn start_on(c: &Client, grpc_url: &str, name: &str, labels: &str) -> RunnerProcess {
+        let token = c.post("/api/v1/runner-registration-tokens", json!({})).await.expect(201)["token"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -33,7 +38,7 @@ impl RunnerProcess {
                 "runner",
                 "register",
                 "--url",
-                &srv.grpc_url(),
+                grpc_url,
                 "--token",
                 &token,
                 "--name",
@@ -63,14 +68,14 @@ impl RunnerProcess {
             .spawn()
             .unwrap();
         let r = RunnerProcess { child, dir, id };
-        r.wait_online(srv).await;
+        r.wait_online(c).await;
         r
     }
 
-    async fn wait_online(&self, srv: &TestServer) {
+    pub async fn wait_online(&self, c: &Client) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let r = srv.client.get(&format!("/api/v1/runners/{}", self.id)).await.expect(200);
+            let r = c.get(&format!("/api/v1/runners/{}", self.id)).await.expect(200);
             if r["online"] == true && r["version"] != "" {
                 return;
             }
@@ -83,7 +88,7 @@ impl RunnerProcess {
         std::fs::read_to_string(self.dir.path().join("runner.log")).unwrap_or_default()
     }
 
-    fn sigkill(&mut self) {
+    pub fn sigkill(&mut self) {
         let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
         let _ = self.child.wait();
     }
@@ -106,7 +111,7 @@ fn baton(args: &[&str], last: &Path) -> std::process::Output {
 }
 
 /// Kills the process groups whose ids scripts wrote into `dir` (scripts a SIGKILLed runner left).
-fn kill_scripts(dir: &Path) {
+pub fn kill_scripts(dir: &Path) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if let Some(pg) = std::fs::read_to_string(e.path()).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
             let _ = nix::sys::signal::killpg(Pid::from_raw(pg), Signal::SIGKILL);
