@@ -13,7 +13,7 @@ pub const PREFIX: &str = "BATON_";
 
 /// `BATON_` variables that are not configuration keys: the config file's path, and what Baton
 /// sets for the scripts it runs (a task may itself run `baton`).
-const NOT_KEYS: &[&str] = &["CONFIG", "TASK_ID", "ATTEMPT", "PROJECT_ID", "TEMPLATE_ID", "RUNNER_ID"];
+const NOT_KEYS: &[&str] = &["CONFIG", "TASK_ID", "ATTEMPT", "PROJECT_ID", "TEMPLATE_ID"];
 
 /// The environment variable for a key path.
 pub fn var_name(key: &str) -> String {

@@ -108,7 +108,8 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
         inner.registry.with(runner_id, |c| c.held.insert(t.id, epoch));
         *per_template.entry(t.template_id).or_insert(0) += 1;
         *per_project.entry(t.project_id).or_insert(0) += 1;
-        let first_seq = inner.tables.next_log_seq(t.id).await?;
+        // A first attempt has no lines yet; later ones continue the numbering.
+        let first_seq = if t.attempt <= 1 { 1 } else { inner.tables.next_log_seq(t.id).await? };
         let msg = assignment(&t, epoch, spec, first_seq, secrets);
         tracing::debug!(task_id = t.id, epoch, runner_id, "assigned");
         if outbox.send(Ok(msg)).await.is_err() {

@@ -38,7 +38,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller> {
         let user = if let Some(bearer) = bearer(parts) {
             state.tables.token_user(&token::digest(bearer)).await?
-        } else if let Some(session) = session_cookie(parts) {
+        } else if let Some(session) = session_cookie(&parts.headers) {
             state.tables.session_user(&token::digest(&session)).await?
         } else {
             None
@@ -52,9 +52,8 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// The session id from the `Cookie` header, if any.
-pub fn session_cookie(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get_all("cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())

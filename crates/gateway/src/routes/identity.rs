@@ -51,9 +51,7 @@ pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>)
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
-    let (mut parts, _) = axum::http::Request::new(()).into_parts();
-    parts.headers = headers;
-    if let Some(session) = auth::session_cookie(&parts) {
+    if let Some(session) = auth::session_cookie(&headers) {
         state.tables.delete_session(&token::digest(&session)).await?;
     }
     let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");

@@ -38,21 +38,7 @@ impl Tables {
                 row.revoked = Set(false);
                 row.update(self.conn()).await?
             }
-            None => {
-                runner::ActiveModel {
-                    name: Set(spec.name.to_owned()),
-                    labels: Set(labels),
-                    capacity: Set(spec.capacity),
-                    secret_hash: Set(spec.secret_hash.to_owned()),
-                    paused: Set(false),
-                    revoked: Set(false),
-                    version: Set(String::new()),
-                    created_at: Set(now_ms()),
-                    ..Default::default()
-                }
-                .insert(self.conn())
-                .await?
-            }
+            None => new_runner(&spec, labels).insert(self.conn()).await?,
         };
         Ok(row)
     }
@@ -128,17 +114,7 @@ impl Tables {
                 labels.push(l.clone());
             }
         }
-        let row = runner::ActiveModel {
-            name: Set(spec.name.to_owned()),
-            labels: Set(serde_json::to_string(&labels).unwrap_or_default()),
-            capacity: Set(spec.capacity),
-            secret_hash: Set(spec.secret_hash.to_owned()),
-            paused: Set(false),
-            revoked: Set(false),
-            version: Set(String::new()),
-            created_at: Set(now_ms()),
-            ..Default::default()
-        };
+        let row = new_runner(&spec, serde_json::to_string(&labels).unwrap_or_default());
         let runner = row.insert(self.conn()).await.map_err(|e| match Error::from(e) {
             Error::Conflict(_) => {
                 Error::Conflict(format!("a runner named {:?} already exists; pick another name", spec.name))
@@ -172,5 +148,20 @@ impl Tables {
             return Err(Error::NotFound(format!("runner {id}")));
         }
         Ok(())
+    }
+}
+
+/// A new, active runner row; `labels` is JSON.
+fn new_runner(spec: &RunnerSpec<'_>, labels: String) -> runner::ActiveModel {
+    runner::ActiveModel {
+        name: Set(spec.name.to_owned()),
+        labels: Set(labels),
+        capacity: Set(spec.capacity),
+        secret_hash: Set(spec.secret_hash.to_owned()),
+        paused: Set(false),
+        revoked: Set(false),
+        version: Set(String::new()),
+        created_at: Set(now_ms()),
+        ..Default::default()
     }
 }
