@@ -47,8 +47,8 @@ pub async fn run(svc: Service, shutdown: CancellationToken) {
 }
 
 /// Reads the queue page by page, placing what fits, until no slot is free, the queue ends, or
-/// `MAX_PAGES` pages in a row placed nothing. A page that placed something is read again from
-/// the head: placing changes what the head is.
+/// `MAX_PAGES` pages in a row placed nothing. After a full page that placed something the head is
+/// read again: placing changed what the head is.
 async fn place_all(svc: &Service) -> crate::Result<()> {
     let mut after = None;
     let mut barren = 0;
@@ -56,16 +56,18 @@ async fn place_all(svc: &Service) -> crate::Result<()> {
         let page = svc.inner.tables.queue_page(after, BATCH).await?;
         let Some(last) = page.last().map(|t| (t.priority, t.id)) else { return Ok(()) };
         let full = page.len() as u64 == BATCH;
-        if place_page(svc, page).await? > 0 {
-            barren = 0;
-            after = None;
-            continue;
-        }
+        let placed = place_page(svc, page).await?;
         if !full {
+            // That was the rest of the queue: everything in it has been considered.
             return Ok(());
         }
-        barren += 1;
-        after = Some(last);
+        if placed > 0 {
+            barren = 0;
+            after = None;
+        } else {
+            barren += 1;
+            after = Some(last);
+        }
     }
     Ok(())
 }
