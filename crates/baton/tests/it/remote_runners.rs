@@ -3,7 +3,7 @@
 //! runner SIGKILLed in the middle of a task (the task is lost, retried on another runner, and
 //! succeeds once).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -211,7 +211,6 @@ async fn paused_runners_get_no_work_and_revoked_ones_are_cut_off_for_good() {
     assert_eq!(c.task(pid, id).await["status"], "queued", "a revoked runner took work");
     let log = r.log();
     assert!(log.contains("revoked") || log.contains("wrong secret"), "the runner was not told: {log}");
-    let _: PathBuf = r.dir.path().to_owned();
 }
 
 #[tokio::test(flavor = "multi_thread")]
