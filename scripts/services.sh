@@ -48,15 +48,18 @@ start_postgres() {
     rm -rf "$data"; mkdir -p "$data"; chown "$owner" "$data"
     as_user "$owner" "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
   fi
-  # A server killed abruptly leaves its lock file; its PID may since belong to another process,
-  # which would make PostgreSQL refuse to start. Drop it unless a postgres process holds that PID.
-  if [ -f "$data/postmaster.pid" ]; then
-    local old_pid
-    old_pid=$(head -n 1 "$data/postmaster.pid")
-    if [ "$(cat "/proc/$old_pid/comm" 2>/dev/null)" != postgres ]; then
-      rm -f "$data/postmaster.pid"
+  # A server killed abruptly leaves its lock files (data directory and socket), and PostgreSQL
+  # refuses to start while the PID in them exists: as a zombie not yet reaped, or reused by
+  # another process. Drop each unless a live postgres process holds its PID.
+  local lock old_pid state
+  for lock in "$data/postmaster.pid" "$data/.s.PGSQL.$pg_port.lock"; do
+    [ -f "$lock" ] || continue
+    old_pid=$(head -n 1 "$lock")
+    state=$(sed -n 's/^[0-9]* (\(.*\)) \([A-Z]\).*/\1 \2/p' "/proc/$old_pid/stat" 2>/dev/null || true)
+    if [ "${state% *}" != postgres ] || [ "${state#* }" = Z ]; then
+      rm -f "$lock" "${lock%.lock}"
     fi
-  fi
+  done
   # Test data is throwaway: skip durability for speed; many tests run at once.
   as_user "$owner" "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
     -o "-p $pg_port -k $data -c listen_addresses=127.0.0.1 -c max_connections=1000 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=128MB" \
