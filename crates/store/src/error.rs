@@ -58,6 +58,11 @@ impl Coded for Error {
     }
 }
 
+/// `NotFound(what)` when a write matched no row: the row was not there to change.
+pub(crate) fn found(rows_affected: u64, what: impl FnOnce() -> String) -> Result<()> {
+    if rows_affected == 0 { Err(Error::NotFound(what())) } else { Ok(()) }
+}
+
 impl Error {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Error::Conflict(_))

@@ -5,6 +5,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::Tables;
 use crate::entity::{registration_token, runner};
+use crate::error::found;
 use crate::{Error, Result, now_ms};
 
 /// A runner to create or re-key.
@@ -130,9 +131,7 @@ impl Tables {
             .filter(runner::Column::Id.eq(id))
             .exec(self.conn())
             .await?;
-        if res.rows_affected == 0 {
-            return Err(Error::NotFound(format!("runner {id}")));
-        }
+        found(res.rows_affected, || format!("runner {id}"))?;
         Ok(())
     }
 
@@ -144,9 +143,7 @@ impl Tables {
             .filter(runner::Column::Id.eq(id))
             .exec(self.conn())
             .await?;
-        if res.rows_affected == 0 {
-            return Err(Error::NotFound(format!("runner {id}")));
-        }
+        found(res.rows_affected, || format!("runner {id}"))?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryF
 
 use super::Tables;
 use crate::entity::{api_token, session, user};
+use crate::error::found;
 use crate::{Error, Result, now_ms};
 
 pub struct NewUser<'a> {
@@ -69,9 +70,7 @@ impl Tables {
     /// Deletes a user with their sessions and tokens.
     pub async fn delete_user(&self, id: i64) -> Result<()> {
         let res = user::Entity::delete_by_id(id).exec(self.conn()).await?;
-        if res.rows_affected == 0 {
-            return Err(Error::NotFound(format!("user {id}")));
-        }
+        found(res.rows_affected, || format!("user {id}"))?;
         session::Entity::delete_many().filter(session::Column::UserId.eq(id)).exec(self.conn()).await?;
         api_token::Entity::delete_many().filter(api_token::Column::UserId.eq(id)).exec(self.conn()).await?;
         Ok(())
@@ -141,9 +140,7 @@ impl Tables {
             .filter(api_token::Column::UserId.eq(user_id))
             .exec(self.conn())
             .await?;
-        if res.rows_affected == 0 {
-            return Err(Error::NotFound(format!("token {id}")));
-        }
+        found(res.rows_affected, || format!("token {id}"))?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use super::Tables;
 use crate::entity::{project, template};
+use crate::error::found;
 use crate::{Error, Result, now_ms};
 
 /// Fields of a project to change; `None` leaves one as it is.
@@ -70,9 +71,7 @@ impl Tables {
     pub async fn delete_project(&self, id: i64) -> Result<()> {
         template::Entity::delete_many().filter(template::Column::ProjectId.eq(id)).exec(self.conn()).await?;
         let res = project::Entity::delete_by_id(id).exec(self.conn()).await?;
-        if res.rows_affected == 0 {
-            return Err(Error::NotFound(format!("project {id}")));
-        }
+        found(res.rows_affected, || format!("project {id}"))?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::Tables;
 use crate::entity::project_secret;
+use crate::error::found;
 use crate::{Error, Result, now_ms};
 
 impl Tables {
@@ -35,9 +36,7 @@ impl Tables {
             .filter(project_secret::Column::Name.eq(name))
             .exec(self.conn())
             .await?;
-        if res.rows_affected == 0 {
-            return Err(Error::NotFound(format!("secret {name:?} in project {project_id}")));
-        }
+        found(res.rows_affected, || format!("secret {name:?} in project {project_id}"))?;
         Ok(())
     }
 
@@ -47,9 +46,7 @@ impl Tables {
             .filter(project_secret::Column::Name.eq(name))
             .exec(self.conn())
             .await?;
-        if res.rows_affected == 0 {
-            return Err(Error::NotFound(format!("secret {name:?} in project {project_id}")));
-        }
+        found(res.rows_affected, || format!("secret {name:?} in project {project_id}"))?;
         Ok(())
     }
 

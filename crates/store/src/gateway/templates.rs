@@ -6,6 +6,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use super::Tables;
 use crate::entity::template;
+use crate::error::found;
 use crate::{Error, Result, now_ms};
 
 /// A template's settable fields, already validated by the caller.
@@ -105,9 +106,7 @@ impl Tables {
             .filter(template::Column::ProjectId.eq(project_id))
             .exec(self.conn())
             .await?;
-        if res.rows_affected == 0 {
-            return Err(Error::NotFound(format!("template {id} in project {project_id}")));
-        }
+        found(res.rows_affected, || format!("template {id} in project {project_id}"))?;
         Ok(())
     }
 }
