@@ -32,13 +32,36 @@ impl ChildServer {
     /// Starts `baton server` on `data_dir` and the database `db` with fresh ports, and waits until
     /// it answers and the admin is logged in.
     pub async fn start(data_dir: &Path, pid_dir: &Path, db: &TestDatabase) -> ChildServer {
-        let opts = ChildOptions { http_port: free_port(), grpc_port: free_port(), no_runner: false, lease_seconds: 4 };
-        ChildServer::start_with(data_dir, pid_dir, db, &opts).await
+        // A port from `free_port` is free only until someone binds it: tests running beside this
+        // one bind port 0 too. When it was taken in between, try again with new ports.
+        for _ in 0..5 {
+            let opts =
+                ChildOptions { http_port: free_port(), grpc_port: free_port(), no_runner: false, lease_seconds: 4 };
+            match ChildServer::try_start(data_dir, pid_dir, db, &opts).await {
+                Ok(srv) => return srv,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("baton server did not start; log:\n{log}"),
+            }
+        }
+        panic!("baton server found no free ports in five tries");
     }
 
     /// Like [`ChildServer::start`], with the ports and settings given (a restart on the same
     /// ports lets remote runners find the server again).
     pub async fn start_with(data_dir: &Path, pid_dir: &Path, db: &TestDatabase, opts: &ChildOptions) -> ChildServer {
+        match ChildServer::try_start(data_dir, pid_dir, db, opts).await {
+            Ok(srv) => srv,
+            Err(log) => panic!("baton server did not start; log:\n{log}"),
+        }
+    }
+
+    /// Starts the server; `Err` carries its log when it exited before it was healthy.
+    async fn try_start(
+        data_dir: &Path,
+        pid_dir: &Path,
+        db: &TestDatabase,
+        opts: &ChildOptions,
+    ) -> Result<ChildServer, String> {
         let http = format!("127.0.0.1:{}", opts.http_port);
         let grpc = format!("127.0.0.1:{}", opts.grpc_port);
         let log = data_dir.join(format!("server-{}.log", free_port()));
@@ -79,22 +102,22 @@ impl ChildServer {
             url,
             log,
         };
-        srv.wait_healthy().await;
+        srv.wait_healthy().await?;
         srv.client.login("admin", ADMIN_PASSWORD).await;
-        srv
+        Ok(srv)
     }
 
-    async fn wait_healthy(&mut self) {
+    async fn wait_healthy(&mut self) -> Result<(), String> {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(r) = http.get(format!("{}/api/health", self.url)).send().await
                 && r.status() == 200
             {
-                return;
+                return Ok(());
             }
             if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("baton server exited with {st} before it was healthy; log:\n{}", self.log_text());
+                return Err(format!("exited with {st} before it was healthy\n{}", self.log_text()));
             }
             assert!(Instant::now() < deadline, "baton server not healthy within 60 s; log:\n{}", self.log_text());
             tokio::time::sleep(Duration::from_millis(50)).await;

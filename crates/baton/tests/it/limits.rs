@@ -164,7 +164,8 @@ async fn higher_priority_runs_first_and_fifo_within_a_priority() {
     let (tasks, max_active) = wait_all(c, pid, &ids).await;
     assert_all_succeeded(&tasks);
     assert_eq!(c.wait_final(pid, blocker, WAIT).await["status"], "succeeded");
-    assert_eq!(max_active, 1, "runner capacity 1 was exceeded");
+    // Sampling can miss tasks this short entirely (0 seen active); more than one is the failure.
+    assert!(max_active <= 1, "runner capacity 1 was exceeded: {max_active} active at once");
     // With one slot, each task starts only after the one before it was recorded as finished.
     let mut spans: Vec<(String, String)> = tasks
         .iter()
