@@ -28,3 +28,7 @@ config-check:
 # Measure trigger-to-start latency against a running node: `just bench --password ...`.
 bench *ARGS:
     cargo run --release -- bench {{ARGS}}
+
+# Validate the Dockerfile, compose files, load balancer configs and Helm chart (no Docker needed).
+deploy-check:
+    ./scripts/check-deploy.sh

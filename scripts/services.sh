@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the database servers the tests use, each a private instance on loopback, installing the
-# Debian packages when they are missing, and prints the variables that point the tests at them
-# (`eval "$(scripts/services.sh)"`):
+# Debian packages when they are missing (redis-server and haproxy are only installed: the
+# coordination and cluster tests start private ones each), and prints the variables that point the
+# tests at them (`eval "$(scripts/services.sh)"`):
 #   BATON_TEST_POSTGRES_URL  admin URL of a PostgreSQL server (tests create a database each)
 #   BATON_TEST_MYSQL_URL     admin URL of a MariaDB server (likewise)
 # Instances are reused while they run, so repeated test runs start at once.
@@ -89,8 +90,20 @@ start_mariadb() {
     CREATE USER IF NOT EXISTS 'baton'@'%' IDENTIFIED BY 'baton'; GRANT ALL ON *.* TO 'baton'@'%' WITH GRANT OPTION; FLUSH PRIVILEGES;"
 }
 
+# The coordination tests start their own redis-server per test; it only has to be installed.
+install_redis() {
+  if ! command -v redis-server >/dev/null; then apt_install redis-server; fi
+}
+
+# The cluster tests put HAProxy in front of their nodes; each test runs its own instance.
+install_haproxy() {
+  if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then apt_install haproxy; fi
+}
+
 start_postgres
 start_mariadb
+install_haproxy
+install_redis
 echo "export BATON_TEST_PG_BIN='$BATON_TEST_PG_BIN'"
 echo "export BATON_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:$pg_port/postgres'"
 echo "export BATON_TEST_MYSQL_URL='mysql://baton:baton@127.0.0.1:$my_port/mysql'"

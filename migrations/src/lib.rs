@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_runner_registration;
 mod m0003_project_secrets;
+mod m0004_runner_project;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_runner_registration::Migration),
             Box::new(m0003_project_secrets::Migration),
+            Box::new(m0004_runner_project::Migration),
         ]
     }
 }

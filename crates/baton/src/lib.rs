@@ -2,4 +2,5 @@
 //! line (`main.rs`) and the tests both start servers through [`server::start`].
 
 mod bootstrap;
+mod node;
 pub mod server;

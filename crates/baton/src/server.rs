@@ -106,7 +106,11 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     let channel: Channel = Endpoint::from_shared(dispatcher_url.clone())?.tcp_nodelay(true).connect_lazy();
 
     let seal_key = std::sync::Arc::new(seal_key(&cfg)?);
-    let coord: baton_coord::Coord = std::sync::Arc::new(baton_coord::Local::new());
+    let stop = CancellationToken::new();
+    let coord = crate::node::coordinator(&cfg, &stop).await?;
+    let membership =
+        baton_coord::Membership::new(coord.clone(), &node_id, &["gateway", "scheduler", "dispatcher"], baton_core::VERSION);
+    membership.join().await.map_err(anyhow::Error::msg)?;
     let dispatcher = baton_dispatcher::Service::new(
         baton_dispatcher::Options {
             node_id: node_id.clone(),
@@ -114,6 +118,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
             lease: Duration::from_secs(cfg.dispatcher.lease_seconds),
             heartbeat: Duration::from_secs(cfg.dispatcher.heartbeat_seconds),
             seal_key: seal_key.clone(),
+            move_runners_on_drain: cfg.ha.enabled,
         },
         baton_dispatcher::Deps { store: store.clone(), coord: coord.clone() },
     );
@@ -126,14 +131,19 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
             runner_lease: Duration::from_secs(cfg.dispatcher.lease_seconds),
             seal_key,
         },
-        baton_gateway::Deps { store: store.clone(), dispatcher: channel.clone(), auth: auth.clone() },
+        baton_gateway::Deps {
+            store: store.clone(),
+            membership: membership.clone(),
+            coord: coord.clone(),
+            dispatcher: channel.clone(),
+            auth: auth.clone(),
+        },
     );
     let scheduler = baton_scheduler::Service::new(
-        baton_scheduler::Options { sweep_every: Duration::from_secs(1) },
-        baton_scheduler::Deps { dispatcher: channel.clone(), auth: auth.clone() },
+        baton_scheduler::Options { sweep_every: Duration::from_secs(1), reconcile_every: Duration::from_secs(2) },
+        baton_scheduler::Deps { dispatcher: channel.clone(), auth: auth.clone(), store: store.clone(), coord },
     );
 
-    let stop = CancellationToken::new();
     // The standard health and reflection services, so ordinary gRPC tools can inspect the node.
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in ["", "baton.v1.Tasks", "baton.v1.Runner"] {
@@ -173,20 +183,22 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
             Ok(())
         }
     });
+    services.spawn({
+        let (m, s) = (membership.clone(), stop.clone());
+        async move {
+            m.run(s).await;
+            Ok(())
+        }
+    });
+    services.spawn(crate::node::follow_drain(membership.clone(), dispatcher.clone(), health.clone(), stop.clone()));
+    services.spawn(crate::node::track_readiness(membership.clone(), store.clone(), stop.clone()));
 
     let runner = if opts.no_runner { None } else { Some(local_runner(&cfg, channel, auth, dispatcher_url).await?) };
     tracing::info!(node_id = %node_id, http = %http_addr, grpc = %grpc_addr, runner = runner.is_some(), "baton server started");
 
     let drain = CancellationToken::new();
-    let task = tokio::spawn(lifecycle(Lifecycle {
-        drain: drain.clone(),
-        stop,
-        services,
-        runner,
-        gateway,
-        dispatcher,
-        health,
-    }));
+    let task = tokio::spawn(lifecycle(Lifecycle { drain: drain.clone(), stop, services, runner, membership, dispatcher }));
+    drop(gateway);
     Ok(Server { http_addr, grpc_addr, node_id, drain, task })
 }
 
@@ -250,9 +262,8 @@ struct Lifecycle {
     stop: CancellationToken,
     services: tokio::task::JoinSet<anyhow::Result<()>>,
     runner: Option<LocalRunner>,
-    gateway: baton_gateway::Service,
+    membership: std::sync::Arc<baton_coord::Membership>,
     dispatcher: baton_dispatcher::Service,
-    health: tonic_health::server::HealthReporter,
 }
 
 /// Runs until asked to drain (or a service fails), then shuts down in order.
@@ -271,11 +282,10 @@ async fn lifecycle(mut l: Lifecycle) -> anyhow::Result<()> {
         return Err(why);
     }
     tracing::info!("draining: no new work; running scripts may finish");
-    l.gateway.drain();
+    // The same drain as the API's; applied to the dispatcher here too, so it holds even before
+    // the follower task sees it.
+    l.membership.set_draining(true);
     l.dispatcher.drain();
-    for name in ["", "baton.v1.Tasks", "baton.v1.Runner"] {
-        l.health.set_service_status(name, tonic_health::ServingStatus::NotServing).await;
-    }
     if let Some((runner, token, handle)) = l.runner {
         token.cancel();
         let _ = handle.await;

@@ -244,6 +244,31 @@ fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 }
 
 impl Config {
+    /// The Redis URL: `ha.redis.url`, or one made of `ha.redis.addr`, `.db`, `.user`, `.pass`,
+    /// `.tls` and `.tls_skip_verify`. Contains the password: never print it.
+    pub fn redis_url(&self) -> Option<String> {
+        let r = &self.ha.redis;
+        if let Some(url) = &r.url {
+            return Some(url.clone());
+        }
+        let addr = r.addr.as_ref()?;
+        let scheme = if r.tls { "rediss" } else { "redis" };
+        let enc = |s: &str| s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            (b as char).to_string()
+        } else {
+            format!("%{b:02X}")
+        }).collect::<String>();
+        let auth = match (&r.user, &r.pass) {
+            (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p.expose())),
+            (None, Some(p)) => format!(":{}@", enc(p.expose())),
+            (Some(u), None) => format!("{}@", enc(u)),
+            (None, None) => String::new(),
+        };
+        // The Redis client's way of saying "do not verify the server's certificate".
+        let insecure = if r.tls && r.tls_skip_verify { "#insecure" } else { "" };
+        Some(format!("{scheme}://{auth}{addr}/{}{insecure}", r.db))
+    }
+
     /// The database URL; always set once the configuration is validated.
     pub fn database_url(&self) -> &str {
         self.database.url.as_deref().unwrap_or_default()

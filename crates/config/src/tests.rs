@@ -79,8 +79,43 @@ fn bad_values_name_the_key_and_the_fix() {
     let err = load_from(None, env(&[("BATON_HA_ENABLED", "true")])).unwrap_err().to_string();
     assert!(err.contains("ha.enabled") && err.contains("PostgreSQL"), "{err}");
 
+    let pg = ("BATON_DATABASE_URL", "postgres://b@db/b");
+    let err = load_from(None, env(&[("BATON_HA_ENABLED", "true"), pg])).unwrap_err().to_string();
+    assert!(err.contains("ha.redis.addr"), "{err}");
+    let redis = ("BATON_HA_REDIS_ADDR", "redis:6379");
+    let err = load_from(None, env(&[("BATON_HA_ENABLED", "true"), pg, redis])).unwrap_err().to_string();
+    assert!(err.contains("cluster.secret") && err.contains("every node"), "{err}");
+    let secret = ("BATON_CLUSTER_SECRET", "x");
+    let err = load_from(None, env(&[("BATON_HA_ENABLED", "true"), pg, redis, secret])).unwrap_err().to_string();
+    assert!(err.contains("secrets.encryption_key"), "{err}");
+    let key = ("BATON_SECRETS_ENCRYPTION_KEY", "k");
+    let err = load_from(None, env(&[("BATON_HA_ENABLED", "true"), pg, redis, secret, key])).unwrap_err().to_string();
+    assert!(err.contains("ha.node_id") && err.contains("pod name"), "{err}");
+
     let err = load_from(None, env(&[("BATON_RUNNER_LABELS", "ok,not ok")])).unwrap_err().to_string();
     assert!(err.contains("runner.labels"), "{err}");
+}
+
+#[test]
+fn a_cluster_node_is_accepted_and_builds_its_redis_url_from_parts() {
+    let cfg = load_from(
+        None,
+        env(&[
+            ("BATON_HA_ENABLED", "true"),
+            ("BATON_HA_NODE_ID", "node-1"),
+            ("BATON_DATABASE_URL", "mysql://b:p@db/b"),
+            ("BATON_HA_REDIS_ADDR", "cache:6380"),
+            ("BATON_HA_REDIS_DB", "2"),
+            ("BATON_HA_REDIS_PASS", "p@ss word"),
+            ("BATON_HA_REDIS_TLS", "true"),
+            ("BATON_HA_REDIS_TLS_SKIP_VERIFY", "true"),
+            ("BATON_CLUSTER_SECRET", "c"),
+            ("BATON_SECRETS_ENCRYPTION_KEY", "k"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cfg.redis_url().unwrap(), "rediss://:p%40ss%20word@cache:6380/2#insecure");
+    assert!(!cfg.to_masked_toml().contains("p@ss"));
 }
 
 #[test]

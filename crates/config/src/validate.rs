@@ -49,11 +49,37 @@ pub fn check(mut cfg: Config) -> Result<Config> {
                 "set ha.redis.addr (host:port) or ha.redis.url",
             ));
         }
-        return Err(Error::invalid(
-            "ha.enabled",
-            "this version of Baton runs single-node only",
-            "turn ha.enabled off; cluster mode ships with the Redis coordinator",
-        ));
+        if let Some(url) = &cfg.ha.redis.url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(Error::invalid(
+                "ha.redis.url",
+                "must start with redis:// or rediss://",
+                "use redis://[USER:PASS@]HOST:PORT/DB, or rediss://… for TLS",
+            ));
+        }
+        // Every node must open the others' secrets and accept their internal calls.
+        if cfg.cluster.secret.is_none() {
+            return Err(Error::invalid(
+                "cluster.secret",
+                "is required when ha.enabled is on",
+                "set the same random value on every node (`openssl rand -hex 32`)",
+            ));
+        }
+        if cfg.secrets.encryption_key.is_none() {
+            return Err(Error::invalid(
+                "secrets.encryption_key",
+                "is required when ha.enabled is on",
+                "set the same key on every node (`openssl rand -base64 32`)",
+            ));
+        }
+        if cfg.ha.node_id.as_deref().is_none_or(str::is_empty) {
+            return Err(Error::invalid(
+                "ha.node_id",
+                "is required when ha.enabled is on",
+                "give every node a stable, unique id (in Kubernetes, the pod name)",
+            ));
+        }
     }
     let node_id = match cfg.ha.node_id.take().filter(|n| !n.is_empty()) {
         Some(n) => n,

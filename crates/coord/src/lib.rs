@@ -1,20 +1,29 @@
 //! Coordination between services and nodes: pub/sub of task events, log lines, cancellations and
-//! dispatch wake-ups. Coordination is only ever a hint: SQL decides every state change, so a lost
-//! message costs latency (the periodic SQL sweep catches up), never correctness.
+//! dispatch wake-ups; the ready queue; locks; node heartbeats. Coordination is only ever a hint:
+//! SQL decides every state change, so a lost message, a flushed queue or a lock held twice costs
+//! latency or duplicated (idempotent) work, never correctness.
 //!
 //! [`Coordinator`] is the interface; [`Local`] is the in-process implementation of the embedded
-//! default. A Redis implementation joins it for clusters.
+//! default, and the Redis implementation serves clusters. One shared test suite runs against both.
 
+mod guard;
 mod local;
+pub mod membership;
+mod redis;
 pub mod topic;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::broadcast;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
 
+pub use crate::redis::{Redis, RedisOptions};
+pub use guard::Guarded;
 pub use local::Local;
+pub use membership::{DrainRequest, Membership};
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -33,13 +42,129 @@ impl baton_core::Coded for Error {
 /// A shared coordinator.
 pub type Coord = Arc<dyn Coordinator>;
 
+/// One entry of the ready queue. Placement order: higher `priority` first, then lower `task_id`
+/// (FIFO within a priority, since ids grow). Priorities are clamped into
+/// `-MAX_PRIORITY..=MAX_PRIORITY` when enqueued, by every implementation alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Queued {
+    pub task_id: i64,
+    pub priority: i32,
+}
+
+/// The largest priority the queue keeps apart; larger ones are clamped to it (and smaller ones to
+/// its negation). The Redis queue packs priority and task id into one exact `f64` score, which
+/// leaves 12 bits for the priority; the API allows only -1000..=1000 anyway.
+pub const MAX_PRIORITY: i32 = 2047;
+
+/// Clamps a priority into the range the queue keeps apart.
+pub(crate) fn clamp_priority(priority: i32) -> i32 {
+    priority.clamp(-MAX_PRIORITY, MAX_PRIORITY)
+}
+
+/// A lock held by this process until [`Coordinator::unlock`] or its time to live runs out. The
+/// token proves ownership: unlocking or extending with another token does nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    pub name: String,
+    pub token: String,
+}
+
+/// What a node says about itself in its heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The configured `ha.node_id`.
+    pub id: String,
+    /// Random per process: two live processes with the same `id` have different instances.
+    pub instance: String,
+    /// `gateway`, `scheduler`, `dispatcher`.
+    pub services: Vec<String>,
+    pub version: String,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    /// Unix milliseconds of this heartbeat.
+    pub last_seen: i64,
+    pub draining: bool,
+    pub ready: bool,
+}
+
+/// What [`Coordinator::beat`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beat {
+    Recorded,
+    /// Another live process uses the same node id (its instance is given); this beat was not
+    /// recorded. Two nodes with one id is a configuration error to report loudly.
+    Duplicate {
+        other_instance: String,
+    },
+}
+
 #[async_trait]
 pub trait Coordinator: Send + Sync + std::fmt::Debug {
+    // --- pub/sub ---
+
     /// Delivers `payload` to every current subscriber of `topic`, on every node. Best effort.
     async fn publish(&self, topic: &str, payload: Bytes) -> Result<()>;
 
-    /// Receives what is published on `topic` from now on.
+    /// Receives what is published on `topic` from now on. After the backend was unreachable, a
+    /// subscription yields `Received::Lagged` once: whatever was published meanwhile is lost and
+    /// the subscriber re-reads the state from SQL.
     async fn subscribe(&self, topic: &str) -> Result<Subscription>;
+
+    // --- the ready queue: which tasks are queued in SQL, in placement order ---
+
+    /// Adds tasks (idempotent: adding a present task changes nothing).
+    async fn enqueue(&self, tasks: &[Queued]) -> Result<()>;
+
+    /// Removes tasks (claimed, cancelled or gone); absent ones are ignored.
+    async fn dequeue(&self, task_ids: &[i64]) -> Result<()>;
+
+    /// Up to `limit` entries in placement order, starting after `after` (exclusive) or at the head.
+    async fn queue_page(&self, after: Option<Queued>, limit: usize) -> Result<Vec<Queued>>;
+
+    /// Waits until a task is enqueued (on any node) after this call began, or `timeout` passes.
+    /// `true` when woken by an enqueue. A blocking wait, not a polling loop.
+    async fn wait_for_work(&self, timeout: Duration) -> Result<bool>;
+
+    /// How many tasks the queue holds.
+    async fn queue_len(&self) -> Result<u64>;
+
+    // --- locks ---
+
+    /// Takes `name` for `ttl` if nobody holds it.
+    async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<Lock>>;
+
+    /// Extends a lock this process holds; `false` when it expired or someone else holds it now.
+    async fn extend(&self, lock: &Lock, ttl: Duration) -> Result<bool>;
+
+    /// Releases a lock if `lock.token` still holds it.
+    async fn unlock(&self, lock: &Lock) -> Result<()>;
+
+    // --- nodes ---
+
+    /// Records this node as alive for `ttl`.
+    async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat>;
+
+    /// Forgets this node at once (a clean shutdown), if `instance` is still the recorded one.
+    async fn leave(&self, node_id: &str, instance: &str) -> Result<()>;
+
+    /// The nodes whose heartbeat has not expired, by id.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>>;
+
+    // --- health ---
+
+    /// Checks the backend answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Whether the backend answered lately. Only [`Guarded`] tracks it; others say `true`.
+    fn healthy(&self) -> bool {
+        true
+    }
+
+    /// Changes of [`Coordinator::healthy`]. Others than [`Guarded`] never change: their receiver
+    /// reports a closed channel.
+    fn health(&self) -> watch::Receiver<bool> {
+        watch::channel(true).1
+    }
 
     /// Which implementation this is, for status pages.
     fn kind(&self) -> &'static str;
@@ -49,13 +174,20 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct Subscription {
     rx: broadcast::Receiver<Bytes>,
+    /// Counts the backend's reconnections; a change means messages may have been lost meanwhile.
+    /// `None` for backends that cannot lose messages that way (and once the counter is gone).
+    reconnects: Option<watch::Receiver<u64>>,
+    /// Dropped after `rx` (fields drop in declaration order), so it can tell whether this was the
+    /// topic's last subscriber and stop listening to the backend.
+    _guard: Option<Box<dyn std::fmt::Debug + Send + Sync>>,
 }
 
 /// What a subscriber receives.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Received {
     Message(Bytes),
-    /// The subscriber fell behind and `n` messages were dropped: re-read the state from SQL.
+    /// The subscriber fell behind (or the backend was unreachable) and `n` messages were
+    /// dropped (0 when unknown): re-read the state from SQL.
     Lagged(u64),
     /// The coordinator is gone.
     Closed,
@@ -63,11 +195,39 @@ pub enum Received {
 
 impl Subscription {
     pub fn new(rx: broadcast::Receiver<Bytes>) -> Subscription {
-        Subscription { rx }
+        Subscription { rx, reconnects: None, _guard: None }
+    }
+
+    /// A subscription to a backend that may reconnect: each change of `reconnects` is reported as
+    /// one `Received::Lagged(0)`, before any message that arrived after it. `guard` is dropped
+    /// after the receiver.
+    pub(crate) fn reconnecting(
+        rx: broadcast::Receiver<Bytes>,
+        reconnects: watch::Receiver<u64>,
+        guard: Box<dyn std::fmt::Debug + Send + Sync>,
+    ) -> Subscription {
+        Subscription { rx, reconnects: Some(reconnects), _guard: Some(guard) }
     }
 
     pub async fn recv(&mut self) -> Received {
-        match self.rx.recv().await {
+        if let Some(reconnects) = &mut self.reconnects {
+            // Biased: a reconnection is reported before the messages received after it.
+            let changed = tokio::select! {
+                biased;
+                changed = reconnects.changed() => changed,
+                m = self.rx.recv() => return Self::received(m),
+            };
+            match changed {
+                Ok(()) => return Received::Lagged(0),
+                // The backend is gone: only what is still buffered remains, then `Closed`.
+                Err(_) => self.reconnects = None,
+            }
+        }
+        Self::received(self.rx.recv().await)
+    }
+
+    fn received(m: std::result::Result<Bytes, broadcast::error::RecvError>) -> Received {
+        match m {
             Ok(m) => Received::Message(m),
             Err(broadcast::error::RecvError::Lagged(n)) => Received::Lagged(n),
             Err(broadcast::error::RecvError::Closed) => Received::Closed,

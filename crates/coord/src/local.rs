@@ -1,21 +1,76 @@
-//! The in-process coordinator: a broadcast channel per topic. Exactly the semantics of the Redis
-//! one within a single process, which is all the embedded default has.
+//! The in-process coordinator: a broadcast channel per topic, and the queue, locks and node
+//! records in memory. Exactly the semantics of the Redis one within a single process, which is all
+//! the embedded default has.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
 
-use crate::{Coordinator, Result, Subscription};
+use crate::{Beat, Coordinator, Error, Lock, NodeInfo, Queued, Result, Subscription, clamp_priority};
 
 /// How many messages a slow subscriber may fall behind before it sees `Lagged`.
 const TOPIC_CAPACITY: usize = 4096;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Local {
     topics: Mutex<HashMap<String, broadcast::Sender<Bytes>>>,
+    queue: Mutex<Queue>,
+    /// Bumped by every enqueue that added a task; `wait_for_work` waits for a change.
+    work: watch::Sender<u64>,
+    locks: Mutex<HashMap<String, Held>>,
+    nodes: Mutex<HashMap<String, Held<NodeInfo>>>,
+}
+
+/// The ready queue: the placement order, and each task's (clamped) priority to find its entry.
+#[derive(Debug, Default)]
+struct Queue {
+    /// `(-priority, task_id)`: ascending order is placement order.
+    order: BTreeSet<(i64, i64)>,
+    priorities: HashMap<i64, i32>,
+}
+
+/// A value that lives until `expires` (tokio's clock, so tests may pause time).
+#[derive(Debug)]
+struct Held<T = String> {
+    value: T,
+    expires: Instant,
+}
+
+impl<T> Held<T> {
+    fn live(&self, now: Instant) -> bool {
+        self.expires > now
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves consistent data (every update is a single
+    // map or set operation), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn order_key(q: &Queued) -> (i64, i64) {
+    (-i64::from(q.priority), q.task_id)
+}
+
+fn random_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+impl Default for Local {
+    fn default() -> Local {
+        Local {
+            topics: Mutex::default(),
+            queue: Mutex::default(),
+            work: watch::Sender::new(0),
+            locks: Mutex::default(),
+            nodes: Mutex::default(),
+        }
+    }
 }
 
 impl Local {
@@ -27,7 +82,7 @@ impl Local {
 #[async_trait]
 impl Coordinator for Local {
     async fn publish(&self, topic: &str, payload: Bytes) -> Result<()> {
-        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let mut topics = lock(&self.topics);
         if let Some(tx) = topics.get(topic) {
             // A send fails only when nobody listens any more: forget the topic then.
             if tx.send(payload).is_err() {
@@ -38,9 +93,138 @@ impl Coordinator for Local {
     }
 
     async fn subscribe(&self, topic: &str) -> Result<Subscription> {
-        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let mut topics = lock(&self.topics);
         let tx = topics.entry(topic.to_owned()).or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
         Ok(Subscription::new(tx.subscribe()))
+    }
+
+    async fn enqueue(&self, tasks: &[Queued]) -> Result<()> {
+        let mut added = false;
+        {
+            let mut queue = lock(&self.queue);
+            for t in tasks {
+                if queue.priorities.contains_key(&t.task_id) {
+                    continue;
+                }
+                let t = Queued { task_id: t.task_id, priority: clamp_priority(t.priority) };
+                queue.priorities.insert(t.task_id, t.priority);
+                queue.order.insert(order_key(&t));
+                added = true;
+            }
+        }
+        if added {
+            self.work.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(())
+    }
+
+    async fn dequeue(&self, task_ids: &[i64]) -> Result<()> {
+        let mut queue = lock(&self.queue);
+        for id in task_ids {
+            if let Some(priority) = queue.priorities.remove(id) {
+                queue.order.remove(&order_key(&Queued { task_id: *id, priority }));
+            }
+        }
+        Ok(())
+    }
+
+    async fn queue_page(&self, after: Option<Queued>, limit: usize) -> Result<Vec<Queued>> {
+        let queue = lock(&self.queue);
+        let to_queued = |&(p, task_id): &(i64, i64)| Queued { task_id, priority: -(p as i32) };
+        Ok(match after {
+            None => queue.order.iter().take(limit).map(to_queued).collect(),
+            Some(a) => {
+                // The same clamping as on enqueue, so a page boundary read back is found again.
+                let from = order_key(&Queued { task_id: a.task_id, priority: clamp_priority(a.priority) });
+                queue
+                    .order
+                    .range((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
+                    .take(limit)
+                    .map(to_queued)
+                    .collect()
+            }
+        })
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) -> Result<bool> {
+        // A fresh receiver has seen the current count: only later enqueues wake it.
+        let mut rx = self.work.subscribe();
+        match tokio::time::timeout(timeout, rx.changed()).await {
+            Ok(Ok(())) => Ok(true),
+            // The sender lives as long as `self`, so this cannot happen while we borrow it.
+            Ok(Err(_)) => Err(Error::Unavailable("the in-process coordinator is shutting down".into())),
+            Err(_) => Ok(false),
+        }
+    }
+
+    async fn queue_len(&self) -> Result<u64> {
+        Ok(lock(&self.queue).order.len() as u64)
+    }
+
+    async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<Lock>> {
+        let now = Instant::now();
+        let mut locks = lock(&self.locks);
+        if locks.get(name).is_some_and(|h| h.live(now)) {
+            return Ok(None);
+        }
+        let token = random_token();
+        locks.insert(name.to_owned(), Held { value: token.clone(), expires: now + ttl });
+        Ok(Some(Lock { name: name.to_owned(), token }))
+    }
+
+    async fn extend(&self, l: &Lock, ttl: Duration) -> Result<bool> {
+        let now = Instant::now();
+        let mut locks = lock(&self.locks);
+        match locks.get_mut(&l.name) {
+            Some(h) if h.live(now) && h.value == l.token => {
+                h.expires = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn unlock(&self, l: &Lock) -> Result<()> {
+        let now = Instant::now();
+        let mut locks = lock(&self.locks);
+        if locks.get(&l.name).is_some_and(|h| h.value == l.token || !h.live(now)) {
+            locks.remove(&l.name);
+        }
+        Ok(())
+    }
+
+    async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat> {
+        let now = Instant::now();
+        let mut nodes = lock(&self.nodes);
+        if let Some(h) = nodes.get(&node.id)
+            && h.live(now)
+            && h.value.instance != node.instance
+        {
+            return Ok(Beat::Duplicate { other_instance: h.value.instance.clone() });
+        }
+        nodes.insert(node.id.clone(), Held { value: node.clone(), expires: now + ttl });
+        Ok(Beat::Recorded)
+    }
+
+    async fn leave(&self, node_id: &str, instance: &str) -> Result<()> {
+        let mut nodes = lock(&self.nodes);
+        if nodes.get(node_id).is_some_and(|h| h.value.instance == instance) {
+            nodes.remove(node_id);
+        }
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        let now = Instant::now();
+        let mut nodes = lock(&self.nodes);
+        nodes.retain(|_, h| h.live(now));
+        let mut live: Vec<NodeInfo> = nodes.values().map(|h| h.value.clone()).collect();
+        live.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(live)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
     }
 
     fn kind(&self) -> &'static str {

@@ -1,7 +1,7 @@
 //! Topic names, in one place so publishers and subscribers agree.
 
-/// "There may be queued work": wakes every dispatcher.
-pub const DISPATCH: &str = "dispatch";
+/// Drain requests for nodes: payload `drain <true|false> <node id>`.
+pub const NODES: &str = "nodes";
 
 /// Cancellation requests: payload is the task id in decimal.
 pub const CANCEL: &str = "cancel";

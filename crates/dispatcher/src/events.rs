@@ -1,7 +1,7 @@
 //! What the dispatcher publishes (task events) and listens to (wake-ups and cancellations from
 //! other nodes' services).
 
-use baton_coord::{Received, topic};
+use baton_coord::{Queued, Received, topic};
 use baton_proto::v1::{Cancel, ServerMessage, TaskRef, server_message};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
@@ -14,10 +14,27 @@ pub async fn task_changed(svc: &Service, project_id: i64, task_id: i64, status: 
     let _ = svc.inner.coord.publish(&topic::project(project_id), Bytes::from(payload.to_string())).await;
 }
 
-/// Asks every dispatcher to look at the queue.
-pub async fn wake_all(svc: &Service) {
+/// Asks this node's placement loop to look at the queue (a runner connected, a slot freed up).
+pub fn wake_here(svc: &Service) {
     svc.inner.wake.notify_one();
-    let _ = svc.inner.coord.publish(topic::DISPATCH, Bytes::new()).await;
+}
+
+/// Puts a task (queued in SQL) on the coordination queue, which wakes every dispatcher. Best
+/// effort: while coordination is down placement reads SQL, and the reconciler adds it later.
+pub async fn queued(svc: &Service, task: Queued) {
+    if let Err(e) = svc.inner.coord.enqueue(&[task]).await {
+        tracing::debug!(task_id = task.task_id, error = %e, "not enqueued; placement finds it in SQL");
+    }
+    svc.inner.wake.notify_one();
+}
+
+/// Like [`queued`] for a task that went back to the queue as a new attempt.
+pub async fn requeue(svc: &Service, task_id: i64) {
+    match svc.inner.tables.task(task_id).await {
+        Ok(t) => queued(svc, Queued { task_id, priority: t.priority }).await,
+        // The reconciler will find it.
+        Err(e) => tracing::debug!(task_id, error = %e, "cannot read a requeued task"),
+    }
 }
 
 /// Applies a runner's new state (paused or revoked) if its stream is connected here. Every node
@@ -70,25 +87,34 @@ pub async fn announce_runner(svc: &Service, runner_id: i64, change: RunnerChange
     let _ = svc.inner.coord.publish(topic::RUNNERS, Bytes::from(change.encode(runner_id))).await;
 }
 
-/// Forwards cancellations and runner changes to the runners connected here, and wake-ups to the
-/// placement loop.
+/// Wakes the placement loop whenever any node enqueues a task.
+pub async fn watch_queue(svc: Service, shutdown: CancellationToken) {
+    loop {
+        let woken = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            w = svc.inner.coord.wait_for_work(std::time::Duration::from_secs(5)) => w,
+        };
+        match woken {
+            Ok(true) => svc.inner.wake.notify_one(),
+            Ok(false) => {}
+            // Down: the placement loop polls SQL meanwhile; try again shortly.
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// Forwards cancellations and runner changes to the runners connected here.
 pub async fn listen(svc: Service, shutdown: CancellationToken) {
     let coord = svc.inner.coord.clone();
-    let (Ok(mut wakes), Ok(mut cancels), Ok(mut runners)) = (
-        coord.subscribe(topic::DISPATCH).await,
-        coord.subscribe(topic::CANCEL).await,
-        coord.subscribe(topic::RUNNERS).await,
-    ) else {
+    let (Ok(mut cancels), Ok(mut runners)) =
+        (coord.subscribe(topic::CANCEL).await, coord.subscribe(topic::RUNNERS).await)
+    else {
         tracing::warn!("cannot subscribe to coordination topics; relying on periodic sweeps");
         return;
     };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            m = wakes.recv() => match m {
-                Received::Closed => return,
-                _ => svc.inner.wake.notify_one(),
-            },
             m = cancels.recv() => match m {
                 Received::Message(b) => {
                     if let Some(id) = std::str::from_utf8(&b).ok().and_then(|s| s.parse::<i64>().ok()) {
@@ -114,7 +140,7 @@ pub async fn listen(svc: Service, shutdown: CancellationToken) {
 /// Sends a cancellation to the runner holding `task_id`, if it is connected here.
 pub async fn send_cancel(svc: &Service, task_id: i64) {
     let Some((runner_id, outbox)) = svc.inner.registry.holder(task_id) else { return };
-    let epoch = svc.inner.registry.with(runner_id, |c| c.held.get(&task_id).copied()).flatten().unwrap_or(0);
+    let epoch = svc.inner.registry.with(runner_id, |c| c.held.get(&task_id).map(|h| h.epoch)).flatten().unwrap_or(0);
     let msg =
         ServerMessage { msg: Some(server_message::Msg::Cancel(Cancel { task: Some(TaskRef { task_id, epoch }) })) };
     tracing::debug!(task_id, epoch, runner_id, "sending cancellation");

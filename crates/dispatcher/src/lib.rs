@@ -35,6 +35,9 @@ pub struct Options {
     pub heartbeat: Duration,
     /// Opens project secrets for the scripts that use them.
     pub seal_key: Arc<baton_core::sealed::SealKey>,
+    /// When draining, ask connected runners to reconnect (to another node, through the load
+    /// balancer). Only a cluster has another node to go to.
+    pub move_runners_on_drain: bool,
 }
 
 /// What the dispatcher needs from outside.
@@ -58,8 +61,8 @@ struct Inner {
     registry: registry::Registry,
     /// Wakes the placement loop: a task was queued or a runner slot freed up.
     wake: Notify,
-    /// Set when the node drains: no new assignments, no new runner streams.
-    draining: CancellationToken,
+    /// True while the node drains: no new assignments, no new runner streams.
+    draining: tokio::sync::watch::Sender<bool>,
     /// Since when the database has answered without interruption (`None` while it does not).
     /// Leases expire only after a whole lease of reachability: during an outage no runner could
     /// renew its lease, and expiring them the moment the database returns would declare every
@@ -76,7 +79,7 @@ impl Service {
                 coord: deps.coord,
                 registry: registry::Registry::default(),
                 wake: Notify::new(),
-                draining: CancellationToken::new(),
+                draining: tokio::sync::watch::channel(false).0,
                 db_reachable_since: std::sync::Mutex::new(None),
             }),
         }
@@ -95,14 +98,41 @@ impl Service {
     /// Runs the placement loop and the cancellation listener until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let listener = tokio::spawn(events::listen(self.clone(), shutdown.clone()));
+        let watcher = tokio::spawn(events::watch_queue(self.clone(), shutdown.clone()));
         placement::run(self, shutdown).await;
         let _ = listener.await;
+        let _ = watcher.await;
         Ok(())
     }
 
     /// Stops taking new work; tasks already assigned run to the end.
     pub fn drain(&self) {
-        self.inner.draining.cancel();
+        self.set_draining(true);
+    }
+
+    /// Drains (no new assignments or runner streams; in a cluster the connected runners are sent
+    /// to other nodes) or resumes.
+    pub fn set_draining(&self, draining: bool) {
+        if !self.inner.draining.send_if_modified(|d| std::mem::replace(d, draining) != draining) {
+            return;
+        }
+        if !draining {
+            self.inner.wake.notify_one();
+        } else if self.inner.opts.move_runners_on_drain {
+            for outbox in self.inner.registry.outboxes() {
+                let msg = baton_proto::v1::ServerMessage {
+                    msg: Some(baton_proto::v1::server_message::Msg::Reconnect(baton_proto::v1::Reconnect {
+                        reason: format!("node {} is draining", self.inner.opts.node_id),
+                    })),
+                };
+                // A full outbox means a stuck stream; it moves when this node stops.
+                let _ = outbox.try_send(Ok(msg));
+            }
+        }
+    }
+
+    fn is_draining(&self) -> bool {
+        *self.inner.draining.borrow()
     }
 
     /// How many runners are connected to this dispatcher.

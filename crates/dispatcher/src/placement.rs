@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use baton_core::TaskStatus;
+use baton_coord::Queued;
 use baton_core::sealed::secret_aad;
 use baton_proto::v1::{Assignment, ServerMessage, TaskRef, server_message};
 use baton_store::TaskSpec;
@@ -13,6 +14,7 @@ use baton_store::dispatcher::tasks::Finish;
 use baton_store::entity::task;
 use tokio_util::sync::CancellationToken;
 
+use crate::registry::Held;
 use crate::{Service, events};
 
 /// How many queued tasks one read of the queue returns.
@@ -24,20 +26,22 @@ const MAX_PAGES: usize = 32;
 /// The longest a queued task waits when every wake-up was missed, and how often pending
 /// cancellations are re-sent.
 const TICK: Duration = Duration::from_secs(1);
+/// The same while coordination is down and placement reads the queue from SQL.
+const DEGRADED_TICK: Duration = Duration::from_millis(250);
 
 pub async fn run(svc: Service, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Without coordination no wake-up crosses nodes: look at the queue more often instead.
+        let tick = if svc.inner.coord.healthy() { TICK } else { DEGRADED_TICK };
         let ticked = tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = svc.inner.wake.notified() => false,
-            _ = tick.tick() => true,
+            _ = tokio::time::sleep(tick) => true,
         };
         if ticked {
             redeliver_cancels(&svc).await;
         }
-        if svc.inner.draining.is_cancelled() {
+        if svc.is_draining() {
             continue;
         }
         if let Err(e) = place_all(&svc).await {
@@ -53,11 +57,10 @@ async fn place_all(svc: &Service) -> crate::Result<()> {
     let mut after = None;
     let mut barren = 0;
     while svc.inner.registry.total_free() > 0 && barren < MAX_PAGES {
-        let page = svc.inner.tables.queue_page(after, BATCH).await?;
-        let Some(last) = page.last().map(|t| (t.priority, t.id)) else { return Ok(()) };
-        let full = page.len() as u64 == BATCH;
-        let placed = place_page(svc, page).await?;
-        if !full {
+        let page = queue_page(svc, after).await?;
+        let Some(last) = page.last else { return Ok(()) };
+        let placed = place_page(svc, page.tasks).await?;
+        if !page.full {
             // That was the rest of the queue: everything in it has been considered.
             return Ok(());
         }
@@ -72,6 +75,44 @@ async fn place_all(svc: &Service) -> crate::Result<()> {
     Ok(())
 }
 
+/// One page of the queue in placement order.
+struct Page {
+    /// The page's tasks that are still queued in SQL.
+    tasks: Vec<task::Model>,
+    /// Where the page ended, as (priority, id): the next page starts after it.
+    last: Option<Queued>,
+    /// Whether the queue may go on after this page.
+    full: bool,
+}
+
+/// Reads a page from the coordination queue, or from SQL while coordination is down. Entries
+/// the queue holds for tasks that are no longer queued (claimed elsewhere, cancelled, deleted)
+/// are dropped from it on the way.
+async fn queue_page(svc: &Service, after: Option<Queued>) -> crate::Result<Page> {
+    let inner = &svc.inner;
+    let Ok(entries) = inner.coord.queue_page(after, BATCH as usize).await else {
+        let tasks = inner.tables.queue_page(after.map(|q| (q.priority, q.task_id)), BATCH).await?;
+        let last = tasks.last().map(|t| Queued { task_id: t.id, priority: t.priority });
+        let full = tasks.len() as u64 == BATCH;
+        return Ok(Page { tasks, last, full });
+    };
+    let ids: Vec<i64> = entries.iter().map(|q| q.task_id).collect();
+    let mut rows: HashMap<i64, task::Model> =
+        inner.tables.tasks_by_ids(&ids).await?.into_iter().map(|t| (t.id, t)).collect();
+    let mut tasks = Vec::with_capacity(entries.len());
+    let mut stale = Vec::new();
+    for q in &entries {
+        match rows.remove(&q.task_id) {
+            Some(t) if t.status == TaskStatus::Queued.as_str() => tasks.push(t),
+            _ => stale.push(q.task_id),
+        }
+    }
+    if !stale.is_empty() {
+        let _ = inner.coord.dequeue(&stale).await;
+    }
+    Ok(Page { tasks, last: entries.last().copied(), full: entries.len() as u64 == BATCH })
+}
+
 /// Places what fits of one page of queued tasks. Returns how many were assigned.
 async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usize> {
     let inner = &svc.inner;
@@ -79,6 +120,7 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
     let (mut per_template, mut per_project) =
         if limited { inner.tables.active_counts().await? } else { (HashMap::new(), HashMap::new()) };
     let mut placed = 0;
+    let mut claimed = Vec::new();
     for t in head {
         if over_limit(t.template_max_parallel, per_template.get(&t.template_id))
             || over_limit(t.project_max_parallel, per_project.get(&t.project_id))
@@ -92,9 +134,10 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
                 continue;
             }
         };
-        let Some((runner_id, outbox)) = inner.registry.pick(&spec.labels) else { continue };
+        let Some((runner_id, outbox)) = inner.registry.pick(t.project_id, &spec.labels) else { continue };
         let secrets = open_secrets(svc, t.project_id, &spec.secrets).await;
         let Some(epoch) = inner.tables.claim(t.id, t.epoch, runner_id).await? else { continue };
+        claimed.push(t.id);
         let secrets = match secrets {
             Ok(s) => s,
             Err(why) => {
@@ -107,7 +150,7 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
                 continue;
             }
         };
-        inner.registry.with(runner_id, |c| c.held.insert(t.id, epoch));
+        inner.registry.with(runner_id, |c| c.held.insert(t.id, Held { epoch, project_id: t.project_id }));
         *per_template.entry(t.template_id).or_insert(0) += 1;
         *per_project.entry(t.project_id).or_insert(0) += 1;
         // A first attempt has no lines yet; later ones continue the numbering.
@@ -117,11 +160,18 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
         if outbox.send(Ok(msg)).await.is_err() {
             // The stream closed between the pick and the send: give the task back at once.
             inner.registry.with(runner_id, |c| c.held.remove(&t.id));
-            inner.tables.lose(t.id, epoch, "runner disconnected before the assignment reached it").await?;
+            let outcome = inner.tables.lose(t.id, epoch, "runner disconnected before the assignment reached it").await?;
+            if outcome == baton_store::dispatcher::tasks::Lost::Requeued {
+                events::requeue(svc, t.id).await;
+            }
             continue;
         }
         events::task_changed(svc, t.project_id, t.id, TaskStatus::Assigned.as_str()).await;
         placed += 1;
+    }
+    if !claimed.is_empty() {
+        // Best effort: an entry left behind is dropped by the next read of the queue.
+        let _ = inner.coord.dequeue(&claimed).await;
     }
     Ok(placed)
 }

@@ -17,11 +17,20 @@ pub struct Conn {
     pub outbox: Outbox,
     pub labels: Vec<String>,
     pub capacity: usize,
-    /// task id → epoch of the tasks this runner holds.
-    pub held: HashMap<i64, i64>,
+    /// The tasks this runner holds.
+    pub held: HashMap<i64, Held>,
+    /// Set for a project-scoped runner: it takes only that project's tasks.
+    pub project_id: Option<i64>,
     pub draining: bool,
     /// Paused by an admin: keeps what it runs, gets nothing new.
     pub paused: bool,
+}
+
+/// What the dispatcher remembers of a task a runner holds, so reports need no SQL read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub epoch: i64,
+    pub project_id: i64,
 }
 
 impl Conn {
@@ -29,9 +38,9 @@ impl Conn {
         if self.draining || self.paused { 0 } else { self.capacity.saturating_sub(self.held.len()) }
     }
 
-    /// Whether this runner has every label the task needs.
-    pub fn fits(&self, labels: &[String]) -> bool {
-        labels.iter().all(|l| self.labels.contains(l))
+    /// Whether this runner may take a task of `project_id` that needs `labels`.
+    pub fn fits(&self, project_id: i64, labels: &[String]) -> bool {
+        self.project_id.is_none_or(|p| p == project_id) && labels.iter().all(|l| self.labels.contains(l))
     }
 }
 
@@ -66,7 +75,7 @@ impl Registry {
     }
 
     /// Removes the runner if `session` is still its current stream; returns the tasks it held.
-    pub fn remove(&self, runner_id: i64, session: u64) -> Option<HashMap<i64, i64>> {
+    pub fn remove(&self, runner_id: i64, session: u64) -> Option<HashMap<i64, Held>> {
         let mut inner = self.lock();
         if inner.conns.get(&runner_id).is_some_and(|c| c.session == session) {
             return inner.conns.remove(&runner_id).map(|c| c.held);
@@ -78,13 +87,14 @@ impl Registry {
         self.lock().conns.get_mut(&runner_id).map(f)
     }
 
-    /// Picks the least-loaded runner with a free slot that fits `labels`.
-    pub fn pick(&self, labels: &[String]) -> Option<(i64, Outbox)> {
+    /// Picks the least-loaded runner with a free slot that may take a task of `project_id` needing
+    /// `labels`.
+    pub fn pick(&self, project_id: i64, labels: &[String]) -> Option<(i64, Outbox)> {
         let inner = self.lock();
         inner
             .conns
             .iter()
-            .filter(|(_, c)| c.free() > 0 && c.fits(labels))
+            .filter(|(_, c)| c.free() > 0 && c.fits(project_id, labels))
             // Least loaded = highest share of free slots; ties go to the lower id for stable tests.
             .max_by(|(a_id, a), (b_id, b)| {
                 let (fa, fb) = (a.free() * b.capacity, b.free() * a.capacity);
@@ -95,6 +105,10 @@ impl Registry {
 
     pub fn total_free(&self) -> usize {
         self.lock().conns.values().map(Conn::free).sum()
+    }
+
+    pub fn outboxes(&self) -> Vec<Outbox> {
+        self.lock().conns.values().map(|c| c.outbox.clone()).collect()
     }
 
     pub fn ids(&self) -> Vec<i64> {
@@ -122,7 +136,8 @@ mod tests {
             outbox: mpsc::channel(1).0,
             labels: labels.iter().map(|s| s.to_string()).collect(),
             capacity,
-            held: (0..held as i64).map(|i| (1000 + i, 1)).collect(),
+            held: (0..held as i64).map(|i| (1000 + i, Held { epoch: 1, project_id: 1 })).collect(),
+            project_id: None,
             draining: false,
             paused: false,
         }
@@ -134,8 +149,8 @@ mod tests {
         r.insert(1, conn(&["linux"], 2, 0));
         r.insert(2, conn(&["linux", "gpu"], 2, 0));
         r.insert(3, conn(&["linux", "gpu"], 1, 1));
-        assert_eq!(r.pick(&["gpu".into()]).map(|p| p.0), Some(2));
-        assert_eq!(r.pick(&["arm".into()]).map(|p| p.0), None);
+        assert_eq!(r.pick(1, &["gpu".into()]).map(|p| p.0), Some(2));
+        assert_eq!(r.pick(1, &["arm".into()]).map(|p| p.0), None);
         assert_eq!(r.total_free(), 4);
     }
 
@@ -144,7 +159,19 @@ mod tests {
         let r = Registry::default();
         r.insert(1, conn(&[], 4, 3));
         r.insert(2, conn(&[], 2, 1));
-        assert_eq!(r.pick(&[]).map(|p| p.0), Some(2));
+        assert_eq!(r.pick(1, &[]).map(|p| p.0), Some(2));
+    }
+
+    #[test]
+    fn a_project_scoped_runner_takes_only_its_project() {
+        let r = Registry::default();
+        let mut scoped = conn(&[], 4, 0);
+        scoped.project_id = Some(7);
+        r.insert(1, scoped);
+        assert_eq!(r.pick(7, &[]).map(|p| p.0), Some(1));
+        assert_eq!(r.pick(8, &[]).map(|p| p.0), None);
+        r.insert(2, conn(&[], 1, 0));
+        assert_eq!(r.pick(8, &[]).map(|p| p.0), Some(2));
     }
 
     #[test]
@@ -154,7 +181,7 @@ mod tests {
         let new = r.insert(1, conn(&[], 2, 0));
         assert!(r.remove(1, old).is_none());
         r.with(1, |c| c.draining = true);
-        assert!(r.pick(&[]).is_none());
+        assert!(r.pick(1, &[]).is_none());
         assert!(r.remove(1, new).is_some());
         assert_eq!(r.len(), 0);
     }

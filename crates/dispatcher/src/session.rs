@@ -18,7 +18,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::registry::{Conn, Outbox};
+use crate::registry::{Conn, Held, Outbox};
 use crate::{Service, events};
 
 /// Messages queued for one runner before the sender waits.
@@ -71,7 +71,7 @@ impl pb::runner_server::Runner for RunnerApi {
     }
 
     async fn attach(&self, req: Request<Streaming<RunnerMessage>>) -> Result<Response<ServerStream>, Status> {
-        if self.svc.inner.draining.is_cancelled() {
+        if self.svc.is_draining() {
             return Err(Status::unavailable("this node is draining; connect to another one"));
         }
         let runner_id = authenticate(&self.svc, &req).await?;
@@ -129,7 +129,7 @@ impl Session {
     /// Records the runner, reconciles what it runs with SQL, registers it, and welcomes it.
     async fn open(mut self, hello: pb::Hello) -> Result<Session, Status> {
         let inner = &self.svc.inner;
-        let paused = inner.tables.runner(self.runner_id).await.map_err(|e| e.to_status())?.paused;
+        let row = inner.tables.runner(self.runner_id).await.map_err(|e| e.to_status())?;
         let hello_row = baton_store::dispatcher::runners::Hello {
             node_id: &inner.opts.node_id,
             version: &hello.version,
@@ -144,8 +144,9 @@ impl Session {
             labels: hello.labels.clone(),
             capacity: hello.capacity.max(1) as usize,
             held,
+            project_id: row.project_id,
             draining: false,
-            paused,
+            paused: row.paused,
         };
         self.session = inner.registry.insert(self.runner_id, conn);
         let welcome = Welcome {
@@ -156,19 +157,19 @@ impl Session {
         };
         self.send(server_message::Msg::Welcome(welcome)).await;
         tracing::info!(runner_id = self.runner_id, version = %hello.version, capacity = hello.capacity, "runner connected");
-        events::wake_all(&self.svc).await;
+        events::wake_here(&self.svc);
         Ok(self)
     }
 
     /// Adopts the reported tasks whose epoch still holds, stops the others, and gives up the
     /// tasks SQL says this runner holds but it no longer reports (it restarted without them).
-    async fn reconcile(&self, running: &[TaskRef]) -> Result<HashMap<i64, i64>, Status> {
+    async fn reconcile(&self, running: &[TaskRef]) -> Result<HashMap<i64, Held>, Status> {
         let tables = &self.svc.inner.tables;
         let active = tables.tasks_of_runner(self.runner_id).await.map_err(|e| e.to_status())?;
         let mut held = HashMap::new();
         for r in running {
-            if active.iter().any(|t| t.id == r.task_id && t.epoch == r.epoch) {
-                held.insert(r.task_id, r.epoch);
+            if let Some(t) = active.iter().find(|t| t.id == r.task_id && t.epoch == r.epoch) {
+                held.insert(r.task_id, Held { epoch: r.epoch, project_id: t.project_id });
             } else {
                 self.stop(*r, "the task is no longer assigned to this runner").await;
             }
@@ -216,8 +217,8 @@ impl Session {
                 let at = s.time.map_or_else(baton_store::now_ms, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
                 if tables.mark_running(task.task_id, task.epoch, at).await? {
                     self.ack(ack::What::Started(task), 0).await;
-                    if let Ok(t) = tables.task(task.task_id).await {
-                        events::task_changed(&self.svc, t.project_id, t.id, TaskStatus::Running.as_str()).await;
+                    if let Some(project_id) = self.held_project(task.task_id) {
+                        events::task_changed(&self.svc, project_id, task.task_id, TaskStatus::Running.as_str()).await;
                     }
                 } else {
                     self.stop(task, "stale epoch").await;
@@ -255,13 +256,17 @@ impl Session {
             pb::Outcome::TimedOut => Some(TaskStatus::TimedOut),
             pb::Outcome::Interrupted | pb::Outcome::Unspecified => None,
         };
-        let t = match tables.task(task.task_id).await {
-            Ok(t) => t,
-            Err(baton_store::Error::NotFound(_)) => {
-                self.stop(task, "the task no longer exists").await;
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
+        // Usually known from the assignment; a report re-sent after this node restarted is not.
+        let project_id = match self.held_project(task.task_id) {
+            Some(p) => p,
+            None => match tables.task(task.task_id).await {
+                Ok(t) => t.project_id,
+                Err(baton_store::Error::NotFound(_)) => {
+                    self.stop(task, "the task no longer exists").await;
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            },
         };
         let error = (!f.error.is_empty()).then(|| f.error.clone());
         let done = match status {
@@ -269,14 +274,14 @@ impl Session {
                 let fin = Finish { task_id: task.task_id, epoch: task.epoch, status, exit_code: f.exit_code, error };
                 let ok = tables.finish(fin).await?;
                 if ok {
-                    events::task_changed(&self.svc, t.project_id, t.id, status.as_str()).await;
+                    events::task_changed(&self.svc, project_id, task.task_id, status.as_str()).await;
                 }
                 ok
             }
             None => {
                 let reason = error.unwrap_or_else(|| "the runner stopped it".into());
                 let outcome = tables.lose(task.task_id, task.epoch, &reason).await;
-                self.after_lose(t.project_id, t.id, outcome).await;
+                self.after_lose(project_id, task.task_id, outcome).await;
                 true
             }
         };
@@ -287,15 +292,20 @@ impl Session {
         } else {
             self.stop(task, "stale epoch").await;
         }
-        events::wake_all(&self.svc).await;
+        events::wake_here(&self.svc);
         Ok(())
+    }
+
+    /// The project of a task this runner holds, as remembered from its assignment or adoption.
+    fn held_project(&self, task_id: i64) -> Option<i64> {
+        self.svc.inner.registry.with(self.runner_id, |c| c.held.get(&task_id).map(|h| h.project_id)).flatten()
     }
 
     async fn after_lose(&self, project_id: i64, task_id: i64, outcome: baton_store::Result<Lost>) {
         match outcome {
             Ok(Lost::Requeued) => {
                 events::task_changed(&self.svc, project_id, task_id, TaskStatus::Queued.as_str()).await;
-                events::wake_all(&self.svc).await;
+                events::requeue(&self.svc, task_id).await;
             }
             Ok(Lost::Ended) => events::task_changed(&self.svc, project_id, task_id, TaskStatus::Lost.as_str()).await,
             Ok(Lost::Cancelled) => {

@@ -91,7 +91,7 @@ impl Tasks for TasksApi {
         let spec = req.into_inner().spec.ok_or_else(|| invalid("spec", "is missing"))?;
         let task = self.svc.inner.tables.create_task(new_task(spec)?).await.map_err(|e| e.to_status())?;
         tracing::debug!(task_id = task.id, project_id = task.project_id, "task queued");
-        events::wake_all(&self.svc).await;
+        events::queued(&self.svc, baton_coord::Queued { task_id: task.id, priority: task.priority }).await;
         events::task_changed(&self.svc, task.project_id, task.id, TaskStatus::Queued.as_str()).await;
         Ok(Response::new(pb::SubmitTaskResponse { task_id: task.id }))
     }
@@ -104,7 +104,10 @@ impl Tasks for TasksApi {
         let id = req.into_inner().task_id;
         let tables = &self.svc.inner.tables;
         let status = match tables.cancel(id).await.map_err(|e| e.to_status())? {
-            Cancel::Cancelled => TaskStatus::Cancelled.as_str().to_owned(),
+            Cancel::Cancelled => {
+                let _ = self.svc.inner.coord.dequeue(&[id]).await;
+                TaskStatus::Cancelled.as_str().to_owned()
+            }
             Cancel::Requested { .. } => {
                 // Whichever dispatcher holds the runner's stream forwards it; this one may be it.
                 events::send_cancel(&self.svc, id).await;
@@ -142,12 +145,10 @@ impl Tasks for TasksApi {
             resp.lost += 1;
             if outcome == Lost::Requeued {
                 resp.requeued += 1;
+                events::requeue(&self.svc, t.id).await;
             }
             let st = tables.task(t.id).await.map(|t| t.status).unwrap_or_default();
             events::task_changed(&self.svc, t.project_id, t.id, &st).await;
-        }
-        if resp.requeued > 0 {
-            events::wake_all(&self.svc).await;
         }
         Ok(Response::new(resp))
     }

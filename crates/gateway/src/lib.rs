@@ -38,6 +38,10 @@ pub struct Options {
 #[derive(Debug, Clone)]
 pub struct Deps {
     pub store: Store,
+    /// This node in the cluster: drain state, the list of nodes, drain requests to others.
+    pub membership: Arc<baton_coord::Membership>,
+    /// For the cluster view's coordination status.
+    pub coord: baton_coord::Coord,
     /// A channel to a dispatcher (any: they are all equal).
     pub dispatcher: Channel,
     pub auth: ClusterAuth,
@@ -51,8 +55,11 @@ struct State {
     opts: Options,
     tables: baton_store::gateway::Tables,
     tasks: Tasks,
-    /// Set while the node drains: readiness fails so the load balancer moves traffic away.
-    draining: CancellationToken,
+    /// Readiness fails while the node drains, so the load balancer moves traffic away.
+    membership: Arc<baton_coord::Membership>,
+    coord: baton_coord::Coord,
+    /// Which database the node uses, for the cluster view.
+    dialect: &'static str,
 }
 
 type AppState = Arc<State>;
@@ -67,9 +74,11 @@ impl Service {
     pub fn new(opts: Options, deps: Deps) -> Service {
         let state = State {
             opts,
+            dialect: deps.store.dialect(),
             tables: baton_store::gateway::Tables::new(deps.store),
             tasks: TasksClient::with_interceptor(deps.dispatcher, deps.auth),
-            draining: CancellationToken::new(),
+            membership: deps.membership,
+            coord: deps.coord,
         };
         Service { state: Arc::new(state) }
     }
@@ -88,10 +97,5 @@ impl Service {
             let _ = tcp.set_nodelay(true);
         });
         axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
-    }
-
-    /// Makes `/api/ready` fail from now on.
-    pub fn drain(&self) {
-        self.state.draining.cancel();
     }
 }

@@ -25,7 +25,11 @@ pub async fn maintain(runner: Runner, stop: CancellationToken) {
         let started = tokio::time::Instant::now();
         match session(&runner, &stop).await {
             Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, url = %runner.opts.url, "runner stream ended; reconnecting"),
+            Err(End::Moved(why)) => {
+                tracing::info!(reason = %why, "dispatcher asked this runner to reconnect elsewhere");
+                backoff = BACKOFF_MIN;
+            }
+            Err(End::Broken(e)) => tracing::warn!(error = %e, url = %runner.opts.url, "runner stream ended; reconnecting"),
         }
         // A stream that lived a while was healthy: start the backoff over.
         if started.elapsed() > Duration::from_secs(10) {
@@ -46,8 +50,28 @@ fn rand_ms(max: u64) -> u64 {
     u64::from(nanos) % max
 }
 
+/// Why a stream ended, when the runner is not stopping.
+enum End {
+    /// The connection failed or broke: reconnect with backoff.
+    Broken(String),
+    /// The dispatcher drains and asked for a reconnect: do it at once.
+    Moved(String),
+}
+
+impl From<String> for End {
+    fn from(e: String) -> End {
+        End::Broken(e)
+    }
+}
+
+impl From<&str> for End {
+    fn from(e: &str) -> End {
+        End::Broken(e.to_owned())
+    }
+}
+
 /// One stream. `Ok` means the runner is stopping; `Err` means reconnect.
-async fn session(runner: &Runner, stop: &CancellationToken) -> Result<(), String> {
+async fn session(runner: &Runner, stop: &CancellationToken) -> Result<(), End> {
     let opts = &runner.opts;
     let channel = Endpoint::from_shared(opts.url.clone())
         .map_err(|e| e.to_string())?
@@ -113,10 +137,11 @@ async fn session(runner: &Runner, stop: &CancellationToken) -> Result<(), String
                         tracing::warn!(task_id = t.task_id, epoch = t.epoch, reason = %s.reason, "server fenced a task; killing it");
                         runner.jobs.on_stop(t);
                     },
+                    Some(In::Reconnect(r)) => return Err(End::Moved(r.reason)),
                     None => {}
                 },
-                Some(Err(e)) => return Err(format!("stream error: {}", e.message())),
-                None => return Err("server closed the stream".into()),
+                Some(Err(e)) => return Err(End::Broken(format!("stream error: {}", e.message()))),
+                None => return Err(End::Broken("server closed the stream".into())),
             },
         }
     }

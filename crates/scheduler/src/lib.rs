@@ -1,13 +1,23 @@
 //! The scheduler: runs the periodic sweepers on every node (and, with schedules, fires them).
-//! Sweeps are idempotent compare-and-sets in the dispatcher, so every node may run them at once
-//! without a leader. Today it sweeps expired runner leases: the tasks of a runner that went silent
-//! are ended as lost, or queued again while attempts are left.
+//! Sweeps are idempotent, so every node may run them at once without a leader; a coordination
+//! lock only saves duplicated work, and while coordination is down every node sweeps.
+//!
+//! - Lease sweep (every `sweep_every`): the tasks of a runner that went silent are ended as lost,
+//!   or queued again while attempts are left — a compare-and-set in the dispatcher, called over
+//!   gRPC.
+//! - Queue reconcile (every `reconcile_every`, and at once when coordination comes back): every
+//!   task queued in SQL is put on the coordination queue, so a flushed or restarted Redis loses
+//!   nothing. It writes no SQL.
+
+mod reconcile;
 
 use std::time::Duration;
 
+use baton_coord::Coord;
 use baton_core::internal::ClusterAuth;
 use baton_proto::v1::SweepRequest;
 use baton_proto::v1::tasks_client::TasksClient;
+use baton_store::Store;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -17,29 +27,47 @@ use tonic::transport::Channel;
 pub struct Options {
     /// How often the lease sweeper runs.
     pub sweep_every: Duration,
+    /// How often the coordination queue is rebuilt from SQL.
+    pub reconcile_every: Duration,
 }
 
-/// What the scheduler needs: a channel to a dispatcher and the cluster secret.
+/// What the scheduler needs: a channel to a dispatcher and the cluster secret, the store (read
+/// only) and the coordinator.
 #[derive(Debug, Clone)]
 pub struct Deps {
     pub dispatcher: Channel,
     pub auth: ClusterAuth,
+    pub store: Store,
+    pub coord: Coord,
 }
 
 #[derive(Debug, Clone)]
 pub struct Service {
     opts: Options,
     tasks: TasksClient<InterceptedService<Channel, ClusterAuth>>,
+    store: Store,
+    coord: Coord,
 }
 
 impl Service {
     pub fn new(opts: Options, deps: Deps) -> Service {
-        Service { opts, tasks: TasksClient::with_interceptor(deps.dispatcher, deps.auth) }
+        Service {
+            opts,
+            tasks: TasksClient::with_interceptor(deps.dispatcher, deps.auth),
+            store: deps.store,
+            coord: deps.coord,
+        }
     }
 
     /// Sweeps until `shutdown`. A failed sweep (dispatcher or database away) is retried on the
     /// next tick.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let reconciler = tokio::spawn(reconcile::run(self.store.clone(), self.coord.clone(), self.opts.reconcile_every, shutdown.clone()));
+        self.sweep_leases(shutdown).await;
+        let _ = reconciler.await;
+    }
+
+    async fn sweep_leases(mut self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(self.opts.sweep_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -47,6 +75,12 @@ impl Service {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            // One node per period is enough; if the lock cannot be asked for, sweep anyway.
+            let lock = match self.coord.try_lock("sweep:leases", self.opts.sweep_every).await {
+                Ok(None) => continue,
+                Ok(Some(lock)) => Some(lock),
+                Err(_) => None,
+            };
             match self.tasks.sweep(SweepRequest {}).await {
                 Ok(r) => {
                     let r = r.into_inner();
@@ -54,7 +88,13 @@ impl Service {
                         tracing::info!(lost = r.lost, requeued = r.requeued, "swept expired runner leases");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e.message(), "lease sweep failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %e.message(), "lease sweep failed; retrying");
+                    // Let another node try at once rather than after the lock expires.
+                    if let Some(lock) = lock {
+                        let _ = self.coord.unlock(&lock).await;
+                    }
+                }
             }
         }
     }

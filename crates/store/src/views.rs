@@ -54,6 +54,22 @@ impl Store {
         Ok(q.all(self.conn()).await?)
     }
 
+    /// Queued tasks as `(id, priority)`, by id after `after_id`: the queue reconciler pages
+    /// through them to refill the coordination queue.
+    pub async fn queued_tasks(&self, after_id: i64, limit: u64) -> Result<Vec<(i64, i32)>> {
+        Ok(task::Entity::find()
+            .select_only()
+            .column(task::Column::Id)
+            .column(task::Column::Priority)
+            .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()))
+            .filter(task::Column::Id.gt(after_id))
+            .order_by_asc(task::Column::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(self.conn())
+            .await?)
+    }
+
     /// How many of a project's tasks are queued, assigned or running.
     pub async fn unfinished_tasks(&self, project_id: i64) -> Result<u64> {
         use sea_orm::PaginatorTrait;

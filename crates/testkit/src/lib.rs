@@ -6,11 +6,13 @@
 mod client;
 mod databases;
 mod postgres;
+mod redis;
 mod server;
 
 pub use client::{Client, Resp};
 pub use databases::{Dialect, TestDatabase};
 pub use postgres::PrivatePostgres;
+pub use redis::PrivateRedis;
 pub use server::{TestServer, free_port};
 
 /// The password of the admin every test server starts with.

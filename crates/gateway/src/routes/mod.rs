@@ -1,6 +1,7 @@
 //! The route table of API.md, and what applies to every response: the `X-Baton-Node` header,
 //! JSON errors for unknown routes and methods, and the body size limit.
 
+mod cluster;
 mod identity;
 mod probes;
 mod projects;
@@ -47,7 +48,9 @@ pub fn router(state: AppState) -> Router {
         .route("/projects/{pid}/tasks/{id}/cancel", post(tasks::cancel))
         .route("/runner-registration-tokens", post(runners::create_token))
         .route("/runners", get(runners::list))
-        .route("/runners/{id}", get(runners::get).patch(runners::update).delete(runners::delete));
+        .route("/runners/{id}", get(runners::get).patch(runners::update).delete(runners::delete))
+        .route("/cluster", get(cluster::view))
+        .route("/cluster/nodes/{node_id}/drain", post(cluster::drain));
     let max_body = state.opts.max_body_bytes;
     Router::new()
         .route("/api/health", get(probes::health))

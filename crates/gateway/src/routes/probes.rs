@@ -17,12 +17,20 @@ pub async fn health() -> Json<Value> {
 
 /// 200 when this node can serve: the database answers and the node is not draining.
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
-    if state.draining.is_cancelled() {
+    if state.membership.is_draining() {
         return Err(Error::new(ErrorCode::Unavailable, "draining"));
     }
+    database_ok(&state).await.map_err(|why| Error::new(ErrorCode::Unavailable, why))?;
+    // Coordination down is a degraded mode, not a reason to leave the load balancer: the node
+    // still serves and dispatches from SQL. `/api/v1/cluster` shows it.
+    Ok(Json(json!({"status": "ready", "coordination": if state.coord.healthy() { "ok" } else { "degraded" }})))
+}
+
+/// Whether the database answers within two seconds; the error says why not.
+pub async fn database_ok(state: &AppState) -> std::result::Result<(), String> {
     match tokio::time::timeout(Duration::from_secs(2), state.tables.ping()).await {
-        Ok(Ok(())) => Ok(Json(json!({"status": "ready"}))),
-        Ok(Err(e)) => Err(Error::new(ErrorCode::Unavailable, format!("database unreachable: {e}"))),
-        Err(_) => Err(Error::new(ErrorCode::Unavailable, "database unreachable: no answer within 2s")),
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("database unreachable: {e}")),
+        Err(_) => Err("database unreachable: no answer within 2s".into()),
     }
 }

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 /// Runners as the reason needs them.
 pub struct Runners {
-    runners: Vec<(Vec<String>, bool, bool)>,
+    /// (labels, online, paused, project scope) of every registered runner.
+    runners: Vec<(Vec<String>, bool, bool, Option<i64>)>,
 }
 
 impl Runners {
@@ -19,7 +20,7 @@ impl Runners {
             .iter()
             .map(|r| {
                 let labels: Vec<String> = serde_json::from_str(&r.labels).unwrap_or_default();
-                (labels, r.last_seen.is_some_and(|t| t > now - lease_ms), r.paused)
+                (labels, r.last_seen.is_some_and(|t| t > now - lease_ms), r.paused, r.project_id)
             })
             .collect();
         Runners { runners }
@@ -31,17 +32,22 @@ impl Runners {
             return None;
         }
         let labels = TaskSpec::from_json(&t.spec).map(|s| s.labels).unwrap_or_default();
-        let fitting: Vec<_> =
-            self.runners.iter().filter(|(have, _, _)| labels.iter().all(|l| have.contains(l))).collect();
+        let fitting: Vec<_> = self
+            .runners
+            .iter()
+            .filter(|(have, _, _, scope)| {
+                scope.is_none_or(|p| p == t.project_id) && labels.iter().all(|l| have.contains(l))
+            })
+            .collect();
         let wanted =
             if labels.is_empty() { "any runner".to_owned() } else { format!("a runner with the labels {labels:?}") };
         if fitting.is_empty() {
             return Some(format!("no registered runner can take it: it needs {wanted}"));
         }
-        if !fitting.iter().any(|(_, online, _)| *online) {
+        if !fitting.iter().any(|(_, online, _, _)| *online) {
             return Some(format!("waiting for {wanted} to come online"));
         }
-        if fitting.iter().all(|(_, online, paused)| !online || *paused) {
+        if fitting.iter().all(|(_, online, paused, _)| !online || *paused) {
             return Some(format!("every online runner that fits is paused: it needs {wanted}"));
         }
         None
@@ -71,6 +77,7 @@ mod tests {
             node_id: None,
             last_seen: online.then(baton_store::now_ms),
             created_at: 0,
+            project_id: None,
         }
     }
 

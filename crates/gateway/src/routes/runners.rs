@@ -57,7 +57,8 @@ fn render(state: &AppState, r: &runner::Model, running: i64) -> Value {
     json!({
         "id": r.id, "name": r.name, "labels": labels, "capacity": r.capacity, "running": running,
         "paused": r.paused, "online": online, "last_seen": r.last_seen.map(model::time),
-        "version": r.version, "node_id": r.node_id, "created_at": model::time(r.created_at),
+        "version": r.version, "node_id": r.node_id, "project_id": r.project_id,
+        "created_at": model::time(r.created_at),
     })
 }
 

@@ -115,7 +115,8 @@ impl Tables {
                 labels.push(l.clone());
             }
         }
-        let row = new_runner(&spec, serde_json::to_string(&labels).unwrap_or_default());
+        let mut row = new_runner(&spec, serde_json::to_string(&labels).unwrap_or_default());
+        row.project_id = Set(token.project_id);
         let runner = row.insert(self.conn()).await.map_err(|e| match Error::from(e) {
             Error::Conflict(_) => {
                 Error::Conflict(format!("a runner named {:?} already exists; pick another name", spec.name))

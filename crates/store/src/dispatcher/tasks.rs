@@ -91,6 +91,14 @@ impl Tables {
         task::Entity::find_by_id(id).one(self.conn()).await?.ok_or_else(|| Error::NotFound(format!("task {id}")))
     }
 
+    /// The tasks with these ids that still exist, in no particular order.
+    pub async fn tasks_by_ids(&self, ids: &[i64]) -> Result<Vec<task::Model>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(task::Entity::find().filter(task::Column::Id.is_in(ids.to_vec())).all(self.conn()).await?)
+    }
+
     /// The head of the queue: highest priority first, oldest first within a priority.
     pub async fn queue_head(&self, limit: u64) -> Result<Vec<task::Model>> {
         self.queue_page(None, limit).await

@@ -16,6 +16,8 @@ pub struct Model {
     pub node_id: Option<String>,
     pub last_seen: Option<i64>,
     pub created_at: i64,
+    /// Set when registered with a project-scoped token: the runner serves only that project.
+    pub project_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

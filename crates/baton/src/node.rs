@@ -1,0 +1,82 @@
+//! What makes a process one node of a cluster: its coordinator (Redis in a cluster, in-process on
+//! a single node), and the tasks that keep the node's drain state and readiness true everywhere
+//! they matter (dispatcher, gRPC health, heartbeats).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use baton_config::Config;
+use baton_coord::{Coord, Membership};
+use baton_store::Store;
+use tokio_util::sync::CancellationToken;
+
+/// How long a starting node waits for Redis before it gives up.
+const REDIS_START_WAIT: Duration = Duration::from_secs(30);
+
+/// The coordinator: Redis behind a fail-fast guard when `ha.enabled`, else the in-process one.
+/// The guard's probe runs until `stop`.
+pub async fn coordinator(cfg: &Config, stop: &CancellationToken) -> anyhow::Result<Coord> {
+    if !cfg.ha.enabled {
+        return Ok(Arc::new(baton_coord::Local::new()));
+    }
+    let url = cfg.redis_url().context("config key `ha.redis.addr`: set it (host:port) or ha.redis.url")?;
+    let opts = baton_coord::RedisOptions { url, key_prefix: cfg.ha.redis.key_prefix.clone(), pool_size: 16 };
+    let started = tokio::time::Instant::now();
+    let redis = loop {
+        match baton_coord::Redis::connect(opts.clone()).await {
+            Ok(r) => break r,
+            Err(e) if started.elapsed() < REDIS_START_WAIT => {
+                tracing::warn!(error = %e, "redis not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "{e} (for {REDIS_START_WAIT:?}); check config keys `ha.redis.url` / `ha.redis.addr`"
+                ));
+            }
+        }
+    };
+    let guarded = baton_coord::Guarded::new(Arc::new(redis));
+    tokio::spawn(guarded.clone().probe(stop.clone()));
+    Ok(guarded)
+}
+
+/// Applies this node's drain state (from the API, from any node, or from SIGTERM) to the
+/// dispatcher and the gRPC health service, until `stop`.
+pub async fn follow_drain(
+    membership: Arc<Membership>,
+    dispatcher: baton_dispatcher::Service,
+    health: tonic_health::server::HealthReporter,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut draining = membership.draining();
+    loop {
+        let now = *draining.borrow_and_update();
+        dispatcher.set_draining(now);
+        let status =
+            if now { tonic_health::ServingStatus::NotServing } else { tonic_health::ServingStatus::Serving };
+        for name in ["", "baton.v1.Tasks", "baton.v1.Runner"] {
+            health.set_service_status(name, status).await;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            r = draining.changed() => if r.is_err() { return Ok(()) },
+        }
+    }
+}
+
+/// Keeps the readiness this node reports in its heartbeat true: the database answers and the
+/// node does not drain.
+pub async fn track_readiness(membership: Arc<Membership>, store: Store, stop: CancellationToken) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let db = matches!(tokio::time::timeout(Duration::from_secs(2), store.ping()).await, Ok(Ok(())));
+        membership.set_ready(db && !membership.is_draining());
+    }
+}

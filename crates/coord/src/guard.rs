@@ -1,0 +1,165 @@
+//! A coordinator wrapper that fails fast while its backend is down. Without it every publish on
+//! the hot path would wait for a connect timeout during a Redis outage; with it, callers learn at
+//! once that coordination is unavailable and fall back to SQL (the degraded mode), and a probe
+//! brings coordination back as soon as the backend answers again.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Beat, Coord, Coordinator, Error, Lock, NodeInfo, Queued, Result, Subscription};
+
+/// How long one call may take before the backend counts as down.
+const CALL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the backend is probed, up or down.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+pub struct Guarded {
+    inner: Coord,
+    healthy: watch::Sender<bool>,
+}
+
+impl Guarded {
+    /// Wraps `inner`; call [`Guarded::probe`] in a task to detect recovery.
+    pub fn new(inner: Coord) -> Arc<Guarded> {
+        Arc::new(Guarded { inner, healthy: watch::channel(true).0 })
+    }
+
+    fn set(&self, up: bool, why: &str) {
+        let changed = self.healthy.send_if_modified(|h| std::mem::replace(h, up) != up);
+        if changed && up {
+            tracing::info!(backend = self.inner.kind(), "coordination is back; leaving degraded mode");
+        } else if changed {
+            tracing::warn!(
+                backend = self.inner.kind(),
+                error = why,
+                "coordination unreachable; dispatching from SQL until it returns"
+            );
+        }
+    }
+
+    /// Pings the backend until `shutdown`, keeping the health flag true to what it answers.
+    pub async fn probe(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(PROBE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match tokio::time::timeout(CALL_TIMEOUT, self.inner.ping()).await {
+                Ok(Ok(())) => self.set(true, ""),
+                Ok(Err(e)) => self.set(false, &e.to_string()),
+                Err(_) => self.set(false, "no answer to ping"),
+            }
+        }
+    }
+
+    async fn call<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+        if !*self.healthy.borrow() {
+            return Err(Error::Unavailable("coordination backend is down".into()));
+        }
+        match tokio::time::timeout(CALL_TIMEOUT, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.set(false, &e.to_string());
+                Err(e)
+            }
+            Err(_) => {
+                self.set(false, "no answer");
+                Err(Error::Unavailable(format!("no answer within {CALL_TIMEOUT:?}")))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Coordinator for Guarded {
+    async fn publish(&self, topic: &str, payload: Bytes) -> Result<()> {
+        self.call(self.inner.publish(topic, payload)).await
+    }
+
+    async fn subscribe(&self, topic: &str) -> Result<Subscription> {
+        // A subscription outlives outages by itself (it reports `Lagged` after one): always pass.
+        self.inner.subscribe(topic).await
+    }
+
+    async fn enqueue(&self, tasks: &[Queued]) -> Result<()> {
+        self.call(self.inner.enqueue(tasks)).await
+    }
+
+    async fn dequeue(&self, task_ids: &[i64]) -> Result<()> {
+        self.call(self.inner.dequeue(task_ids)).await
+    }
+
+    async fn queue_page(&self, after: Option<Queued>, limit: usize) -> Result<Vec<Queued>> {
+        self.call(self.inner.queue_page(after, limit)).await
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) -> Result<bool> {
+        if !*self.healthy.borrow() {
+            // Down: wait for the backend to return (or the timeout) instead of failing in a loop.
+            let mut health = self.healthy.subscribe();
+            let _ = tokio::time::timeout(timeout, health.wait_for(|up| *up)).await;
+            return Ok(false);
+        }
+        // Not `call`: this one waits on purpose, longer than a call may take.
+        match self.inner.wait_for_work(timeout).await {
+            Ok(woken) => Ok(woken),
+            Err(e) => {
+                self.set(false, &e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    async fn queue_len(&self) -> Result<u64> {
+        self.call(self.inner.queue_len()).await
+    }
+
+    async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<Lock>> {
+        self.call(self.inner.try_lock(name, ttl)).await
+    }
+
+    async fn extend(&self, lock: &Lock, ttl: Duration) -> Result<bool> {
+        self.call(self.inner.extend(lock, ttl)).await
+    }
+
+    async fn unlock(&self, lock: &Lock) -> Result<()> {
+        self.call(self.inner.unlock(lock)).await
+    }
+
+    async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat> {
+        self.call(self.inner.beat(node, ttl)).await
+    }
+
+    async fn leave(&self, node_id: &str, instance: &str) -> Result<()> {
+        self.call(self.inner.leave(node_id, instance)).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        self.call(self.inner.nodes()).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.call(self.inner.ping()).await
+    }
+
+    fn healthy(&self) -> bool {
+        *self.healthy.borrow()
+    }
+
+    fn health(&self) -> watch::Receiver<bool> {
+        self.healthy.subscribe()
+    }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}

