@@ -3,4 +3,5 @@
 
 mod bootstrap;
 mod node;
+mod parts;
 pub mod server;

@@ -54,8 +54,7 @@ pub async fn follow_drain(
     loop {
         let now = *draining.borrow_and_update();
         dispatcher.set_draining(now);
-        let status =
-            if now { tonic_health::ServingStatus::NotServing } else { tonic_health::ServingStatus::Serving };
+        let status = if now { tonic_health::ServingStatus::NotServing } else { tonic_health::ServingStatus::Serving };
         for name in ["", "baton.v1.Tasks", "baton.v1.Runner"] {
             health.set_service_status(name, status).await;
         }
@@ -79,4 +78,51 @@ pub async fn track_readiness(membership: Arc<Membership>, store: Store, stop: Ca
         let db = matches!(tokio::time::timeout(Duration::from_secs(2), store.ping()).await, Ok(Ok(())));
         membership.set_ready(db && !membership.is_draining());
     }
+}
+
+/// `/api/health` and `/api/ready` for a process without the gateway (a split dispatcher or
+/// scheduler), so orchestrators and load balancers probe every process alike.
+pub async fn serve_probes(
+    listener: tokio::net::TcpListener,
+    membership: Arc<Membership>,
+    store: Store,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let node = membership.node_id();
+    let ready = move || {
+        let (membership, store) = (membership.clone(), store.clone());
+        async move {
+            let (status, why) = if membership.is_draining() {
+                (StatusCode::SERVICE_UNAVAILABLE, "draining".to_owned())
+            } else {
+                match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
+                    Ok(Ok(())) => (StatusCode::OK, String::new()),
+                    Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("database unreachable: {e}")),
+                    Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable: no answer within 2s".into()),
+                }
+            };
+            let body = if status == StatusCode::OK {
+                serde_json::json!({"status": "ready"})
+            } else {
+                serde_json::json!({"error": {"code": "unavailable", "message": why}})
+            };
+            (status, axum::Json(body))
+        }
+    };
+    let app = axum::Router::new()
+        .route("/api/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/api/ready", get(ready))
+        .layer(axum::middleware::map_response(move |mut r: axum::response::Response| {
+            let node = node.clone();
+            async move {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&node) {
+                    r.headers_mut().insert("x-baton-node", v);
+                }
+                r
+            }
+        }));
+    axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+    Ok(())
 }

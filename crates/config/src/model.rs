@@ -140,6 +140,9 @@ impl Default for Redis {
 pub struct Cluster {
     /// Authenticates internal gRPC calls; generated per process when unset on a single node.
     pub secret: Option<Secret>,
+    /// The dispatchers' gRPC address, for `baton gateway` and `baton scheduler` run apart from
+    /// a dispatcher (e.g. `http://baton-dispatcher:7000`).
+    pub dispatcher_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -253,11 +256,17 @@ impl Config {
         }
         let addr = r.addr.as_ref()?;
         let scheme = if r.tls { "rediss" } else { "redis" };
-        let enc = |s: &str| s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            (b as char).to_string()
-        } else {
-            format!("%{b:02X}")
-        }).collect::<String>();
+        let enc = |s: &str| {
+            s.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect::<String>()
+        };
         let auth = match (&r.user, &r.pass) {
             (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p.expose())),
             (None, Some(p)) => format!(":{}@", enc(p.expose())),

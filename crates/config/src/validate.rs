@@ -73,13 +73,6 @@ pub fn check(mut cfg: Config) -> Result<Config> {
                 "set the same key on every node (`openssl rand -base64 32`)",
             ));
         }
-        if cfg.ha.node_id.as_deref().is_none_or(str::is_empty) {
-            return Err(Error::invalid(
-                "ha.node_id",
-                "is required when ha.enabled is on",
-                "give every node a stable, unique id (in Kubernetes, the pod name)",
-            ));
-        }
     }
     let node_id = match cfg.ha.node_id.take().filter(|n| !n.is_empty()) {
         Some(n) => n,

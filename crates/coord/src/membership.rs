@@ -162,6 +162,7 @@ impl Membership {
         };
         self.coord.publish(topic::NODES, Bytes::from(encode(id, draining))).await?;
         node.draining = draining;
+        node.ready &= !draining;
         Ok(DrainRequest::Sent(node))
     }
 }

@@ -95,7 +95,7 @@ impl TestServer {
 
     /// The gRPC URL runners dial.
     pub fn grpc_url(&self) -> String {
-        self.server.as_ref().map(|s| format!("http://{}", s.grpc_addr)).unwrap_or_default()
+        self.server.as_ref().and_then(|s| s.grpc_addr).map(|a| format!("http://{a}")).unwrap_or_default()
     }
 
     /// A server without the local runner: only remote runners take its work.
@@ -108,7 +108,7 @@ impl TestServer {
             data_dir,
             db,
             adjust: std::sync::Arc::new(|_| {}),
-            opts: StartOptions { no_runner: true },
+            opts: StartOptions { no_runner: true, ..StartOptions::default() },
         })
         .await
     }
@@ -161,7 +161,7 @@ impl TestServer {
 
     /// Like [`TestServer::restart`], without the local runner.
     pub async fn restart_without_runner(self) -> TestServer {
-        self.reboot(StartOptions { no_runner: true }).await
+        self.reboot(StartOptions { no_runner: true, ..StartOptions::default() }).await
     }
 }
 

@@ -23,6 +23,21 @@ pub enum AdminCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Mints a runner registration token (as `POST /api/v1/runner-registration-tokens` does), for
+    /// provisioning runners without the API, e.g. in a compose stack.
+    CreateRegistrationToken {
+        /// Labels every runner registered with it gets, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
+        /// Limit the runners to one project.
+        #[arg(long)]
+        project_id: Option<i64>,
+        #[arg(long, default_value_t = 3600)]
+        expires_in_seconds: u64,
+        /// Write the token to this file (mode 0600) instead of standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 pub async fn run(cfg: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
@@ -53,5 +68,43 @@ pub async fn run(cfg: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        AdminCommand::CreateRegistrationToken { labels, project_id, expires_in_seconds, output } => {
+            if let Some(bad) = labels.iter().find(|l| !baton_core::names::valid_label(l)) {
+                anyhow::bail!("--labels: {bad:?} is not a valid label (letters, digits and - _ . : =)");
+            }
+            let store = super::open_store(cfg).await?;
+            store.migrate().await?;
+            let token = baton_core::token::generate("brt_");
+            let expires_at = baton_store::now_ms() + expires_in_seconds.clamp(1, 365 * 86_400) as i64 * 1000;
+            // The dispatcher owns these rows; this operator tool acts for it, like the API would.
+            baton_store::dispatcher::Tables::new(store)
+                .create_registration_token(baton_store::dispatcher::runners::NewRegistrationToken {
+                    token_hash: &baton_core::token::digest(&token),
+                    labels: &labels,
+                    project_id,
+                    expires_at,
+                })
+                .await?;
+            match output {
+                Some(path) => write_private(&path, &token)?,
+                None => println!("{token}"),
+            }
+            Ok(())
+        }
     }
+}
+
+/// Writes `text` to a new or truncated file only its owner may read.
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! The command line: `server`, `config check`, `migrate`, `admin`, `bench`.
+//! The command line: `server` (or one service: `gateway`, `scheduler`, `dispatcher`),
+//! `config check`, `migrate`, `admin`, `bench`, `runner`.
 
 mod admin;
 mod bench;
@@ -8,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use baton::server::{Services, StartOptions};
 use baton_config::Config;
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,12 @@ enum Command {
         #[arg(long)]
         no_runner: bool,
     },
+    /// Runs only the HTTP API (with `cluster.dispatcher_url` pointing at the dispatchers).
+    Gateway,
+    /// Runs only the scheduler and sweepers (with `cluster.dispatcher_url`).
+    Scheduler,
+    /// Runs only the dispatcher: the gRPC endpoint of runners and internal calls.
+    Dispatcher,
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -93,11 +101,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Server { no_runner } => {
-            let cfg = load_config(args.config.as_deref())?;
-            init_tracing(&cfg)?;
-            serve(cfg, no_runner).await?;
-            Ok(ExitCode::SUCCESS)
+            serve(args.config.as_deref(), StartOptions { no_runner, services: Services::ALL }).await
         }
+        Command::Gateway => serve(args.config.as_deref(), only(Services { gateway: true, ..NONE })).await,
+        Command::Scheduler => serve(args.config.as_deref(), only(Services { scheduler: true, ..NONE })).await,
+        Command::Dispatcher => serve(args.config.as_deref(), only(Services { dispatcher: true, ..NONE })).await,
         Command::Migrate { action } => {
             let cfg = load_config(args.config.as_deref())?;
             init_tracing(&cfg)?;
@@ -117,8 +125,22 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(cfg: Config, no_runner: bool) -> anyhow::Result<()> {
-    let server = baton::server::start(cfg, baton::server::StartOptions { no_runner }).await?;
+const NONE: Services = Services { gateway: false, scheduler: false, dispatcher: false };
+
+/// One service alone: never with a local runner (runners are separate processes then).
+fn only(services: Services) -> StartOptions {
+    StartOptions { no_runner: true, services }
+}
+
+async fn serve(config: Option<&std::path::Path>, opts: StartOptions) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(config)?;
+    init_tracing(&cfg)?;
+    run_server(cfg, opts).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_server(cfg: Config, opts: StartOptions) -> anyhow::Result<()> {
+    let server = baton::server::start(cfg, opts).await?;
     let drain = server.drain_token();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -42,7 +42,7 @@ pub async fn drain(
     caller.require_admin()?;
     match state.membership.request_drain(&node_id, body.draining).await {
         Ok(DrainRequest::Sent(node)) => Ok(Json(render(&node))),
-        Ok(DrainRequest::UnknownNode) => Err(Error::not_found(format!("node {node_id:?} (no live node has that id)"))),
+        Ok(DrainRequest::UnknownNode) => Err(Error::not_found(format!("live node {node_id:?}"))),
         Err(e) => Err(Error::new(
             ErrorCode::Unavailable,
             format!(
