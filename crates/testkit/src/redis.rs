@@ -61,10 +61,10 @@ impl PrivateRedis {
         panic!("redis-server did not start on {PORT_ATTEMPTS} free ports in a row; see its log above");
     }
 
-    /// `redis://127.0.0.1:PORT/`, or `rediss://localhost:PORT/#insecure` for a TLS server.
+    /// `redis://127.0.0.1:PORT/`, or `rediss://127.0.0.1:PORT/#insecure` for a TLS server.
     pub fn url(&self) -> String {
         if self.tls {
-            format!("rediss://localhost:{}/#insecure", self.port)
+            format!("rediss://127.0.0.1:{}/#insecure", self.port)
         } else {
             format!("redis://127.0.0.1:{}/", self.port)
         }

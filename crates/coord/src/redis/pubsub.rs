@@ -36,6 +36,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// How long `subscribe` waits for the task, which may be busy reconnecting.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+const DOWN: &str = "the redis pub/sub connection is down (reconnecting); check that redis is running at ha.redis.url";
 
 /// The state the task shares with `Redis` and its subscriptions.
 struct Shared {
@@ -96,9 +97,7 @@ impl PubSub {
     }
 
     fn down(&self) -> Error {
-        Error::Unavailable(
-            "the redis pub/sub connection is down (reconnecting); check that redis is running at ha.redis.url".into(),
-        )
+        Error::Unavailable(DOWN.into())
     }
 
     /// Waits for the first connection, so a fresh coordinator is ready to use.
@@ -194,10 +193,13 @@ enum End {
 async fn run(shared: Arc<Shared>, client: Client, mut commands: mpsc::UnboundedReceiver<Command>) {
     let mut backoff = MIN_BACKOFF;
     let mut connected_before = false;
+    // An outage is logged once as a warning, not once per attempt.
+    let mut failures = 0u64;
     loop {
         match open(&shared, &client).await {
             Ok((sink, stream)) => {
                 backoff = MIN_BACKOFF;
+                failures = 0;
                 if connected_before {
                     tracing::info!("redis pub/sub connection restored");
                     shared.reconnects.send_modify(|n| *n = n.wrapping_add(1));
@@ -214,7 +216,13 @@ async fn run(shared: Arc<Shared>, client: Client, mut commands: mpsc::UnboundedR
                 }
             }
             Err(why) => {
-                tracing::warn!(error = %shared.secret.scrub(why), "cannot open the redis pub/sub connection; retrying")
+                failures += 1;
+                let why = shared.secret.scrub(why);
+                if failures == 1 {
+                    tracing::warn!(error = %why, "cannot open the redis pub/sub connection; retrying");
+                } else {
+                    tracing::debug!(error = %why, failures, "cannot open the redis pub/sub connection; retrying");
+                }
             }
         }
         if !back_off(backoff, &mut commands).await {
@@ -234,7 +242,7 @@ async fn back_off(backoff: Duration, commands: &mut mpsc::UnboundedReceiver<Comm
             command = commands.recv() => match command {
                 None => return false,
                 Some(Command::Subscribe { done, .. }) => {
-                    let _ = done.send(Err("the redis pub/sub connection is down (reconnecting); check that redis is running at ha.redis.url".into()));
+                    let _ = done.send(Err(DOWN.into()));
                 }
                 // Nothing to unsubscribe: the next connection subscribes only live topics.
                 Some(Command::Unsubscribe { .. }) => {}
@@ -279,36 +287,51 @@ async fn serve(
                 None => return End::Stop,
                 Some(Command::Subscribe { topic, done }) => {
                     let result = ask(sink.subscribe(shared.keys.topic(&topic))).await;
-                    let failed = result.as_ref().err().cloned();
-                    let _ = done.send(result.map_err(|e| shared.secret.scrub(format!("redis subscribe failed: {e}"))));
-                    if let Some(why) = failed {
-                        return End::Lost(why);
+                    let reply = match &result {
+                        Ok(()) => Ok(()),
+                        Err(f) => Err(shared.secret.scrub(format!("redis subscribe failed: {}", f.message))),
+                    };
+                    let _ = done.send(reply);
+                    if let Err(Failure { message, broken: true }) = result {
+                        return End::Lost(message);
                     }
                 }
                 Some(Command::Unsubscribe { topic }) => {
                     // Someone may have subscribed again since the request was sent.
-                    if !lock(&shared.topics).contains_key(&topic)
-                        && let Err(why) = ask(sink.unsubscribe(shared.keys.topic(&topic))).await
-                    {
-                        return End::Lost(why);
+                    if !lock(&shared.topics).contains_key(&topic) {
+                        match ask(sink.unsubscribe(shared.keys.topic(&topic))).await {
+                            Err(Failure { message, broken: true }) => return End::Lost(message),
+                            Err(f) => tracing::warn!(error = %shared.secret.scrub(f.message), topic, "redis unsubscribe failed"),
+                            Ok(()) => {}
+                        }
                     }
                 }
             },
             _ = ping.tick() => {
-                if let Err(why) = ask(sink.ping::<Value>()).await {
-                    return End::Lost(why);
+                if let Err(f) = ask(sink.ping::<Value>()).await {
+                    return End::Lost(f.message);
                 }
             }
         }
     }
 }
 
+/// A failed request on the pub/sub connection.
+struct Failure {
+    message: String,
+    /// Whether the connection is unusable now; an error reply (say, an ACL denying a channel)
+    /// leaves it working.
+    broken: bool,
+}
+
 /// Awaits a request on the pub/sub connection with the response timeout.
-async fn ask<T>(request: impl Future<Output = ::redis::RedisResult<T>>) -> std::result::Result<(), String> {
+async fn ask<T>(request: impl Future<Output = ::redis::RedisResult<T>>) -> std::result::Result<(), Failure> {
     match tokio::time::timeout(RESPONSE_TIMEOUT, request).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer in time".into()),
+        Ok(Err(e)) => {
+            Err(Failure { broken: !matches!(e.kind(), ::redis::ErrorKind::Server(_)), message: e.to_string() })
+        }
+        Err(_) => Err(Failure { message: "no answer in time".into(), broken: true }),
     }
 }
 

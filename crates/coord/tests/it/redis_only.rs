@@ -1,0 +1,213 @@
+//! What only the Redis coordinator has: key prefixes that keep clusters apart, outages (every
+//! call fails fast while Redis is down, and subscribers learn they may have missed messages once
+//! it is back), unsubscribing unused topics, TLS.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use baton_coord::{Beat, Coordinator, Error, NodeInfo, Queued, Received, Redis, RedisOptions};
+use baton_testkit::{PrivateRedis, free_port};
+use bytes::Bytes;
+
+use crate::{assert_quiet, connect, next, unique_prefix, within};
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn node(id: &str, instance: &str) -> NodeInfo {
+    NodeInfo {
+        id: id.into(),
+        instance: instance.into(),
+        services: vec!["scheduler".into()],
+        version: "0.1.0".into(),
+        started_at: 1,
+        last_seen: 2,
+        draining: false,
+        ready: true,
+    }
+}
+
+/// Asserts `call` fails with `Unavailable` within a few seconds, and returns the message.
+async fn unavailable<T: std::fmt::Debug>(what: &str, call: impl Future<Output = baton_coord::Result<T>>) -> String {
+    let started = Instant::now();
+    let result = within(10, call).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "{what} took {:?}", started.elapsed());
+    match result {
+        Err(Error::Unavailable(message)) => {
+            assert!(!message.is_empty());
+            message
+        }
+        Ok(v) => panic!("{what} succeeded while redis was down: {v:?}"),
+    }
+}
+
+#[tokio::test]
+async fn prefixes_keep_clusters_apart() {
+    let server = PrivateRedis::start();
+    let a = connect(&server.url(), &unique_prefix()).await;
+    let b = connect(&server.url(), &unique_prefix()).await;
+    let mut sub_a = a.subscribe("t").await.unwrap();
+    let mut sub_b = b.subscribe("t").await.unwrap();
+    a.publish("t", Bytes::from_static(b"for a")).await.unwrap();
+    assert_eq!(next(&mut sub_a).await, Received::Message(Bytes::from_static(b"for a")));
+    assert_quiet(&mut sub_b).await;
+
+    a.enqueue(&[Queued { task_id: 1, priority: 0 }]).await.unwrap();
+    assert_eq!(b.queue_len().await.unwrap(), 0);
+    assert!(!b.wait_for_work(Duration::from_millis(300)).await.unwrap(), "a's enqueue does not wake b");
+
+    assert!(a.try_lock("l", LONG).await.unwrap().is_some());
+    assert!(b.try_lock("l", LONG).await.unwrap().is_some());
+
+    assert_eq!(a.beat(&node("n", "i1"), LONG).await.unwrap(), Beat::Recorded);
+    assert_eq!(b.beat(&node("n", "i2"), LONG).await.unwrap(), Beat::Recorded);
+    assert_eq!(a.nodes().await.unwrap(), vec![node("n", "i1")]);
+}
+
+#[tokio::test]
+async fn calls_fail_fast_while_redis_is_down_and_work_again_after() {
+    let server = PrivateRedis::start();
+    let prefix = unique_prefix();
+    let (one, two) = (connect(&server.url(), &prefix).await, connect(&server.url(), &prefix).await);
+    let mut sub = one.subscribe("t").await.unwrap();
+    let mut other_node_sub = two.subscribe("t").await.unwrap();
+    let lock = one.try_lock("l", LONG).await.unwrap().unwrap();
+    let q = Queued { task_id: 7, priority: 1 };
+
+    server.stop();
+    unavailable("ping", one.ping()).await;
+    let message = unavailable("publish", one.publish("t", Bytes::new())).await;
+    assert!(message.contains("publish"), "the message names the operation: {message}");
+    unavailable("subscribe", one.subscribe("u")).await;
+    unavailable("enqueue", one.enqueue(&[q])).await;
+    unavailable("dequeue", one.dequeue(&[7])).await;
+    unavailable("queue page", one.queue_page(None, 10)).await;
+    unavailable("queue length", one.queue_len()).await;
+    unavailable("wait for work", one.wait_for_work(LONG)).await;
+    unavailable("lock", one.try_lock("m", LONG)).await;
+    unavailable("extend", one.extend(&lock, LONG)).await;
+    unavailable("unlock", one.unlock(&lock)).await;
+    unavailable("beat", one.beat(&node("n", "i"), LONG)).await;
+    unavailable("leave", one.leave("n", "i")).await;
+    unavailable("nodes", one.nodes()).await;
+
+    server.start_again();
+    // Every live subscription learns it may have missed messages, then receives new ones.
+    assert_eq!(within(10, sub.recv()).await, Received::Lagged(0));
+    assert_eq!(within(10, other_node_sub.recv()).await, Received::Lagged(0));
+    two.publish("t", Bytes::from_static(b"back")).await.unwrap();
+    assert_eq!(next(&mut sub).await, Received::Message(Bytes::from_static(b"back")));
+    assert_eq!(next(&mut other_node_sub).await, Received::Message(Bytes::from_static(b"back")));
+    assert_quiet(&mut sub).await;
+
+    // The restarted server is empty, and the scripts load again.
+    one.ping().await.unwrap();
+    assert!(!one.extend(&lock, LONG).await.unwrap(), "the lock died with the server");
+    assert!(two.try_lock("l", LONG).await.unwrap().is_some());
+    assert_eq!(one.beat(&node("n", "i"), LONG).await.unwrap(), Beat::Recorded);
+    let waiter = tokio::spawn(async move { (one.wait_for_work(LONG).await, one) });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    two.enqueue(&[q]).await.unwrap();
+    let (woken, _one) = within(5, waiter).await.unwrap();
+    assert!(woken.unwrap());
+    assert_eq!(two.queue_page(None, 10).await.unwrap(), vec![q]);
+}
+
+#[tokio::test]
+async fn a_wait_in_progress_fails_when_the_connection_drops() {
+    let server = PrivateRedis::start();
+    let c = connect(&server.url(), &unique_prefix()).await;
+    let waiter = tokio::spawn(async move { c.wait_for_work(LONG).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.stop();
+    let result = within(5, waiter).await.unwrap();
+    assert!(matches!(result, Err(Error::Unavailable(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn topics_nobody_listens_to_are_unsubscribed() {
+    let server = PrivateRedis::start();
+    let prefix = unique_prefix();
+    let c = connect(&server.url(), &prefix).await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let channels = |raw: &mut redis::aio::MultiplexedConnection| {
+        let mut raw = raw.clone();
+        let pattern = format!("{prefix}*");
+        async move {
+            let mut names: Vec<String> =
+                redis::cmd("PUBSUB").arg("CHANNELS").arg(pattern).query_async(&mut raw).await.unwrap();
+            names.sort();
+            names
+        }
+    };
+    let work = format!("{prefix}work");
+    let topic = format!("{prefix}topic:t");
+    assert_eq!(channels(&mut raw).await, vec![work.clone()]);
+    let first = c.subscribe("t").await.unwrap();
+    let second = c.subscribe("t").await.unwrap();
+    assert_eq!(channels(&mut raw).await, vec![topic.clone(), work.clone()]);
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(channels(&mut raw).await, vec![topic.clone(), work.clone()], "one subscriber is left");
+    drop(second);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while channels(&mut raw).await != vec![work.clone()] {
+        assert!(Instant::now() < deadline, "the unused topic is still subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And subscribing again works.
+    let mut again = c.subscribe("t").await.unwrap();
+    c.publish("t", Bytes::from_static(b"x")).await.unwrap();
+    assert_eq!(next(&mut again).await, Received::Message(Bytes::from_static(b"x")));
+}
+
+#[tokio::test]
+async fn a_flushed_redis_loses_only_its_state() {
+    let server = PrivateRedis::start();
+    let c = connect(&server.url(), &unique_prefix()).await;
+    let mut sub = c.subscribe("t").await.unwrap();
+    c.enqueue(&[Queued { task_id: 1, priority: 0 }]).await.unwrap();
+    c.beat(&node("n", "i"), LONG).await.unwrap();
+    let lock = c.try_lock("l", LONG).await.unwrap().unwrap();
+    server.flushall();
+    assert_eq!(c.queue_len().await.unwrap(), 0);
+    assert!(c.nodes().await.unwrap().is_empty());
+    assert!(!c.extend(&lock, LONG).await.unwrap());
+    assert!(c.try_lock("l", LONG).await.unwrap().is_some());
+    c.publish("t", Bytes::from_static(b"still here")).await.unwrap();
+    assert_eq!(next(&mut sub).await, Received::Message(Bytes::from_static(b"still here")));
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_fails_quickly_without_showing_the_password() {
+    let url = format!("redis://:hunter2@127.0.0.1:{}/", free_port());
+    let started = Instant::now();
+    let opts = RedisOptions { url, key_prefix: "p:".into(), pool_size: 2 };
+    let result = within(10, Redis::connect(opts)).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let Err(Error::Unavailable(message)) = result else { panic!("connected to nothing") };
+    assert!(!message.contains("hunter2"), "{message}");
+    let bad = RedisOptions { url: "http://:hunter2@x".into(), key_prefix: "p:".into(), pool_size: 2 };
+    let Err(Error::Unavailable(message)) = Redis::connect(bad).await else { panic!("accepted an http url") };
+    assert!(message.contains("ha.redis.url") && !message.contains("hunter2"), "{message}");
+}
+
+#[tokio::test]
+async fn tls_works_and_insecure_skips_the_certificate_check() {
+    let server = PrivateRedis::start_tls();
+    let url = server.url();
+    assert!(url.starts_with("rediss://") && url.ends_with("#insecure"), "{url}");
+    let c = connect(&url, &unique_prefix()).await;
+    let mut sub = c.subscribe("t").await.unwrap();
+    c.publish("t", Bytes::from_static(b"secret")).await.unwrap();
+    assert_eq!(next(&mut sub).await, Received::Message(Bytes::from_static(b"secret")));
+    c.enqueue(&[Queued { task_id: 1, priority: 0 }]).await.unwrap();
+    assert_eq!(c.queue_len().await.unwrap(), 1);
+
+    // Without `#insecure` the self-signed certificate is refused.
+    let verified = url.trim_end_matches("#insecure").to_owned();
+    let opts = RedisOptions { url: verified, key_prefix: "p:".into(), pool_size: 1 };
+    let result = within(10, Redis::connect(opts)).await;
+    let Err(Error::Unavailable(message)) = result else { panic!("connected without verifying the certificate") };
+    assert!(message.contains("certificate"), "{message}");
+}
