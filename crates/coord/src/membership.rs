@@ -53,10 +53,11 @@ impl Membership {
         Arc::new(Membership { coord, info: Mutex::new(info), draining: watch::channel(false).0 })
     }
 
-    /// This node as it reports itself now.
+    /// This node as it reports itself now (alive as it speaks: `last_seen` is now).
     pub fn me(&self) -> NodeInfo {
         let mut me = self.info.lock().unwrap_or_else(|e| e.into_inner()).clone();
         me.draining = self.is_draining();
+        me.last_seen = now_ms();
         me
     }
 
@@ -65,15 +66,26 @@ impl Membership {
     }
 
     /// Records the first heartbeat. `Err` says why the node must not start: another live process
-    /// uses its id. An unreachable backend is no reason to refuse: the node starts degraded.
+    /// uses its id. A process restarted right after a crash finds its predecessor's last beat:
+    /// that one stops renewing, so it is waited out (one time to live) before refusing. An
+    /// unreachable backend is no reason to refuse: the node starts degraded.
     pub async fn join(&self) -> Result<(), String> {
-        match self.beat().await {
-            Some(Beat::Duplicate { other_instance }) => Err(format!(
-                "ha.node_id {:?} is already used by another live node (instance {other_instance}); give every \
-                 node its own ha.node_id, or stop the other process first",
-                self.node_id()
-            )),
-            _ => Ok(()),
+        let deadline = tokio::time::Instant::now() + BEAT_TTL + BEAT_EVERY;
+        loop {
+            match self.beat().await {
+                Some(Beat::Duplicate { other_instance }) if tokio::time::Instant::now() >= deadline => {
+                    return Err(format!(
+                        "ha.node_id {:?} is already used by another live node (instance {other_instance}); give \
+                         every node its own ha.node_id, or stop the other process first",
+                        self.node_id()
+                    ));
+                }
+                Some(Beat::Duplicate { other_instance }) => {
+                    tracing::warn!(node_id = %self.node_id(), other_instance, "this node id is still taken; waiting for the old heartbeat to expire");
+                    tokio::time::sleep(BEAT_EVERY).await;
+                }
+                _ => return Ok(()),
+            }
         }
     }
 
@@ -231,13 +243,28 @@ mod tests {
         assert_eq!(a.nodes().await.len(), 1, "b left the list when it stopped");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_second_process_with_the_same_id_may_not_join() {
         let coord: Coord = Arc::new(Local::new());
         let first = Membership::new(coord.clone(), "n", &[], "1");
         first.join().await.unwrap();
+        // The first one keeps beating, as a live process does.
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(first.clone().run(stop.clone()));
         let second = Membership::new(coord, "n", &[], "1");
         let err = second.join().await.unwrap_err();
         assert!(err.contains("ha.node_id"), "{err}");
+        stop.cancel();
+        run.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_after_a_crash_waits_out_the_dead_heartbeat() {
+        let coord: Coord = Arc::new(Local::new());
+        let crashed = Membership::new(coord.clone(), "n", &[], "1");
+        crashed.join().await.unwrap();
+        drop(crashed); // never beats again, never leaves
+        let restarted = Membership::new(coord, "n", &[], "1");
+        restarted.join().await.unwrap();
     }
 }

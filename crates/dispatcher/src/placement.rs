@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use baton_core::TaskStatus;
 use baton_coord::Queued;
+use baton_core::TaskStatus;
 use baton_core::sealed::secret_aad;
 use baton_proto::v1::{Assignment, ServerMessage, TaskRef, server_message};
 use baton_store::TaskSpec;
@@ -160,7 +160,8 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
         if outbox.send(Ok(msg)).await.is_err() {
             // The stream closed between the pick and the send: give the task back at once.
             inner.registry.with(runner_id, |c| c.held.remove(&t.id));
-            let outcome = inner.tables.lose(t.id, epoch, "runner disconnected before the assignment reached it").await?;
+            let outcome =
+                inner.tables.lose(t.id, epoch, "runner disconnected before the assignment reached it").await?;
             if outcome == baton_store::dispatcher::tasks::Lost::Requeued {
                 events::requeue(svc, t.id).await;
             }
