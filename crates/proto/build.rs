@@ -2,7 +2,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = "../../proto";
-    let files = ["baton/v1/tasks.proto", "baton/v1/runner.proto"];
+    let files = ["baton/v1/tasks.proto", "baton/v1/runner.proto", "baton/v1/schedules.proto"];
     for file in files {
         println!("cargo:rerun-if-changed={root}/{file}");
     }

@@ -9,6 +9,7 @@ mod m0001_initial;
 mod m0002_runner_registration;
 mod m0003_project_secrets;
 mod m0004_runner_project;
+mod m0005_schedules;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_runner_registration::Migration),
             Box::new(m0003_project_secrets::Migration),
             Box::new(m0004_runner_project::Migration),
+            Box::new(m0005_schedules::Migration),
         ]
     }
 }

@@ -55,7 +55,7 @@ pub async fn follow_drain(
         let now = *draining.borrow_and_update();
         dispatcher.set_draining(now);
         let status = if now { tonic_health::ServingStatus::NotServing } else { tonic_health::ServingStatus::Serving };
-        for name in ["", "baton.v1.Tasks", "baton.v1.Runner"] {
+        for name in ["", "baton.v1.Tasks", "baton.v1.Runner", "baton.v1.Schedules"] {
             health.set_service_status(name, status).await;
         }
         tokio::select! {

@@ -13,15 +13,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tonic::transport::Channel;
 
-/// The gRPC server of a dispatcher: its two services plus the standard health and reflection
-/// services, so ordinary gRPC tools can inspect the node.
+/// The gRPC server of a dispatcher and/or a scheduler: their services plus the standard health
+/// and reflection services, so ordinary gRPC tools can inspect the node.
 pub async fn grpc_server(
-    dispatcher: &baton_dispatcher::Service,
+    dispatcher: Option<&baton_dispatcher::Service>,
+    scheduler: Option<&baton_scheduler::Service>,
     listener: TcpListener,
     stop: CancellationToken,
 ) -> anyhow::Result<(tonic_health::server::HealthReporter, impl Future<Output = anyhow::Result<()>> + use<>)> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    for name in ["", "baton.v1.Tasks", "baton.v1.Runner"] {
+    for name in ["", "baton.v1.Tasks", "baton.v1.Runner", "baton.v1.Schedules"] {
         health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
     }
     let reflection = tonic_reflection::server::Builder::configure()
@@ -33,8 +34,9 @@ pub async fn grpc_server(
         .tcp_nodelay(true)
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(dispatcher.tasks_server())
-        .add_service(dispatcher.runner_server())
+        .add_optional_service(dispatcher.map(|d| d.tasks_server()))
+        .add_optional_service(dispatcher.map(|d| d.runner_server()))
+        .add_optional_service(scheduler.map(|s| s.schedules_server()))
         // Small messages (assignments, acknowledgements) must not wait for Nagle's algorithm: the
         // builder's tcp_nodelay only covers listeners it binds itself.
         .serve_with_incoming_shutdown(

@@ -87,6 +87,15 @@ impl Server {
     }
 }
 
+/// Where this process reaches a service over gRPC: itself when it runs that service, else the
+/// configured URL (`None` when neither: an error only if something needs it).
+fn internal_url(own: Option<SocketAddr>, configured: &Option<String>) -> Option<String> {
+    match own {
+        Some(addr) => Some(format!("http://{}", loopback(addr))),
+        None => configured.clone(),
+    }
+}
+
 /// The address a local client dials to reach a listener bound to `addr`.
 fn loopback(addr: SocketAddr) -> SocketAddr {
     match addr {
@@ -122,25 +131,30 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     }
 
     let http = bind(&cfg.http.listen, "http.listen").await?;
-    let grpc = if only.dispatcher { Some(bind(&cfg.grpc.listen, "grpc.listen").await?) } else { None };
+    // The dispatcher and the scheduler serve gRPC (runners; internal calls).
+    let grpc =
+        if only.dispatcher || only.scheduler { Some(bind(&cfg.grpc.listen, "grpc.listen").await?) } else { None };
     let http_addr = http.local_addr()?;
     let grpc_addr = grpc.as_ref().map(TcpListener::local_addr).transpose()?;
     // A single node without a configured secret makes one up: nobody else needs to know it.
     let secret = cfg.cluster.secret.as_ref().map_or_else(|| baton_core::token::generate(""), |s| s.expose().to_owned());
     let auth = ClusterAuth::new(&secret).map_err(anyhow::Error::msg)?;
     let node_id = cfg.node_id().to_owned();
-    let dispatcher_url = match (grpc_addr, &cfg.cluster.dispatcher_url) {
-        (Some(addr), _) => format!("http://{}", loopback(addr)),
-        (None, Some(url)) => url.clone(),
-        (None, None) => anyhow::bail!(
-            "config key `cluster.dispatcher_url` is required without a dispatcher in this process: set it to the \
-             dispatchers' gRPC address (e.g. http://baton-dispatcher:7000)"
-        ),
+    let own = |runs: bool| grpc_addr.filter(|_| runs);
+    let dispatcher_url = internal_url(own(only.dispatcher), &cfg.cluster.dispatcher_url);
+    let scheduler_url = internal_url(own(only.scheduler), &cfg.cluster.scheduler_url);
+    let channel = |url: &Option<String>, key: &str| -> anyhow::Result<Channel> {
+        let url = url.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "config key `cluster.{key}_url` is required without a {key} in this process: set it to the {key}s' \
+             gRPC address (e.g. http://baton-{key}:7000)"
+            )
+        })?;
+        Ok(Endpoint::from_shared(url)
+            .with_context(|| format!("config key `cluster.{key}_url` is not a URL"))?
+            .tcp_nodelay(true)
+            .connect_lazy())
     };
-    let channel: Channel = Endpoint::from_shared(dispatcher_url.clone())
-        .context("config key `cluster.dispatcher_url` is not a URL")?
-        .tcp_nodelay(true)
-        .connect_lazy();
 
     let seal_key = std::sync::Arc::new(crate::parts::seal_key(&cfg)?);
     let stop = CancellationToken::new();
@@ -157,9 +171,8 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     });
     services.spawn(crate::node::track_readiness(membership.clone(), store.clone(), stop.clone()));
 
-    let mut dispatcher = None;
-    if let Some(grpc) = grpc {
-        let d = baton_dispatcher::Service::new(
+    let dispatcher = only.dispatcher.then(|| {
+        baton_dispatcher::Service::new(
             baton_dispatcher::Options {
                 node_id: node_id.clone(),
                 cluster_secret: secret.clone(),
@@ -169,15 +182,43 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 move_runners_on_drain: cfg.ha.enabled,
             },
             baton_dispatcher::Deps { store: store.clone(), coord: coord.clone() },
-        );
-        let (health, server) = crate::parts::grpc_server(&d, grpc, stop.clone()).await?;
+        )
+    });
+    let scheduler = if only.scheduler {
+        Some(baton_scheduler::Service::new(
+            baton_scheduler::Options {
+                sweep_every: Duration::from_secs(1),
+                reconcile_every: Duration::from_secs(2),
+                cluster_secret: secret.clone(),
+            },
+            baton_scheduler::Deps {
+                dispatcher: channel(&dispatcher_url, "dispatcher")?,
+                auth: auth.clone(),
+                store: store.clone(),
+                coord: coord.clone(),
+            },
+        ))
+    } else {
+        None
+    };
+    if let Some(grpc) = grpc {
+        let (health, server) =
+            crate::parts::grpc_server(dispatcher.as_ref(), scheduler.as_ref(), grpc, stop.clone()).await?;
         services.spawn(server);
-        services.spawn({
-            let (d, s) = (d.clone(), stop.clone());
-            async move { d.run(s).await.context("dispatcher failed") }
+        if let Some(d) = &dispatcher {
+            services.spawn(crate::node::follow_drain(membership.clone(), d.clone(), health, stop.clone()));
+        }
+    }
+    if let Some(d) = &dispatcher {
+        let (d, s) = (d.clone(), stop.clone());
+        services.spawn(async move { d.run(s).await.context("dispatcher failed") });
+    }
+    if let Some(scheduler) = scheduler {
+        let s = stop.clone();
+        services.spawn(async move {
+            scheduler.run(s).await;
+            Ok(())
         });
-        services.spawn(crate::node::follow_drain(membership.clone(), d.clone(), health, stop.clone()));
-        dispatcher = Some(d);
     }
     if only.gateway {
         let gateway = baton_gateway::Service::new(
@@ -193,7 +234,8 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 store: store.clone(),
                 membership: membership.clone(),
                 coord: coord.clone(),
-                dispatcher: channel.clone(),
+                dispatcher: channel(&dispatcher_url, "dispatcher")?,
+                scheduler: channel(&scheduler_url, "scheduler")?,
                 auth: auth.clone(),
             },
         );
@@ -203,20 +245,11 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         // Orchestrators probe every process the same way.
         services.spawn(crate::node::serve_probes(http, membership.clone(), store.clone(), stop.clone()));
     }
-    if only.scheduler {
-        let scheduler = baton_scheduler::Service::new(
-            baton_scheduler::Options { sweep_every: Duration::from_secs(1), reconcile_every: Duration::from_secs(2) },
-            baton_scheduler::Deps { dispatcher: channel.clone(), auth: auth.clone(), store: store.clone(), coord },
-        );
-        let s = stop.clone();
-        services.spawn(async move {
-            scheduler.run(s).await;
-            Ok(())
-        });
-    }
 
-    let runner = match (&dispatcher, opts.no_runner) {
-        (Some(_), false) => Some(crate::parts::local_runner(&cfg, channel, auth, dispatcher_url).await?),
+    let runner = match (&dispatcher, opts.no_runner, dispatcher_url) {
+        (Some(_), false, Some(url)) => {
+            Some(crate::parts::local_runner(&cfg, channel(&Some(url.clone()), "dispatcher")?, auth, url).await?)
+        }
         _ => None,
     };
     tracing::info!(node_id = %node_id, services = ?only.names(), http = %http_addr, grpc = ?grpc_addr, runner = runner.is_some(), "baton started");

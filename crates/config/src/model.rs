@@ -143,6 +143,8 @@ pub struct Cluster {
     /// The dispatchers' gRPC address, for `baton gateway` and `baton scheduler` run apart from
     /// a dispatcher (e.g. `http://baton-dispatcher:7000`).
     pub dispatcher_url: Option<String>,
+    /// The schedulers' gRPC address, for `baton gateway` run apart from a scheduler.
+    pub scheduler_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -1,5 +1,8 @@
 //! Topic names, in one place so publishers and subscribers agree.
 
+/// A schedule was created, changed or deleted: every scheduler re-reads them.
+pub const SCHEDULES: &str = "schedules";
+
 /// Drain requests for nodes: payload `drain <true|false> <node id>`.
 pub const NODES: &str = "nodes";
 

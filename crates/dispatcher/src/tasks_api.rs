@@ -4,6 +4,7 @@
 use baton_core::{Coded, TaskStatus, token};
 use baton_proto::v1::{self as pb, tasks_server::Tasks};
 use baton_store::TaskSpec;
+use baton_store::dispatcher::fires::{FireKey, Fired};
 use baton_store::dispatcher::runners::{NewRegistrationToken, RunnerSpec};
 use baton_store::dispatcher::tasks::{Cancel, Lost, NewTask};
 use bytes::Bytes;
@@ -88,12 +89,38 @@ impl Tasks for TasksApi {
         req: Request<pb::SubmitTaskRequest>,
     ) -> Result<Response<pb::SubmitTaskResponse>, Status> {
         self.check(&req)?;
-        let spec = req.into_inner().spec.ok_or_else(|| invalid("spec", "is missing"))?;
-        let task = self.svc.inner.tables.create_task(new_task(spec)?).await.map_err(|e| e.to_status())?;
+        let req = req.into_inner();
+        let spec = req.spec.ok_or_else(|| invalid("spec", "is missing"))?;
+        let new = new_task(spec)?;
+        let tables = &self.svc.inner.tables;
+        let (task, fire) = match req.fire {
+            None => (tables.create_task(new).await.map_err(|e| e.to_status())?, pb::FireOutcome::Unspecified),
+            Some(f) => {
+                let key =
+                    FireKey { schedule_id: f.schedule_id, due_at: f.due_at_ms, skip_if_running: f.skip_if_running };
+                match tables.create_task_for_fire(new, key).await.map_err(|e| e.to_status())? {
+                    Fired::Created(task) => (*task, pb::FireOutcome::Fired),
+                    Fired::Already => {
+                        return Ok(Response::new(pb::SubmitTaskResponse {
+                            fire: pb::FireOutcome::Already.into(),
+                            ..Default::default()
+                        }));
+                    }
+                    Fired::Skipped(reason) => {
+                        tracing::info!(schedule_id = f.schedule_id, due_at = f.due_at_ms, %reason, "fire skipped");
+                        return Ok(Response::new(pb::SubmitTaskResponse {
+                            fire: pb::FireOutcome::Skipped.into(),
+                            reason,
+                            ..Default::default()
+                        }));
+                    }
+                }
+            }
+        };
         tracing::debug!(task_id = task.id, project_id = task.project_id, "task queued");
         events::queued(&self.svc, baton_coord::Queued { task_id: task.id, priority: task.priority }).await;
         events::task_changed(&self.svc, task.project_id, task.id, TaskStatus::Queued.as_str()).await;
-        Ok(Response::new(pb::SubmitTaskResponse { task_id: task.id }))
+        Ok(Response::new(pb::SubmitTaskResponse { task_id: task.id, fire: fire.into(), reason: String::new() }))
     }
 
     async fn cancel_task(

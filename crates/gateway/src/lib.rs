@@ -44,10 +44,13 @@ pub struct Deps {
     pub coord: baton_coord::Coord,
     /// A channel to a dispatcher (any: they are all equal).
     pub dispatcher: Channel,
+    /// A channel to a scheduler (any).
+    pub scheduler: Channel,
     pub auth: ClusterAuth,
 }
 
 type Tasks = TasksClient<InterceptedService<Channel, ClusterAuth>>;
+type Schedules = baton_proto::v1::schedules_client::SchedulesClient<InterceptedService<Channel, ClusterAuth>>;
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -55,6 +58,7 @@ struct State {
     opts: Options,
     tables: baton_store::gateway::Tables,
     tasks: Tasks,
+    schedules: Schedules,
     /// Readiness fails while the node drains, so the load balancer moves traffic away.
     membership: Arc<baton_coord::Membership>,
     coord: baton_coord::Coord,
@@ -76,7 +80,8 @@ impl Service {
             opts,
             dialect: deps.store.dialect(),
             tables: baton_store::gateway::Tables::new(deps.store),
-            tasks: TasksClient::with_interceptor(deps.dispatcher, deps.auth),
+            tasks: TasksClient::with_interceptor(deps.dispatcher, deps.auth.clone()),
+            schedules: baton_proto::v1::schedules_client::SchedulesClient::with_interceptor(deps.scheduler, deps.auth),
             membership: deps.membership,
             coord: deps.coord,
         };

@@ -29,7 +29,9 @@ pub async fn maintain(runner: Runner, stop: CancellationToken) {
                 tracing::info!(reason = %why, "dispatcher asked this runner to reconnect elsewhere");
                 backoff = BACKOFF_MIN;
             }
-            Err(End::Broken(e)) => tracing::warn!(error = %e, url = %runner.opts.url, "runner stream ended; reconnecting"),
+            Err(End::Broken(e)) => {
+                tracing::warn!(error = %e, url = %runner.opts.url, "runner stream ended; reconnecting")
+            }
         }
         // A stream that lived a while was healthy: start the backoff over.
         if started.elapsed() > Duration::from_secs(10) {

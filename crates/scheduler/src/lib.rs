@@ -1,6 +1,10 @@
-//! The scheduler: runs the periodic sweepers on every node (and, with schedules, fires them).
-//! Sweeps are idempotent, so every node may run them at once without a leader; a coordination
-//! lock only saves duplicated work, and while coordination is down every node sweeps.
+//! The scheduler: fires schedules and runs the periodic sweepers, on every node, with no leader.
+//! It owns the schedules table and serves the internal `Schedules` gRPC service through which the
+//! gateway changes it.
+//!
+//! - Firing (`fire.rs`, rules in `plan.rs`, expressions in `cron.rs`): each due time becomes one
+//!   task together with a unique fire row, in one dispatcher transaction; nodes racing for the
+//!   same due time are sorted out by that row, never by a lock.
 //!
 //! - Lease sweep (every `sweep_every`): the tasks of a runner that went silent are ended as lost,
 //!   or queued again while attempts are left — a compare-and-set in the dispatcher, called over
@@ -9,7 +13,13 @@
 //!   task queued in SQL is put on the coordination queue, so a flushed or restarted Redis loses
 //!   nothing. It writes no SQL.
 
+mod api;
+mod cron;
+mod fire;
+mod plan;
 mod reconcile;
+
+pub use cron::Cron;
 
 use std::time::Duration;
 
@@ -29,6 +39,8 @@ pub struct Options {
     pub sweep_every: Duration,
     /// How often the coordination queue is rebuilt from SQL.
     pub reconcile_every: Duration,
+    /// Internal callers of the `Schedules` service present it as a bearer token.
+    pub cluster_secret: String,
 }
 
 /// What the scheduler needs: a channel to a dispatcher and the cluster secret, the store (read
@@ -41,10 +53,12 @@ pub struct Deps {
     pub coord: Coord,
 }
 
+type Tasks = TasksClient<InterceptedService<Channel, ClusterAuth>>;
+
 #[derive(Debug, Clone)]
 pub struct Service {
     opts: Options,
-    tasks: TasksClient<InterceptedService<Channel, ClusterAuth>>,
+    tasks: Tasks,
     store: Store,
     coord: Coord,
 }
@@ -59,12 +73,36 @@ impl Service {
         }
     }
 
-    /// Sweeps until `shutdown`. A failed sweep (dispatcher or database away) is retried on the
-    /// next tick.
+    /// The internal `Schedules` service, for the gRPC server.
+    pub fn schedules_server(&self) -> baton_proto::v1::schedules_server::SchedulesServer<api::SchedulesApi> {
+        baton_proto::v1::schedules_server::SchedulesServer::new(api::SchedulesApi {
+            tables: baton_store::scheduler::Tables::new(self.store.clone()),
+            coord: self.coord.clone(),
+            cluster_secret: self.opts.cluster_secret.clone(),
+            clock: baton_store::now_ms,
+        })
+    }
+
+    /// Fires schedules and sweeps until `shutdown`. A failed sweep or fire (dispatcher or
+    /// database away) is retried.
     pub async fn run(self, shutdown: CancellationToken) {
-        let reconciler = tokio::spawn(reconcile::run(self.store.clone(), self.coord.clone(), self.opts.reconcile_every, shutdown.clone()));
+        let reconciler = tokio::spawn(reconcile::run(
+            self.store.clone(),
+            self.coord.clone(),
+            self.opts.reconcile_every,
+            shutdown.clone(),
+        ));
+        let firing = fire::Firing {
+            store: self.store.clone(),
+            tables: baton_store::scheduler::Tables::new(self.store.clone()),
+            tasks: self.tasks.clone(),
+            coord: self.coord.clone(),
+            clock: baton_store::now_ms,
+        };
+        let firing = tokio::spawn(firing.run(shutdown.clone()));
         self.sweep_leases(shutdown).await;
         let _ = reconciler.await;
+        let _ = firing.await;
     }
 
     async fn sweep_leases(mut self, shutdown: CancellationToken) {

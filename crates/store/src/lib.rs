@@ -13,6 +13,7 @@ pub mod entity;
 mod error;
 pub mod gateway;
 mod migrate;
+pub mod scheduler;
 mod spec;
 pub mod views;
 

@@ -1,5 +1,5 @@
-//! Read-only queries on the dispatcher's tables for other services: the API's task reads and log
-//! pages. Nothing here writes.
+//! Read-only queries for other services than the owner: the API's task reads and log
+//! pages, schedules and their fires, templates to run. Nothing here writes.
 
 use baton_core::TaskStatus;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -157,5 +157,87 @@ impl Store {
                 }
             }
         }
+    }
+}
+
+/// Reads of schedules and their fires, for the gateway (listing) and the scheduler (firing).
+impl Store {
+    /// A schedule of a project; one of another project is "not found".
+    pub async fn schedule(&self, project_id: i64, id: i64) -> Result<crate::entity::schedule::Model> {
+        use crate::entity::schedule;
+        schedule::Entity::find_by_id(id)
+            .filter(schedule::Column::ProjectId.eq(project_id))
+            .one(self.conn())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("schedule {id} in project {project_id}")))
+    }
+
+    /// A project's schedules, newest first, before the cursor.
+    pub async fn schedules(
+        &self,
+        project_id: i64,
+        before: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<crate::entity::schedule::Model>> {
+        use crate::entity::schedule;
+        let mut q = schedule::Entity::find().filter(schedule::Column::ProjectId.eq(project_id));
+        if let Some(before) = before {
+            q = q.filter(schedule::Column::Id.lt(before));
+        }
+        Ok(q.order_by_desc(schedule::Column::Id).limit(limit).all(self.conn()).await?)
+    }
+
+    /// Every enabled schedule: what the scheduler fires.
+    pub async fn enabled_schedules(&self) -> Result<Vec<crate::entity::schedule::Model>> {
+        use crate::entity::schedule;
+        Ok(schedule::Entity::find().filter(schedule::Column::Enabled.eq(true)).all(self.conn()).await?)
+    }
+
+    /// The latest due time recorded (fired or skipped) for a schedule.
+    pub async fn last_fire(&self, schedule_id: i64) -> Result<Option<i64>> {
+        use crate::entity::schedule_fire;
+        Ok(schedule_fire::Entity::find()
+            .select_only()
+            .column(schedule_fire::Column::DueAt)
+            .filter(schedule_fire::Column::ScheduleId.eq(schedule_id))
+            .order_by_desc(schedule_fire::Column::DueAt)
+            .limit(1)
+            .into_tuple()
+            .one(self.conn())
+            .await?)
+    }
+
+    /// A schedule's fires, newest first.
+    pub async fn schedule_fires(
+        &self,
+        schedule_id: i64,
+        limit: u64,
+    ) -> Result<Vec<crate::entity::schedule_fire::Model>> {
+        use crate::entity::schedule_fire;
+        Ok(schedule_fire::Entity::find()
+            .filter(schedule_fire::Column::ScheduleId.eq(schedule_id))
+            .order_by_desc(schedule_fire::Column::DueAt)
+            .limit(limit)
+            .all(self.conn())
+            .await?)
+    }
+
+    /// A template with its project, for building the task a schedule fires.
+    pub async fn template_to_run(
+        &self,
+        project_id: i64,
+        template_id: i64,
+    ) -> Result<(crate::entity::template::Model, crate::entity::project::Model)> {
+        use crate::entity::{project, template};
+        let t = template::Entity::find_by_id(template_id)
+            .filter(template::Column::ProjectId.eq(project_id))
+            .one(self.conn())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("template {template_id} in project {project_id}")))?;
+        let p = project::Entity::find_by_id(project_id)
+            .one(self.conn())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("project {project_id}")))?;
+        Ok((t, p))
     }
 }

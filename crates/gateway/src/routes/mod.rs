@@ -7,6 +7,7 @@ mod probes;
 mod projects;
 mod queue_reason;
 mod runners;
+mod schedules;
 mod secrets;
 mod tasks;
 mod templates;
@@ -46,6 +47,13 @@ pub fn router(state: AppState) -> Router {
         .route("/projects/{pid}/tasks/{id}/log", get(tasks::log))
         .route("/projects/{pid}/tasks/{id}/log/raw", get(tasks::raw_log))
         .route("/projects/{pid}/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/projects/{pid}/schedules", get(schedules::list).post(schedules::create))
+        .route(
+            "/projects/{pid}/schedules/{sid}",
+            get(schedules::get).patch(schedules::update).delete(schedules::delete),
+        )
+        .route("/projects/{pid}/schedules/{sid}/next", get(schedules::next))
+        .route("/projects/{pid}/schedules/{sid}/fires", get(schedules::fires))
         .route("/runner-registration-tokens", post(runners::create_token))
         .route("/runners", get(runners::list))
         .route("/runners/{id}", get(runners::get).patch(runners::update).delete(runners::delete))

@@ -81,7 +81,8 @@ pub async fn create(
         created_by: Some(caller.id),
         secrets: f.secrets,
     };
-    let id = state.tasks.clone().submit_task(SubmitTaskRequest { spec: Some(spec) }).await?.into_inner().task_id;
+    let id =
+        state.tasks.clone().submit_task(SubmitTaskRequest { spec: Some(spec), fire: None }).await?.into_inner().task_id;
     let task = state.tables.project_task(pid, id).await?;
     Ok((StatusCode::CREATED, Json(model::task(&task))))
 }

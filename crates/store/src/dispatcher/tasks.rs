@@ -61,30 +61,34 @@ pub enum Cancel {
     Requested { runner_id: Option<i64>, epoch: i64 },
 }
 
+/// The row of a new queued task (first attempt, epoch 0).
+pub(crate) fn new_task_row(new: NewTask) -> task::ActiveModel {
+    task::ActiveModel {
+        project_id: Set(new.project_id),
+        template_id: Set(new.template_id),
+        status: Set(TaskStatus::Queued.as_str().to_owned()),
+        attempt: Set(1),
+        max_attempts: Set(new.max_attempts.max(1)),
+        epoch: Set(0),
+        priority: Set(new.priority),
+        cancel_requested: Set(false),
+        spec: Set(new.spec.to_json()),
+        template_max_parallel: Set(new.template_max_parallel),
+        project_max_parallel: Set(new.project_max_parallel),
+        schedule_id: Set(new.schedule_id),
+        created_by: Set(new.created_by),
+        created_at: Set(now_ms()),
+        ..Default::default()
+    }
+}
+
 fn active() -> [&'static str; 2] {
     [TaskStatus::Assigned.as_str(), TaskStatus::Running.as_str()]
 }
 
 impl Tables {
     pub async fn create_task(&self, new: NewTask) -> Result<task::Model> {
-        let row = task::ActiveModel {
-            project_id: Set(new.project_id),
-            template_id: Set(new.template_id),
-            status: Set(TaskStatus::Queued.as_str().to_owned()),
-            attempt: Set(1),
-            max_attempts: Set(new.max_attempts.max(1)),
-            epoch: Set(0),
-            priority: Set(new.priority),
-            cancel_requested: Set(false),
-            spec: Set(new.spec.to_json()),
-            template_max_parallel: Set(new.template_max_parallel),
-            project_max_parallel: Set(new.project_max_parallel),
-            schedule_id: Set(new.schedule_id),
-            created_by: Set(new.created_by),
-            created_at: Set(now_ms()),
-            ..Default::default()
-        };
-        Ok(row.insert(self.conn()).await?)
+        Ok(new_task_row(new).insert(self.conn()).await?)
     }
 
     pub async fn task(&self, id: i64) -> Result<task::Model> {

@@ -6,6 +6,8 @@ pub mod project;
 pub mod project_secret;
 pub mod registration_token;
 pub mod runner;
+pub mod schedule;
+pub mod schedule_fire;
 pub mod session;
 pub mod task;
 pub mod task_attempt;
