@@ -81,6 +81,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- if eq .Values.mode "combined" }}server{{ else }}gateway{{ end }}
 {{- end }}
 
+{{- define "baton.schedulerServiceName" -}}
+{{- printf "%s-scheduler" (include "baton.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "baton.grpcComponent" -}}
 {{- if eq .Values.mode "combined" }}server{{ else }}dispatcher{{ end }}
 {{- end }}
@@ -139,6 +143,11 @@ The node id is the pod's name (downward API): stable for the pod's life and uniq
 # Split mode: this service calls the dispatchers' gRPC through their Service.
 - name: BATON_CLUSTER_DISPATCHER_URL
   value: {{ printf "http://%s:%d" (include "baton.grpcServiceName" $root) (int $root.Values.service.grpc.port) | quote }}
+{{- end }}
+{{- if eq .component "gateway" }}
+# Split mode: schedules are changed through the schedulers' internal gRPC service.
+- name: BATON_CLUSTER_SCHEDULER_URL
+  value: {{ printf "http://%s:%d" (include "baton.schedulerServiceName" $root) (int $root.Values.service.grpc.port) | quote }}
 {{- end }}
 - name: BATON_DATABASE_URL
   valueFrom:
