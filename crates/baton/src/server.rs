@@ -190,6 +190,13 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 sweep_every: Duration::from_secs(1),
                 reconcile_every: Duration::from_secs(2),
                 cluster_secret: secret.clone(),
+                retention: baton_scheduler::RetentionLimits {
+                    max_age: (cfg.retention.max_age_seconds > 0)
+                        .then(|| Duration::from_secs(cfg.retention.max_age_seconds)),
+                    max_per_template: (cfg.retention.max_tasks_per_template > 0)
+                        .then_some(cfg.retention.max_tasks_per_template),
+                },
+                retention_every: Duration::from_secs(cfg.retention.sweep_every_seconds.max(1)),
             },
             baton_scheduler::Deps {
                 dispatcher: channel(&dispatcher_url, "dispatcher")?,

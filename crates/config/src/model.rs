@@ -21,6 +21,7 @@ pub struct Config {
     pub runner: Runner,
     pub dispatcher: Dispatcher,
     pub shutdown: Shutdown,
+    pub retention: Retention,
     pub log: Log,
 }
 
@@ -38,6 +39,7 @@ impl Default for Config {
             runner: Runner::default(),
             dispatcher: Dispatcher::default(),
             shutdown: Shutdown::default(),
+            retention: Retention::default(),
             log: Log::default(),
         }
     }
@@ -208,6 +210,25 @@ pub struct Shutdown {
 impl Default for Shutdown {
     fn default() -> Shutdown {
         Shutdown { grace_seconds: 30 }
+    }
+}
+
+/// How long finished tasks (with their logs) are kept. Both limits off by default: nothing is
+/// deleted unless asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Finished tasks older than this go; 0 = no age limit.
+    pub max_age_seconds: u64,
+    /// Per template, only this many newest finished tasks stay; 0 = no count limit.
+    pub max_tasks_per_template: u64,
+    /// How often the retention sweep runs.
+    pub sweep_every_seconds: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention { max_age_seconds: 0, max_tasks_per_template: 0, sweep_every_seconds: 60 }
     }
 }
 

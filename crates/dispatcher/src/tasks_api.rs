@@ -5,6 +5,7 @@ use baton_core::{Coded, TaskStatus, token};
 use baton_proto::v1::{self as pb, tasks_server::Tasks};
 use baton_store::TaskSpec;
 use baton_store::dispatcher::fires::{FireKey, Fired};
+use baton_store::dispatcher::retention::Keep;
 use baton_store::dispatcher::runners::{NewRegistrationToken, RunnerSpec};
 use baton_store::dispatcher::tasks::{Cancel, Lost, NewTask};
 use bytes::Bytes;
@@ -188,6 +189,15 @@ impl Tasks for TasksApi {
         let pid = req.into_inner().project_id;
         let n = self.svc.inner.tables.purge_project(pid).await.map_err(|e| e.to_status())?;
         Ok(Response::new(pb::PurgeProjectResponse { tasks_deleted: n }))
+    }
+
+    async fn retain(&self, req: Request<pb::RetainRequest>) -> Result<Response<pb::RetainResponse>, Status> {
+        self.check(&req)?;
+        let r = req.into_inner();
+        let keep = Keep { finished_after: r.finished_before_ms, per_template: r.keep_per_template };
+        let batch = u64::from(r.batch.clamp(1, 1000));
+        let deleted = self.svc.inner.tables.retain_batch(keep, batch).await.map_err(|e| e.to_status())?;
+        Ok(Response::new(pb::RetainResponse { deleted }))
     }
 
     async fn create_registration_token(

@@ -12,12 +12,17 @@
 //! - Queue reconcile (every `reconcile_every`, and at once when coordination comes back): every
 //!   task queued in SQL is put on the coordination queue, so a flushed or restarted Redis loses
 //!   nothing. It writes no SQL.
+//! - Retention (`retention.rs`): finished tasks past the configured age or count per template are
+//!   deleted by the dispatcher in small paced batches.
 
 mod api;
 mod cron;
 mod fire;
 mod plan;
 mod reconcile;
+mod retention;
+
+pub use retention::Limits as RetentionLimits;
 
 pub use cron::Cron;
 
@@ -41,6 +46,9 @@ pub struct Options {
     pub reconcile_every: Duration,
     /// Internal callers of the `Schedules` service present it as a bearer token.
     pub cluster_secret: String,
+    /// How long finished tasks are kept, and how often that is enforced.
+    pub retention: RetentionLimits,
+    pub retention_every: Duration,
 }
 
 /// What the scheduler needs: a channel to a dispatcher and the cluster secret, the store (read
@@ -100,9 +108,17 @@ impl Service {
             clock: baton_store::now_ms,
         };
         let firing = tokio::spawn(firing.run(shutdown.clone()));
+        let retention = tokio::spawn(retention::run(
+            self.tasks.clone(),
+            self.coord.clone(),
+            self.opts.retention,
+            self.opts.retention_every,
+            shutdown.clone(),
+        ));
         self.sweep_leases(shutdown).await;
         let _ = reconciler.await;
         let _ = firing.await;
+        let _ = retention.await;
     }
 
     async fn sweep_leases(mut self, shutdown: CancellationToken) {

@@ -13,6 +13,7 @@ mod grpc_services;
 mod limits;
 mod remote_runners;
 mod restart;
+mod retention;
 mod runner_resilience;
 mod secrets;
 mod smoke;

@@ -267,17 +267,7 @@ impl Tables {
             .all(self.conn())
             .await?;
         for chunk in ids.chunks(500) {
-            let tx = self.write_tx().await?;
-            crate::entity::task_log_chunk::Entity::delete_many()
-                .filter(crate::entity::task_log_chunk::Column::TaskId.is_in(chunk.to_vec()))
-                .exec(&tx)
-                .await?;
-            task_attempt::Entity::delete_many()
-                .filter(task_attempt::Column::TaskId.is_in(chunk.to_vec()))
-                .exec(&tx)
-                .await?;
-            task::Entity::delete_many().filter(task::Column::Id.is_in(chunk.to_vec())).exec(&tx).await?;
-            end_tx(tx, Ok(())).await?;
+            self.delete_tasks(chunk).await?;
         }
         Ok(ids.len() as u64)
     }
