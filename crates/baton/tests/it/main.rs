@@ -15,5 +15,6 @@ mod remote_runners;
 mod restart;
 mod retention;
 mod runner_resilience;
+mod schedules;
 mod secrets;
 mod smoke;
