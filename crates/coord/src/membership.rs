@@ -57,6 +57,7 @@ impl Membership {
     pub fn me(&self) -> NodeInfo {
         let mut me = self.info.lock().unwrap_or_else(|e| e.into_inner()).clone();
         me.draining = self.is_draining();
+        me.ready &= !me.draining;
         me.last_seen = now_ms();
         me
     }

@@ -16,7 +16,9 @@ mod node;
 mod runner;
 mod verify;
 
+mod cross_node;
 mod drain;
 mod exactly_once;
 mod node_kill;
 mod redis_outage;
+mod split;

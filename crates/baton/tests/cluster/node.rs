@@ -30,19 +30,27 @@ pub struct Node {
     child: Option<Child>,
     /// Starts so far: each writes its own log file, so a restart keeps the crash's log.
     runs: u32,
+    /// The command line after `baton`, and settings beyond the shared ones.
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Node {
     /// Starts node `n` on fresh ports under `root` and waits until it answers `/api/health`.
     pub async fn start(root: &Path, n: usize, shared: &Shared) -> Node {
-        let dir = root.join(format!("node-{n}"));
+        Node::start_as(root, &format!("node-{n}"), shared, &["server", "--no-runner"], &[]).await
+    }
+
+    /// Starts `baton <args>` (e.g. one service alone) as node `id`, with extra settings.
+    pub async fn start_as(root: &Path, id: &str, shared: &Shared, args: &[&str], env: &[(&str, String)]) -> Node {
+        let dir = root.join(id);
         std::fs::create_dir_all(&dir).unwrap();
         // A port from `free_port` is free only until someone binds it; other tests bind port 0
         // too. When it was taken in between, try again with new ports.
         for _ in 0..5 {
             let (http_port, grpc_port) = (free_port(), free_port());
             let mut node = Node {
-                id: format!("node-{n}"),
+                id: id.to_owned(),
                 http_port,
                 grpc_port,
                 url: format!("http://127.0.0.1:{http_port}"),
@@ -50,6 +58,8 @@ impl Node {
                 shared: shared.clone(),
                 child: None,
                 runs: 0,
+                args: args.iter().map(|a| (*a).to_owned()).collect(),
+                env: env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
             };
             match node.try_start().await {
                 Ok(()) => return node,
@@ -57,7 +67,12 @@ impl Node {
                 Err(log) => panic!("{} did not start; log:\n{log}", node.id),
             }
         }
-        panic!("node-{n} found no free ports in five tries");
+        panic!("{id} found no free ports in five tries");
+    }
+
+    /// What this node shares with the rest of its cluster, to start more processes into it.
+    pub fn shared(&self) -> Shared {
+        self.shared.clone()
     }
 
     /// Starts the (stopped) node again on the same ports, data directory and node id.
@@ -78,7 +93,8 @@ impl Node {
         }
         let s = &self.shared;
         let child = cmd
-            .args(["server", "--no-runner"])
+            .args(&self.args)
+            .envs(self.env.iter().cloned())
             .current_dir(&self.dir)
             .env("BATON_HA_ENABLED", "true")
             .env("BATON_HA_NODE_ID", &self.id)
