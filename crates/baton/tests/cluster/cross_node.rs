@@ -74,7 +74,7 @@ async fn cancels_and_template_changes_reach_every_node() {
             c.admin.wait_final(pid, id, Duration::from_secs(15)).await;
             assert_eq!(
                 c.admin.log_texts(pid, id).await,
-                [version.clone()],
+                vec![version.clone()],
                 "a task started through {} right after {} changed the template",
                 starter.id,
                 changer.id
