@@ -10,7 +10,7 @@ use baton_coord::{Coord, Received, topic};
 use baton_proto::v1::{self as pb, Fire, FireOutcome, SubmitTaskRequest};
 use baton_store::Store;
 use baton_store::entity::schedule;
-use baton_store::gateway::templates::TemplateFields;
+use baton_store::views::TemplateFields;
 use tokio_util::sync::CancellationToken;
 
 use crate::Tasks;

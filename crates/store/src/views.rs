@@ -5,6 +5,8 @@ use baton_core::TaskStatus;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::{task, task_log_chunk};
+/// How a stored template reads (parsing only; writes stay with the gateway).
+pub use crate::gateway::templates::TemplateFields;
 use crate::spec::decode_lines;
 use crate::{Error, LogLine, Result, Store};
 

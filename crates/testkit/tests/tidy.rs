@@ -83,6 +83,9 @@ fn services_write_only_their_own_tables() {
         ("scheduler", "dispatcher"),
         ("runner", "gateway"),
         ("runner", "dispatcher"),
+        ("gateway", "scheduler"),
+        ("dispatcher", "scheduler"),
+        ("runner", "scheduler"),
     ];
     for (svc, foreign) in owners {
         let mut files = Vec::new();
