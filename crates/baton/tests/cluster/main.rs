@@ -21,4 +21,5 @@ mod drain;
 mod exactly_once;
 mod node_kill;
 mod redis_outage;
+mod schedules;
 mod split;
