@@ -209,19 +209,19 @@ impl Store {
             .await?)
     }
 
-    /// A schedule's fires, newest first.
+    /// A schedule's fires, newest due time first, due before `before` (the cursor of a page).
     pub async fn schedule_fires(
         &self,
         schedule_id: i64,
+        before: Option<i64>,
         limit: u64,
     ) -> Result<Vec<crate::entity::schedule_fire::Model>> {
         use crate::entity::schedule_fire;
-        Ok(schedule_fire::Entity::find()
-            .filter(schedule_fire::Column::ScheduleId.eq(schedule_id))
-            .order_by_desc(schedule_fire::Column::DueAt)
-            .limit(limit)
-            .all(self.conn())
-            .await?)
+        let mut q = schedule_fire::Entity::find().filter(schedule_fire::Column::ScheduleId.eq(schedule_id));
+        if let Some(before) = before {
+            q = q.filter(schedule_fire::Column::DueAt.lt(before));
+        }
+        Ok(q.order_by_desc(schedule_fire::Column::DueAt).limit(limit).all(self.conn()).await?)
     }
 
     /// A template with its project, for building the task a schedule fires.

@@ -1,8 +1,9 @@
 //! Active-active HA tests with real processes only: a PostgreSQL or MariaDB database, a private
 //! Redis, three `baton server --no-runner` nodes, HAProxy in front of them, and two `baton runner`
-//! processes that reach the cluster through HAProxy. Each test drives a thousand small tasks
-//! through the cluster while it breaks something (a node, Redis, a drain) and then checks that
-//! every task ran exactly once.
+//! processes that reach the cluster through HAProxy. Most tests drive a thousand small tasks
+//! through the cluster while they break something (a node, Redis, a drain) and then check that
+//! every task ran exactly once; others check cross-node effects, services started apart, and
+//! schedules firing once per due time while a node dies.
 //!
 //! Every test builds its own cluster (database, Redis, ports, key prefix), but they are heavy:
 //! `.config/nextest.toml` runs this binary's tests one at a time.

@@ -147,26 +147,24 @@ pub async fn next(
     Ok(Json(json!({"times": times.into_iter().map(model::time).collect::<Vec<_>>()})))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FiresQuery {
-    limit: Option<u32>,
-}
-
 /// The latest fires of a schedule, newest first: when each due time fired, with its task, or why
 /// it was skipped.
 pub async fn fires(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((pid, sid)): ApiPath<(i64, i64)>,
-    ApiQuery(q): ApiQuery<FiresQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>> {
     visible(&state, &caller, pid).await?;
     state.tables.schedule(pid, sid).await?;
-    let rows = state.tables.schedule_fires(sid, page_limit(q.limit) as u64).await?;
+    // `before` is a due time in Unix milliseconds: the cursor `next` hands out.
+    let limit = page_limit(q.limit);
+    let rows = state.tables.schedule_fires(sid, q.before, limit as u64 + 1).await?;
+    let next = (rows.len() > limit).then(|| rows[limit - 1].due_at);
     let items: Vec<Value> = rows
         .iter()
+        .take(limit)
         .map(|f| json!({"due_at": model::time(f.due_at), "status": f.status, "task_id": f.task_id, "reason": f.reason}))
         .collect();
-    Ok(Json(json!({"items": items, "next": null})))
+    Ok(Json(json!({"items": items, "next": next})))
 }
