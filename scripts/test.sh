@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh Debian machine: installs and starts what the tests
-# need (PostgreSQL and MariaDB servers on loopback), builds once, runs the whole suite on SQLite,
-# then the store and end-to-end suites again on PostgreSQL and on MariaDB.
+# need (PostgreSQL and MariaDB servers on loopback; Redis and HAProxy, of which the tests start
+# private instances), builds once, runs the whole suite on SQLite (including the cluster tests,
+# which pick their own databases), then the store and end-to-end suites again on PostgreSQL and on
+# MariaDB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
