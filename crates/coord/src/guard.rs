@@ -163,3 +163,118 @@ impl Coordinator for Guarded {
         self.inner.kind()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    use super::*;
+    use crate::Local;
+
+    /// The in-process coordinator behind a switch that makes every call fail, counting the calls
+    /// that reach it.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        inner: Local,
+        down: AtomicBool,
+        calls: AtomicU32,
+    }
+
+    impl Flaky {
+        fn gate(&self) -> Result<()> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) { Err(Error::Unavailable("down".into())) } else { Ok(()) }
+        }
+    }
+
+    #[async_trait]
+    impl Coordinator for Flaky {
+        async fn publish(&self, topic: &str, payload: Bytes) -> Result<()> {
+            self.gate()?;
+            self.inner.publish(topic, payload).await
+        }
+        async fn subscribe(&self, topic: &str) -> Result<Subscription> {
+            self.inner.subscribe(topic).await
+        }
+        async fn enqueue(&self, tasks: &[Queued]) -> Result<()> {
+            self.gate()?;
+            self.inner.enqueue(tasks).await
+        }
+        async fn dequeue(&self, task_ids: &[i64]) -> Result<()> {
+            self.gate()?;
+            self.inner.dequeue(task_ids).await
+        }
+        async fn queue_page(&self, after: Option<Queued>, limit: usize) -> Result<Vec<Queued>> {
+            self.gate()?;
+            self.inner.queue_page(after, limit).await
+        }
+        async fn wait_for_work(&self, timeout: Duration) -> Result<bool> {
+            self.gate()?;
+            self.inner.wait_for_work(timeout).await
+        }
+        async fn queue_len(&self) -> Result<u64> {
+            self.gate()?;
+            self.inner.queue_len().await
+        }
+        async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<Lock>> {
+            self.gate()?;
+            self.inner.try_lock(name, ttl).await
+        }
+        async fn extend(&self, lock: &Lock, ttl: Duration) -> Result<bool> {
+            self.gate()?;
+            self.inner.extend(lock, ttl).await
+        }
+        async fn unlock(&self, lock: &Lock) -> Result<()> {
+            self.gate()?;
+            self.inner.unlock(lock).await
+        }
+        async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat> {
+            self.gate()?;
+            self.inner.beat(node, ttl).await
+        }
+        async fn leave(&self, node_id: &str, instance: &str) -> Result<()> {
+            self.gate()?;
+            self.inner.leave(node_id, instance).await
+        }
+        async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+            self.gate()?;
+            self.inner.nodes().await
+        }
+        async fn ping(&self) -> Result<()> {
+            self.gate()
+        }
+        fn kind(&self) -> &'static str {
+            "flaky"
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_makes_calls_fail_fast_until_the_probe_sees_the_backend_again() {
+        let flaky = Arc::new(Flaky::default());
+        let guarded = Guarded::new(flaky.clone());
+        let stop = CancellationToken::new();
+        tokio::spawn(guarded.clone().probe(stop.clone()));
+        let q = Queued { task_id: 1, priority: 0 };
+        guarded.enqueue(&[q]).await.unwrap();
+        assert!(guarded.healthy());
+
+        flaky.down.store(true, Ordering::SeqCst);
+        assert!(guarded.enqueue(&[q]).await.is_err());
+        assert!(!guarded.healthy(), "one failure marks the backend down");
+        let reached = flaky.calls.load(Ordering::SeqCst);
+        for _ in 0..10 {
+            assert!(guarded.queue_page(None, 10).await.is_err());
+        }
+        // Only the probe (every 500 ms of paused time) may have reached it meanwhile.
+        assert!(flaky.calls.load(Ordering::SeqCst) - reached <= 1, "calls while down must not reach the backend");
+
+        // Waiting for work while down waits (no busy loop) and returns when it comes back.
+        let mut health = guarded.health();
+        flaky.down.store(false, Ordering::SeqCst);
+        assert!(!guarded.wait_for_work(Duration::from_secs(5)).await.unwrap(), "no work came, only the backend");
+        health.wait_for(|up| *up).await.unwrap();
+        assert!(guarded.healthy());
+        assert_eq!(guarded.queue_page(None, 10).await.unwrap(), vec![q]);
+        stop.cancel();
+    }
+}

@@ -1,4 +1,5 @@
-//! Internal gRPC calls carry the cluster secret as a bearer token; this interceptor adds it.
+//! Internal gRPC calls carry the cluster secret as a bearer token: [`ClusterAuth`] adds it on the
+//! calling side, [`check`] verifies it (in constant time) on the serving side.
 
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -29,5 +30,35 @@ impl Interceptor for ClusterAuth {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         req.metadata_mut().insert("authorization", self.header.clone());
         Ok(req)
+    }
+}
+
+/// `Ok` when `req` carries `secret` as its bearer token.
+pub fn check<T>(req: &tonic::Request<T>, secret: &str) -> Result<(), tonic::Status> {
+    let given = req
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if crate::token::equal(given, secret) {
+        Ok(())
+    } else {
+        Err(tonic::Status::unauthenticated("internal call without the cluster secret"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_secret_passes() {
+        let mut req = tonic::Request::new(());
+        assert!(check(&req, "s3cret").is_err(), "no header");
+        let mut auth = ClusterAuth::new("s3cret").unwrap();
+        req = auth.call(req).unwrap();
+        assert!(check(&req, "s3cret").is_ok());
+        assert!(check(&req, "other").is_err());
     }
 }

@@ -23,17 +23,7 @@ impl TasksApi {
     }
 
     fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let given = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        if token::equal(given, &self.svc.inner.opts.cluster_secret) {
-            Ok(())
-        } else {
-            Err(Status::unauthenticated("internal call without the cluster secret"))
-        }
+        baton_core::internal::check(req, &self.svc.inner.opts.cluster_secret)
     }
 }
 

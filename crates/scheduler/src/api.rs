@@ -4,7 +4,7 @@
 //! picks it up at once.
 
 use baton_coord::{Coord, topic};
-use baton_core::{Coded, token};
+use baton_core::Coded;
 use baton_proto::v1::{self as pb, schedules_server::Schedules};
 use baton_store::scheduler::{ScheduleFields, Tables};
 use bytes::Bytes;
@@ -28,17 +28,7 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
 
 impl SchedulesApi {
     fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let given = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        if token::equal(given, &self.cluster_secret) {
-            Ok(())
-        } else {
-            Err(Status::unauthenticated("internal call without the cluster secret"))
-        }
+        baton_core::internal::check(req, &self.cluster_secret)
     }
 
     async fn announce(&self) {

@@ -86,25 +86,10 @@ pub async fn run(cfg: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 })
                 .await?;
             match output {
-                Some(path) => write_private(&path, &token)?,
+                Some(path) => super::runner::write_private(&path, &token)?,
                 None => println!("{token}"),
             }
             Ok(())
         }
     }
-}
-
-/// Writes `text` to a new or truncated file only its owner may read.
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
 }

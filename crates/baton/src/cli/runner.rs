@@ -133,8 +133,8 @@ pub async fn run(cmd: RunnerCommand, file: PathBuf) -> anyhow::Result<()> {
     }
 }
 
-/// Writes `text` to `path` readable by its owner only: it holds the runner's secret.
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Writes `text` to `path` readable by its owner only (a secret: the runner's, a token).
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
