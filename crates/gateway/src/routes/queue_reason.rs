@@ -119,4 +119,15 @@ mod tests {
         let none = Runners::new(&[], 10_000);
         assert!(none.reason(&queued(&[])).unwrap().contains("any runner"));
     }
+
+    #[test]
+    fn a_runner_of_another_project_does_not_count() {
+        let mut scoped = runner_row(&["linux"], true, false);
+        scoped.project_id = Some(99);
+        let rs = Runners::new(&[scoped.clone()], 10_000);
+        // `queued` builds a task of project 1.
+        assert!(rs.reason(&queued(&["linux"])).unwrap().contains("no registered runner"));
+        scoped.project_id = Some(1);
+        assert_eq!(Runners::new(&[scoped], 10_000).reason(&queued(&["linux"])), None);
+    }
 }
