@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use baton_coord::{Coord, Received, topic};
 use baton_proto::v1::{self as pb, Fire, FireOutcome, SubmitTaskRequest};
-use baton_store::Store;
 use baton_store::entity::schedule;
 use baton_store::views::TemplateFields;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +27,7 @@ struct Entry {
 }
 
 pub struct Firing {
-    pub store: Store,
+    /// The schedules (written: one-shots disable themselves), and through it every read.
     pub tables: baton_store::scheduler::Tables,
     pub tasks: Tasks,
     pub coord: Coord,
@@ -69,7 +68,7 @@ impl Firing {
     /// Brings `entries` in line with the enabled schedules in SQL. A new or changed schedule
     /// starts from its last recorded fire or its last change, whichever is later.
     async fn reload(&self, entries: &mut HashMap<i64, Entry>) -> baton_store::Result<()> {
-        let rows = self.store.enabled_schedules().await?;
+        let rows = self.tables.enabled_schedules().await?;
         entries.retain(|id, _| rows.iter().any(|r| r.id == *id));
         for row in rows {
             if entries.get(&row.id).is_some_and(|e| e.row == row) {
@@ -86,7 +85,7 @@ impl Firing {
                 (None, Some(at)) => When::Once(at),
                 (None, None) => continue,
             };
-            let last = self.store.last_fire(row.id).await?;
+            let last = self.tables.last_fire(row.id).await?;
             let cursor = match when {
                 // A one-shot counts from its last fire only: created with a time already past,
                 // it is late, not changed away.
@@ -148,7 +147,7 @@ impl Firing {
 
     /// The task a schedule runs: its template as it is now, like a task started by hand.
     async fn spec(&self, s: &schedule::Model) -> baton_store::Result<pb::TaskSpec> {
-        let (template, project) = self.store.template_to_run(s.project_id, s.template_id).await?;
+        let (template, project) = self.tables.template_to_run(s.project_id, s.template_id).await?;
         let f = TemplateFields::of(&template)?;
         Ok(pb::TaskSpec {
             project_id: s.project_id,

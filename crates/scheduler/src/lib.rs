@@ -101,7 +101,6 @@ impl Service {
             shutdown.clone(),
         ));
         let firing = fire::Firing {
-            store: self.store.clone(),
             tables: baton_store::scheduler::Tables::new(self.store.clone()),
             tasks: self.tasks.clone(),
             coord: self.coord.clone(),

@@ -18,6 +18,7 @@ use super::{ListQuery, page_limit};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::model::Page;
 use crate::{AppState, model};
 
 /// The body of POST and PATCH; on PATCH absent fields stay as they are.
@@ -68,13 +69,11 @@ pub async fn list(
     caller: Caller,
     ApiPath(pid): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Page<Value>>> {
     visible(&state, &caller, pid).await?;
     let limit = page_limit(q.limit);
     let rows = state.tables.schedules(pid, q.before, limit as u64 + 1).await?;
-    let next = (rows.len() > limit).then(|| rows[limit - 1].id);
-    let items: Vec<Value> = rows.iter().take(limit).map(render).collect();
-    Ok(Json(json!({"items": items, "next": next})))
+    Ok(Json(Page::of(rows, limit, |s| s.id, |s| render(&s))))
 }
 
 pub async fn create(
@@ -154,17 +153,16 @@ pub async fn fires(
     caller: Caller,
     ApiPath((pid, sid)): ApiPath<(i64, i64)>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Page<Value>>> {
     visible(&state, &caller, pid).await?;
     state.tables.schedule(pid, sid).await?;
     // `before` is a due time in Unix milliseconds: the cursor `next` hands out.
     let limit = page_limit(q.limit);
     let rows = state.tables.schedule_fires(sid, q.before, limit as u64 + 1).await?;
-    let next = (rows.len() > limit).then(|| rows[limit - 1].due_at);
-    let items: Vec<Value> = rows
-        .iter()
-        .take(limit)
-        .map(|f| json!({"due_at": model::time(f.due_at), "status": f.status, "task_id": f.task_id, "reason": f.reason}))
-        .collect();
-    Ok(Json(json!({"items": items, "next": next})))
+    Ok(Json(Page::of(
+        rows,
+        limit,
+        |f| f.due_at,
+        |f| json!({"due_at": model::time(f.due_at), "status": f.status, "task_id": f.task_id, "reason": f.reason}),
+    )))
 }
