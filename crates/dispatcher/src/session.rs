@@ -137,7 +137,7 @@ impl Session {
             capacity: hello.capacity as i32,
         };
         inner.tables.runner_connected(self.runner_id, hello_row).await.map_err(|e| e.to_status())?;
-        let held = self.reconcile(&hello.running).await?;
+        let held = self.reconcile(&hello.running, hello.resumed).await?;
         let conn = Conn {
             session: 0,
             outbox: self.outbox.clone(),
@@ -156,14 +156,16 @@ impl Session {
             heartbeat_seconds: inner.opts.heartbeat.as_secs().max(1) as u32,
         };
         self.send(server_message::Msg::Welcome(welcome)).await;
-        tracing::info!(runner_id = self.runner_id, version = %hello.version, capacity = hello.capacity, "runner connected");
+        tracing::info!(runner_id = self.runner_id, version = %hello.version, capacity = hello.capacity, resumed = hello.resumed, "runner connected");
         events::wake_here(&self.svc);
         Ok(self)
     }
 
-    /// Adopts the reported tasks whose epoch still holds, stops the others, and gives up the
-    /// tasks SQL says this runner holds but it no longer reports (it restarted without them).
-    async fn reconcile(&self, running: &[TaskRef]) -> Result<HashMap<i64, Held>, Status> {
+    /// Adopts the reported tasks whose epoch still holds, stops the others, and settles the tasks
+    /// SQL says this runner holds but it does not report. A resumed runner never received those
+    /// (their assignment died with a node or a stream): they go back to the queue as they were.
+    /// A fresh runner process may have started them before its predecessor died: they are lost.
+    async fn reconcile(&self, running: &[TaskRef], resumed: bool) -> Result<HashMap<i64, Held>, Status> {
         let tables = &self.svc.inner.tables;
         let active = tables.tasks_of_runner(self.runner_id).await.map_err(|e| e.to_status())?;
         let mut held = HashMap::new();
@@ -175,7 +177,17 @@ impl Session {
             }
         }
         for t in active.iter().filter(|t| !held.contains_key(&t.id)) {
-            let outcome = tables.lose(t.id, t.epoch, "the runner restarted without it").await;
+            let outcome = if resumed && t.status == TaskStatus::Assigned.as_str() {
+                tracing::info!(
+                    runner_id = self.runner_id,
+                    task_id = t.id,
+                    epoch = t.epoch,
+                    "assignment never reached the runner; queued again"
+                );
+                tables.unassign(t.id, t.epoch).await
+            } else {
+                tables.lose(t.id, t.epoch, "the runner restarted without it").await
+            };
             self.after_lose(t.project_id, t.id, outcome).await;
         }
         Ok(held)

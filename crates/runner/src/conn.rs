@@ -1,6 +1,7 @@
 //! The stream to the dispatcher: connect with backoff, hello, then move messages both ways until
 //! the stream breaks or the runner stops.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use baton_proto::v1::runner_client::RunnerClient;
@@ -93,6 +94,7 @@ async fn session(runner: &Runner, stop: &CancellationToken) -> Result<(), End> {
         labels: opts.labels.clone(),
         capacity: opts.capacity,
         running: runner.jobs.running(),
+        resumed: runner.welcomed.load(Ordering::SeqCst),
     };
     tx.send(RunnerMessage { msg: Some(Msg::Hello(hello)) }).await.map_err(|e| e.to_string())?;
     let mut req = tonic::Request::new(ReceiverStream::new(rx));
@@ -126,6 +128,7 @@ async fn session(runner: &Runner, stop: &CancellationToken) -> Result<(), End> {
                     Some(In::Welcome(w)) => {
                         tracing::info!(node = %w.node_id, runner_id = w.runner_id, protocol = w.protocol_version, "connected to dispatcher");
                         heartbeat = tokio::time::interval(Duration::from_secs(w.heartbeat_seconds.max(1).into()));
+                        runner.welcomed.store(true, Ordering::SeqCst);
                     }
                     Some(In::Assign(a)) => {
                         if runner.jobs.is_draining() {

@@ -46,6 +46,8 @@ pub enum Error {
 pub struct Runner {
     opts: Arc<Options>,
     jobs: jobs::Jobs,
+    /// Set once a dispatcher has welcomed this process (see `Hello.resumed`).
+    welcomed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Runner {
@@ -61,7 +63,7 @@ impl Runner {
         if killed > 0 {
             tracing::warn!(killed, "killed scripts left running by a previous runner process");
         }
-        Ok(Runner { opts: Arc::new(opts), jobs: jobs::Jobs::default() })
+        Ok(Runner { opts: Arc::new(opts), jobs: jobs::Jobs::default(), welcomed: Default::default() })
     }
 
     /// How many scripts run now.

@@ -41,6 +41,7 @@ impl Cluster {
     /// Starts everything on a fresh database of `dialect` and waits until HAProxy routes to all
     /// three nodes and both runners are online.
     pub async fn start(dialect: Dialect) -> Cluster {
+        remember_panics();
         let started = Instant::now();
         let db = TestDatabase::create_on(dialect).await;
         let redis = PrivateRedis::start();
@@ -198,5 +199,27 @@ impl Drop for Cluster {
             eprintln!("----- runner {} (id {}) -----\n{}", r.name, r.id, tail(&r.log_text(), 40));
         }
         print_file_tail("haproxy", &self.dir.path().join("haproxy.log"), 30);
+        // Again after the logs, which would otherwise bury it.
+        let why = LAST_PANIC.lock().map(|p| p.clone()).unwrap_or_default();
+        eprintln!("===== the test failed: {} =====", why.unwrap_or_else(|| "(no message)".into()));
     }
+}
+
+/// The message of the last panic in this process, for the end of the failure dump.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Keeps every panic's place and message in `LAST_PANIC`, then reports it as usual.
+fn remember_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = info.payload_as_str().unwrap_or("(no message)");
+            let place = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+            if let Ok(mut last) = LAST_PANIC.lock() {
+                *last = Some(format!("{place}: {text}"));
+            }
+            report(info);
+        }));
+    });
 }

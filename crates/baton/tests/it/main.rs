@@ -18,3 +18,4 @@ mod runner_resilience;
 mod schedules;
 mod secrets;
 mod smoke;
+mod undelivered;

@@ -57,6 +57,17 @@ async fn a_server_restart_under_busy_runners_records_each_task_once() {
     let c = srv.client.clone();
     a.wait_online(&c).await;
     b.wait_online(&c).await;
+    // The same runner processes came back: they say so, so that an assignment that died with the
+    // old server is queued again rather than lost (see tests/it/undelivered.rs).
+    let hellos = |log: &str| -> Vec<String> {
+        log.lines().filter(|l| l.contains("\"runner connected\"")).map(str::to_owned).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hellos(&srv.log_text()).len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hellos = hellos(&srv.log_text());
+    assert!(hellos.len() == 2 && hellos.iter().all(|l| l.contains("\"resumed\":true")), "{hellos:#?}");
     for id in ids {
         let t = c.wait_final(pid, id, Duration::from_secs(40)).await;
         assert_eq!((t["status"].as_str(), t["attempt"].as_i64()), (Some("succeeded"), Some(1)), "{t}");

@@ -191,6 +191,36 @@ impl Tables {
         end_tx(tx, result).await
     }
 
+    /// `assigned → queued` for an assignment its runner provably never received: the attempt was
+    /// never used, so it is not counted and leaves no history row. A pending cancel ends the task
+    /// as `cancelled` instead. The epoch is bumped either way.
+    pub async fn unassign(&self, task_id: i64, epoch: i64) -> Result<Lost> {
+        let back = |status: TaskStatus| {
+            task::Entity::update_many()
+                .col_expr(task::Column::Status, Expr::value(status.as_str()))
+                .col_expr(task::Column::Epoch, Expr::value(epoch + 1))
+                .filter(task::Column::Id.eq(task_id))
+                .filter(task::Column::Epoch.eq(epoch))
+                .filter(task::Column::Status.eq(TaskStatus::Assigned.as_str()))
+        };
+        let requeued = back(TaskStatus::Queued)
+            .col_expr(task::Column::RunnerId, Expr::value(Option::<i64>::None))
+            .col_expr(task::Column::AssignedAt, Expr::value(Option::<i64>::None))
+            .filter(task::Column::CancelRequested.eq(false))
+            .exec(self.conn())
+            .await?;
+        if requeued.rows_affected == 1 {
+            return Ok(Lost::Requeued);
+        }
+        let cancelled = back(TaskStatus::Cancelled)
+            .col_expr(task::Column::FinishedAt, Expr::value(now_ms()))
+            .col_expr(task::Column::Error, Expr::value("cancelled before its runner received it"))
+            .filter(task::Column::CancelRequested.eq(true))
+            .exec(self.conn())
+            .await?;
+        Ok(if cancelled.rows_affected == 1 { Lost::Cancelled } else { Lost::Stale })
+    }
+
     /// Cancels a queued task at once, or marks an active one for its runner to stop. Finished
     /// tasks are a conflict.
     pub async fn cancel(&self, task_id: i64) -> Result<Cancel> {

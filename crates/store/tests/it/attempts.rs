@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::support::{self, assigned_task, runner};
 
-async fn history(store: &Store, task_id: i64) -> Vec<task_attempt::Model> {
+pub async fn history(store: &Store, task_id: i64) -> Vec<task_attempt::Model> {
     task_attempt::Entity::find()
         .filter(task_attempt::Column::TaskId.eq(task_id))
         .order_by_asc(task_attempt::Column::Id)

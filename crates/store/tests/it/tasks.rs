@@ -203,6 +203,44 @@ async fn lose_of_a_cancelling_task_cancels_it() {
 }
 
 #[tokio::test]
+async fn unassign_queues_again_without_using_up_the_attempt() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 1).await;
+
+    assert_eq!(t.unassign(task.id, task.epoch).await.unwrap(), Lost::Requeued);
+    let row = t.task(task.id).await.unwrap();
+    assert_eq!(row.status, "queued");
+    assert_eq!(row.attempt, 1, "the attempt never ran, so it is not counted");
+    assert_eq!(row.epoch, task.epoch + 1, "the undelivered assignment is fenced out");
+    assert_eq!((row.runner_id, row.assigned_at, row.finished_at), (None, None, None));
+    assert!(crate::attempts::history(&db.store, task.id).await.is_empty(), "no history row: the attempt never ran");
+    assert!(!t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+
+    // Once only, and never for a task that started meanwhile.
+    assert_eq!(t.unassign(task.id, task.epoch).await.unwrap(), Lost::Stale);
+    let e = t.claim(task.id, row.epoch, r).await.unwrap().unwrap();
+    assert!(t.mark_running(task.id, e, now_ms()).await.unwrap());
+    assert_eq!(t.unassign(task.id, e).await.unwrap(), Lost::Stale);
+    assert_eq!(t.task(task.id).await.unwrap().status, "running");
+}
+
+#[tokio::test]
+async fn unassign_of_a_cancelling_task_cancels_it() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 3).await;
+    assert!(matches!(t.cancel(task.id).await.unwrap(), Cancel::Requested { .. }));
+
+    assert_eq!(t.unassign(task.id, task.epoch).await.unwrap(), Lost::Cancelled);
+    let row = t.task(task.id).await.unwrap();
+    assert_eq!((row.status.as_str(), row.attempt, row.epoch), ("cancelled", 1, task.epoch + 1));
+    assert!(row.finished_at.is_some());
+}
+
+#[tokio::test]
 async fn lose_with_wrong_epoch_or_state_is_stale() {
     let db = support::db().await;
     let t = db.dispatcher();

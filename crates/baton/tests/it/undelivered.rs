@@ -1,0 +1,152 @@
+//! An assignment that never reached its runner, because the stream carrying it died (with its
+//! node, or on the way). The runner here is the test itself speaking the runner protocol, so it
+//! can receive an assignment and act as if it never had. When the same runner process comes back
+//! (`resumed`), the task goes back to the queue without using up its only attempt and then runs;
+//! a fresh runner process, whose predecessor may have started it, makes it lost.
+
+use std::time::Duration;
+
+use baton_proto::v1::runner_client::RunnerClient;
+use baton_proto::v1::runner_message::Msg;
+use baton_proto::v1::server_message::Msg as In;
+use baton_proto::v1::{
+    Assignment, Hello, Outcome, RegisterRequest, RunnerMessage, ServerMessage, TaskFinished, TaskRef, TaskStarted,
+};
+use baton_testkit::{Client, TestServer};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tonic::Streaming;
+
+/// One stream of a runner the test drives by hand.
+struct Stream {
+    tx: mpsc::Sender<RunnerMessage>,
+    inbound: Streaming<ServerMessage>,
+}
+
+impl Stream {
+    /// The next message from the server (panics after 10 s).
+    async fn next(&mut self) -> In {
+        let m = tokio::time::timeout(Duration::from_secs(10), self.inbound.message())
+            .await
+            .expect("the server said nothing for 10 s")
+            .expect("the stream broke")
+            .expect("the stream ended");
+        m.msg.expect("an empty server message")
+    }
+
+    /// The next assignment, skipping welcomes and acknowledgements.
+    async fn assignment(&mut self) -> Assignment {
+        loop {
+            match self.next().await {
+                In::Assign(a) => return a,
+                In::Welcome(_) | In::Ack(_) => {}
+                other => panic!("expected an assignment, got {other:?}"),
+            }
+        }
+    }
+
+    async fn send(&self, msg: Msg) {
+        self.tx.send(RunnerMessage { msg: Some(msg) }).await.unwrap();
+    }
+}
+
+/// A registered runner identity (label `hand`, capacity 1).
+struct Identity {
+    url: String,
+    id: i64,
+    secret: String,
+}
+
+impl Identity {
+    async fn register(c: &Client, url: String) -> Identity {
+        let token = c.post("/api/v1/runner-registration-tokens", json!({})).await.expect(201)["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut client = RunnerClient::connect(url.clone()).await.unwrap();
+        let req = RegisterRequest {
+            token,
+            name: "by-hand".into(),
+            labels: vec!["hand".into()],
+            capacity: 1,
+            version: "0.1.0".into(),
+        };
+        let r = client.register(req).await.unwrap().into_inner();
+        Identity { url, id: r.runner_id, secret: r.secret }
+    }
+
+    /// Opens a stream saying hello with `running` and `resumed`, and waits for the welcome.
+    async fn attach(&self, running: Vec<TaskRef>, resumed: bool) -> Stream {
+        let (tx, rx) = mpsc::channel(64);
+        let hello = Hello {
+            protocol_version: baton_proto::RUNNER_PROTOCOL_VERSION,
+            version: "0.1.0".into(),
+            labels: vec!["hand".into()],
+            capacity: 1,
+            running,
+            resumed,
+        };
+        tx.send(RunnerMessage { msg: Some(Msg::Hello(hello)) }).await.unwrap();
+        let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        req.metadata_mut().insert("x-baton-runner-id", self.id.to_string().parse().unwrap());
+        req.metadata_mut().insert("authorization", format!("Bearer {}", self.secret).parse().unwrap());
+        let mut client = RunnerClient::connect(self.url.clone()).await.unwrap();
+        let inbound = client.attach(req).await.unwrap().into_inner();
+        let mut s = Stream { tx, inbound };
+        assert!(matches!(s.next().await, In::Welcome(_)), "a stream opens with a welcome");
+        s
+    }
+}
+
+/// A one-attempt task assigned over a stream that then dies before the runner took it.
+async fn undelivered(srv: &TestServer) -> (Identity, i64, i64, Assignment) {
+    let c = &srv.client;
+    let me = Identity::register(c, srv.grpc_url()).await;
+    let pid = c.project().await;
+    let tid = c.template(pid, json!({"script": "echo hi", "labels": ["hand"], "max_attempts": 1})).await;
+    let mut first = me.attach(Vec::new(), false).await;
+    let id = c.submit(pid, tid).await;
+    let a = first.assignment().await;
+    assert_eq!(a.task.as_ref().unwrap().task_id, id);
+    drop(first);
+    (me, pid, id, a)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_runner_gets_back_an_assignment_it_never_received() {
+    let srv = TestServer::start_without_runner().await;
+    let c = &srv.client;
+    let (me, pid, id, lost) = undelivered(&srv).await;
+
+    let mut again = me.attach(Vec::new(), true).await;
+    let a = again.assignment().await;
+    let (old, new) = (lost.task.unwrap(), a.task.unwrap());
+    assert_eq!(new.task_id, id);
+    assert!(new.epoch > old.epoch, "the new assignment fences the one that never arrived: {old:?} → {new:?}");
+    let t = c.task(pid, id).await;
+    assert_eq!((t["status"].as_str(), t["attempt"].as_i64()), (Some("assigned"), Some(1)), "{t}");
+
+    // The runner that never got the old assignment cannot report on it either.
+    again.send(Msg::Started(TaskStarted { task: Some(old), time: None })).await;
+    assert!(matches!(again.next().await, In::Stop(s) if s.task == Some(old)), "a stale epoch is stopped");
+
+    again.send(Msg::Started(TaskStarted { task: Some(new), time: None })).await;
+    let outcome = Outcome::Succeeded as i32;
+    again
+        .send(Msg::Finished(TaskFinished { task: Some(new), outcome, exit_code: Some(0), ..Default::default() }))
+        .await;
+    let t = c.wait_final(pid, id, Duration::from_secs(10)).await;
+    assert_eq!((t["status"].as_str(), t["attempt"].as_i64()), (Some("succeeded"), Some(1)), "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_runner_process_makes_an_unreported_assignment_lost() {
+    let srv = TestServer::start_without_runner().await;
+    let c = &srv.client;
+    let (me, pid, id, _) = undelivered(&srv).await;
+
+    let _again = me.attach(Vec::new(), false).await;
+    let t = c.wait_final(pid, id, Duration::from_secs(10)).await;
+    assert_eq!((t["status"].as_str(), t["attempt"].as_i64()), (Some("lost"), Some(1)), "{t}");
+    assert_eq!(t["error"], "the runner restarted without it");
+}
