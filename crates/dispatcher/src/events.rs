@@ -2,7 +2,9 @@
 //! other nodes' services).
 
 use baton_coord::{Queued, Received, topic};
+use baton_core::TaskStatus;
 use baton_proto::v1::{Cancel, ServerMessage, TaskRef, server_message};
+use baton_store::dispatcher::tasks::Lost;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +36,25 @@ pub async fn requeue(svc: &Service, task_id: i64) {
         Ok(t) => queued(svc, Queued { task_id, priority: t.priority }).await,
         // The reconciler will find it.
         Err(e) => tracing::debug!(task_id, error = %e, "cannot read a requeued task"),
+    }
+}
+
+/// Announces what [`Tables::lose`](baton_store::dispatcher::Tables::lose) or `unassign` did to
+/// an attempt, and puts a requeued task back on the coordination queue.
+pub async fn attempt_ended(svc: &Service, project_id: i64, task_id: i64, outcome: baton_store::Result<Lost>) {
+    let status = match outcome {
+        Ok(Lost::Requeued) => TaskStatus::Queued,
+        Ok(Lost::Ended) => TaskStatus::Lost,
+        Ok(Lost::Cancelled) => TaskStatus::Cancelled,
+        Ok(Lost::Stale) => return,
+        Err(e) => {
+            tracing::warn!(task_id, error = %e, "cannot end a lost attempt; the lease sweeper will");
+            return;
+        }
+    };
+    task_changed(svc, project_id, task_id, status.as_str()).await;
+    if status == TaskStatus::Queued {
+        requeue(svc, task_id).await;
     }
 }
 

@@ -9,6 +9,7 @@ mod events;
 mod placement;
 mod registry;
 mod session;
+mod settle;
 mod tasks_api;
 
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! claim decides; another dispatcher claiming the same task first is normal and harmless.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use baton_coord::Queued;
 use baton_core::TaskStatus;
@@ -15,7 +15,7 @@ use baton_store::entity::task;
 use tokio_util::sync::CancellationToken;
 
 use crate::registry::Held;
-use crate::{Service, events};
+use crate::{Service, events, settle};
 
 /// How many queued tasks one read of the queue returns.
 const BATCH: u64 = 64;
@@ -30,16 +30,26 @@ const TICK: Duration = Duration::from_secs(1);
 const DEGRADED_TICK: Duration = Duration::from_millis(250);
 
 pub async fn run(svc: Service, shutdown: CancellationToken) {
+    // Due times, not "when the sleep ran out": under steady load wake-ups come more often than a
+    // tick, and the periodic duties must not starve.
+    let (mut redeliver_at, mut settle_at) = (Instant::now() + TICK, Instant::now() + settle::EVERY);
     loop {
         // Without coordination no wake-up crosses nodes: look at the queue more often instead.
         let tick = if svc.inner.coord.healthy() { TICK } else { DEGRADED_TICK };
-        let ticked = tokio::select! {
+        tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = svc.inner.wake.notified() => false,
-            _ = tokio::time::sleep(tick) => true,
-        };
-        if ticked {
+            _ = svc.inner.wake.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+        }
+        if Instant::now() >= redeliver_at {
+            redeliver_at = Instant::now() + TICK;
             redeliver_cancels(&svc).await;
+        }
+        if Instant::now() >= settle_at {
+            settle_at = Instant::now() + settle::EVERY;
+            if let Err(e) = settle::undelivered(&svc).await {
+                tracing::warn!(error = %e, "cannot check for undelivered assignments; trying again later");
+            }
         }
         if svc.is_draining() {
             continue;
@@ -134,7 +144,12 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
                 continue;
             }
         };
-        let Some((runner_id, outbox)) = inner.registry.pick(t.project_id, &spec.labels) else { continue };
+        // Checked before every claim: a drain that began during this pass sends the runners away,
+        // and an assignment claimed after that would chase a stream that is closing.
+        if svc.is_draining() {
+            break;
+        }
+        let Some((runner_id, session, outbox)) = inner.registry.pick(t.project_id, &spec.labels) else { continue };
         let secrets = open_secrets(svc, t.project_id, &spec.secrets).await;
         let Some(epoch) = inner.tables.claim(t.id, t.epoch, runner_id).await? else { continue };
         claimed.push(t.id);
@@ -142,7 +157,6 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
             Ok(s) => s,
             Err(why) => {
                 // Nothing can run it as asked: end it now, saying why, instead of retrying forever.
-                inner.registry.with(runner_id, |c| c.held.remove(&t.id));
                 let fin =
                     Finish { task_id: t.id, epoch, status: TaskStatus::Failed, exit_code: None, error: Some(why) };
                 inner.tables.finish(fin).await?;
@@ -150,23 +164,22 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
                 continue;
             }
         };
-        inner.registry.with(runner_id, |c| c.held.insert(t.id, Held { epoch, project_id: t.project_id }));
-        *per_template.entry(t.template_id).or_insert(0) += 1;
-        *per_project.entry(t.project_id).or_insert(0) += 1;
         // A first attempt has no lines yet; later ones continue the numbering.
         let first_seq = if t.attempt <= 1 { 1 } else { inner.tables.next_log_seq(t.id).await? };
         let msg = assignment(&t, epoch, spec, first_seq, secrets);
+        let held = Held { epoch, project_id: t.project_id };
+        let registered = inner.registry.with_session(runner_id, session, |c| c.held.insert(t.id, held)).is_some();
         tracing::debug!(task_id = t.id, epoch, runner_id, "assigned");
-        if outbox.send(Ok(msg)).await.is_err() {
-            // The stream closed between the pick and the send: give the task back at once.
-            inner.registry.with(runner_id, |c| c.held.remove(&t.id));
-            let outcome =
-                inner.tables.lose(t.id, epoch, "runner disconnected before the assignment reached it").await?;
-            if outcome == baton_store::dispatcher::tasks::Lost::Requeued {
-                events::requeue(svc, t.id).await;
-            }
+        if !registered || outbox.send(Ok(msg)).await.is_err() {
+            // The stream ended or was replaced since the pick: the runner never gets this
+            // assignment, so the task goes back to the queue as it was.
+            inner.registry.with_session(runner_id, session, |c| c.held.remove(&t.id));
+            let outcome = inner.tables.unassign(t.id, epoch).await;
+            events::attempt_ended(svc, t.project_id, t.id, outcome).await;
             continue;
         }
+        *per_template.entry(t.template_id).or_insert(0) += 1;
+        *per_project.entry(t.project_id).or_insert(0) += 1;
         events::task_changed(svc, t.project_id, t.id, TaskStatus::Assigned.as_str()).await;
         placed += 1;
     }

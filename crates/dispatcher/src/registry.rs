@@ -87,9 +87,14 @@ impl Registry {
         self.lock().conns.get_mut(&runner_id).map(f)
     }
 
+    /// Like [`with`](Self::with), only while `session` is still the runner's current stream.
+    pub fn with_session<R>(&self, runner_id: i64, session: u64, f: impl FnOnce(&mut Conn) -> R) -> Option<R> {
+        self.lock().conns.get_mut(&runner_id).filter(|c| c.session == session).map(f)
+    }
+
     /// Picks the least-loaded runner with a free slot that may take a task of `project_id` needing
-    /// `labels`.
-    pub fn pick(&self, project_id: i64, labels: &[String]) -> Option<(i64, Outbox)> {
+    /// `labels`: its id and the session and outbox of its stream.
+    pub fn pick(&self, project_id: i64, labels: &[String]) -> Option<(i64, u64, Outbox)> {
         let inner = self.lock();
         inner
             .conns
@@ -100,7 +105,7 @@ impl Registry {
                 let (fa, fb) = (a.free() * b.capacity, b.free() * a.capacity);
                 fa.cmp(&fb).then(b_id.cmp(a_id))
             })
-            .map(|(id, c)| (*id, c.outbox.clone()))
+            .map(|(id, c)| (*id, c.session, c.outbox.clone()))
     }
 
     pub fn total_free(&self) -> usize {
@@ -184,5 +189,17 @@ mod tests {
         assert!(r.pick(1, &[]).is_none());
         assert!(r.remove(1, new).is_some());
         assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn an_assignment_picked_for_a_replaced_stream_does_not_land_on_the_new_one() {
+        let r = Registry::default();
+        r.insert(1, conn(&[], 2, 0));
+        let (id, old, _) = r.pick(1, &[]).unwrap();
+        let new = r.insert(id, conn(&[], 2, 0));
+        let held = Held { epoch: 1, project_id: 1 };
+        assert!(r.with_session(id, old, |c| c.held.insert(5, held)).is_none());
+        assert!(r.with_session(id, new, |c| c.held.insert(5, held)).is_some());
+        assert_eq!(r.with(id, |c| c.held.len()), Some(1));
     }
 }

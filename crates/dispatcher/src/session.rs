@@ -10,7 +10,7 @@ use baton_core::{Coded, TaskStatus, token};
 use baton_proto::v1::runner_message::Msg;
 use baton_proto::v1::{self as pb, Ack, RunnerMessage, ServerMessage, Stop, TaskRef, Welcome, ack, server_message};
 use baton_store::dispatcher::logs::Appended;
-use baton_store::dispatcher::tasks::{Finish, Lost};
+use baton_store::dispatcher::tasks::Finish;
 use baton_store::{LogLine, LogStream};
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -188,7 +188,7 @@ impl Session {
             } else {
                 tables.lose(t.id, t.epoch, "the runner restarted without it").await
             };
-            self.after_lose(t.project_id, t.id, outcome).await;
+            events::attempt_ended(&self.svc, t.project_id, t.id, outcome).await;
         }
         Ok(held)
     }
@@ -293,7 +293,7 @@ impl Session {
             None => {
                 let reason = error.unwrap_or_else(|| "the runner stopped it".into());
                 let outcome = tables.lose(task.task_id, task.epoch, &reason).await;
-                self.after_lose(project_id, task.task_id, outcome).await;
+                events::attempt_ended(&self.svc, project_id, task.task_id, outcome).await;
                 true
             }
         };
@@ -311,21 +311,6 @@ impl Session {
     /// The project of a task this runner holds, as remembered from its assignment or adoption.
     fn held_project(&self, task_id: i64) -> Option<i64> {
         self.svc.inner.registry.with(self.runner_id, |c| c.held.get(&task_id).map(|h| h.project_id)).flatten()
-    }
-
-    async fn after_lose(&self, project_id: i64, task_id: i64, outcome: baton_store::Result<Lost>) {
-        match outcome {
-            Ok(Lost::Requeued) => {
-                events::task_changed(&self.svc, project_id, task_id, TaskStatus::Queued.as_str()).await;
-                events::requeue(&self.svc, task_id).await;
-            }
-            Ok(Lost::Ended) => events::task_changed(&self.svc, project_id, task_id, TaskStatus::Lost.as_str()).await,
-            Ok(Lost::Cancelled) => {
-                events::task_changed(&self.svc, project_id, task_id, TaskStatus::Cancelled.as_str()).await
-            }
-            Ok(Lost::Stale) => {}
-            Err(e) => tracing::warn!(task_id, error = %e, "cannot end a lost attempt; the lease sweeper will"),
-        }
     }
 
     async fn ack(&self, what: ack::What, last_seq: i64) {

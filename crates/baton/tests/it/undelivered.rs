@@ -2,7 +2,9 @@
 //! node, or on the way). The runner here is the test itself speaking the runner protocol, so it
 //! can receive an assignment and act as if it never had. When the same runner process comes back
 //! (`resumed`), the task goes back to the queue without using up its only attempt and then runs;
-//! a fresh runner process, whose predecessor may have started it, makes it lost.
+//! a fresh runner process, whose predecessor may have started it, makes it lost. And an
+//! assignment another node made over a stream that had already died, after the runner's new
+//! stream was set up, is found by the dispatcher holding that stream and queued again.
 
 use std::time::Duration;
 
@@ -10,7 +12,8 @@ use baton_proto::v1::runner_client::RunnerClient;
 use baton_proto::v1::runner_message::Msg;
 use baton_proto::v1::server_message::Msg as In;
 use baton_proto::v1::{
-    Assignment, Hello, Outcome, RegisterRequest, RunnerMessage, ServerMessage, TaskFinished, TaskRef, TaskStarted,
+    Assignment, Heartbeat, Hello, Outcome, RegisterRequest, RunnerMessage, ServerMessage, TaskFinished, TaskRef,
+    TaskStarted,
 };
 use baton_testkit::{Client, TestServer};
 use serde_json::json;
@@ -92,6 +95,15 @@ impl Identity {
         req.metadata_mut().insert("authorization", format!("Bearer {}", self.secret).parse().unwrap());
         let mut client = RunnerClient::connect(self.url.clone()).await.unwrap();
         let inbound = client.attach(req).await.unwrap().into_inner();
+        // Heartbeats keep the runner's lease, until the stream is dropped.
+        let weak = tx.downgrade();
+        tokio::spawn(async move {
+            while let Some(tx) = weak.upgrade() {
+                let _ = tx.send(RunnerMessage { msg: Some(Msg::Heartbeat(Heartbeat {})) }).await;
+                drop(tx);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
         let mut s = Stream { tx, inbound };
         assert!(matches!(s.next().await, In::Welcome(_)), "a stream opens with a welcome");
         s
@@ -149,4 +161,45 @@ async fn a_fresh_runner_process_makes_an_unreported_assignment_lost() {
     let t = c.wait_final(pid, id, Duration::from_secs(10)).await;
     assert_eq!((t["status"].as_str(), t["attempt"].as_i64()), (Some("lost"), Some(1)), "{t}");
     assert_eq!(t["error"], "the runner restarted without it");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_assignment_made_over_a_dead_stream_is_found_and_queued_again() {
+    use sea_orm::ConnectionTrait;
+
+    let srv = TestServer::start_without_runner().await;
+    let c = &srv.client;
+    let me = Identity::register(c, srv.grpc_url()).await;
+    let pid = c.project().await;
+    let mine = c.template(pid, json!({"script": "echo hi", "labels": ["hand"], "max_attempts": 1})).await;
+    let nobody = c.template(pid, json!({"script": "echo hi", "labels": ["elsewhere"], "max_attempts": 1})).await;
+    let mut s = me.attach(Vec::new(), false).await;
+    let held = c.submit(pid, mine).await;
+    let got = s.assignment().await.task.unwrap();
+    assert_eq!(got.task_id, held);
+    let stray = c.submit(pid, nobody).await;
+
+    // What another node does when it claims the task for this runner over its old, dead stream:
+    // the claim in SQL, and no message. Both assignments are made to look old enough to judge.
+    let store = baton_store::Store::connect(&baton_store::Options {
+        url: srv.database_url().to_owned(),
+        max_connections: 1,
+        connect_timeout: Duration::from_secs(5),
+        acquire_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    let tables = baton_store::dispatcher::Tables::new(store.clone());
+    let before = tables.task(stray).await.unwrap();
+    tables.claim(stray, before.epoch, me.id).await.unwrap().expect("the stray claim");
+    let sql = format!("UPDATE tasks SET assigned_at = assigned_at - 60000 WHERE id IN ({held}, {stray})");
+    store.conn().execute_unprepared(&sql).await.unwrap();
+
+    let t = c.wait_status(pid, stray, &["queued"], Duration::from_secs(15)).await;
+    assert_eq!(t["attempt"], 1, "{t}");
+    let row = tables.task(stray).await.unwrap();
+    assert_eq!((row.epoch, row.runner_id), (before.epoch + 2, None), "claimed, then fenced");
+    // The task its stream holds is left alone, although it has not started either.
+    let row = tables.task(held).await.unwrap();
+    assert_eq!((row.status.as_str(), row.epoch, row.runner_id), ("assigned", got.epoch, Some(me.id)));
 }

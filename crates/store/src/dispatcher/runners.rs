@@ -1,7 +1,7 @@
 //! Runners: identity (digest-only secrets) and leases (`last_seen`).
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::Tables;
 use crate::entity::{registration_token, runner};
@@ -60,6 +60,18 @@ impl Tables {
             .exec(self.conn())
             .await?;
         Ok(())
+    }
+
+    /// Which of `ids` last said hello to node `node_id`, i.e. have their current stream there.
+    pub async fn runners_on_node(&self, ids: &[i64], node_id: &str) -> Result<Vec<i64>> {
+        Ok(runner::Entity::find()
+            .select_only()
+            .column(runner::Column::Id)
+            .filter(runner::Column::Id.is_in(ids.iter().copied()))
+            .filter(runner::Column::NodeId.eq(node_id))
+            .into_tuple()
+            .all(self.conn())
+            .await?)
     }
 
     /// Renews a runner's lease.

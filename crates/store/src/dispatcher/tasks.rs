@@ -258,6 +258,17 @@ impl Tables {
             .await?)
     }
 
+    /// Tasks of the given runners still `assigned` (never reported started) since before
+    /// `cutoff` (ms), for the check of undelivered assignments.
+    pub async fn assigned_before(&self, runner_ids: &[i64], cutoff: i64) -> Result<Vec<task::Model>> {
+        Ok(task::Entity::find()
+            .filter(task::Column::RunnerId.is_in(runner_ids.iter().copied()))
+            .filter(task::Column::Status.eq(TaskStatus::Assigned.as_str()))
+            .filter(task::Column::AssignedAt.lt(cutoff))
+            .all(self.conn())
+            .await?)
+    }
+
     /// Active tasks of the given runners whose cancellation has not been carried out yet.
     pub async fn cancel_pending(&self, runner_ids: Vec<i64>) -> Result<Vec<task::Model>> {
         if runner_ids.is_empty() {
