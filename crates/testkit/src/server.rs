@@ -159,6 +159,18 @@ impl TestServer {
         &self.db.url
     }
 
+    /// A connection of its own to the server's database, to look under the API.
+    pub async fn store(&self) -> baton_store::Store {
+        let t = std::time::Duration::from_secs(5);
+        let opts = baton_store::Options {
+            url: self.db.url.clone(),
+            max_connections: 1,
+            connect_timeout: t,
+            acquire_timeout: t,
+        };
+        baton_store::Store::connect(&opts).await.expect("the test database answers")
+    }
+
     /// Like [`TestServer::restart`], without the local runner.
     pub async fn restart_without_runner(self) -> TestServer {
         self.reboot(StartOptions { no_runner: true, ..StartOptions::default() }).await

@@ -30,14 +30,7 @@ async fn secrets_are_sealed_never_returned_and_checked() {
     assert_eq!(list.body["items"][0]["name"], "DB_PASSWORD");
 
     // At rest the value is sealed.
-    let store = baton_store::Store::connect(&baton_store::Options {
-        url: srv.database_url().to_owned(),
-        max_connections: 1,
-        connect_timeout: Duration::from_secs(5),
-        acquire_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
+    let store = srv.store().await;
     let rows = store.project_secrets(pid).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert!(!rows[0].sealed.contains(VALUE) && !rows[0].sealed.is_empty());

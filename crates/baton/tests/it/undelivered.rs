@@ -181,14 +181,7 @@ async fn an_assignment_made_over_a_dead_stream_is_found_and_queued_again() {
 
     // What another node does when it claims the task for this runner over its old, dead stream:
     // the claim in SQL, and no message. Both assignments are made to look old enough to judge.
-    let store = baton_store::Store::connect(&baton_store::Options {
-        url: srv.database_url().to_owned(),
-        max_connections: 1,
-        connect_timeout: Duration::from_secs(5),
-        acquire_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
+    let store = srv.store().await;
     let tables = baton_store::dispatcher::Tables::new(store.clone());
     let before = tables.task(stray).await.unwrap();
     tables.claim(stray, before.epoch, me.id).await.unwrap().expect("the stray claim");
