@@ -41,6 +41,39 @@ impl From<DbErr> for Error {
     }
 }
 
+impl Error {
+    /// The database picked this statement as a deadlock victim and rolled it back whole (InnoDB
+    /// does this even to two single-row updates of one row), or PostgreSQL could not serialize it.
+    pub(crate) fn is_deadlock(&self) -> bool {
+        let Error::Database(msg) = self else { return false };
+        ["deadlock found", "deadlock detected", "could not serialize access", "(40001)", "(40p01)"]
+            .iter()
+            .any(|m| msg.to_ascii_lowercase().contains(m))
+    }
+}
+
+/// Runs `op` again, up to four more times with a short growing pause, while the database rolls
+/// it back as a deadlock victim. Only for operations that are one statement or one transaction:
+/// a victim left no trace, so running it again is what the caller asked for in the first place.
+pub(crate) async fn on_deadlock<T, F, Fut>(mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut pause = std::time::Duration::from_millis(2);
+    for _ in 0..4 {
+        match op().await {
+            Err(e) if e.is_deadlock() => {
+                tracing::debug!(error = %e, "deadlock victim; running it again");
+                tokio::time::sleep(pause).await;
+                pause *= 3;
+            }
+            other => return other,
+        }
+    }
+    op().await
+}
+
 /// Driver errors that mean the connection broke rather than the statement being wrong.
 fn is_io(msg: &str) -> bool {
     let msg = msg.to_ascii_lowercase();
@@ -66,5 +99,41 @@ pub(crate) fn found(rows_affected: u64, what: impl FnOnce() -> String) -> Result
 impl Error {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Error::Conflict(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn deadlock_victims_run_again_and_other_errors_do_not() {
+        let mysql = "Execution Error: error returned from database: 1213 (40001): Deadlock found when trying to get lock; try restarting transaction";
+        let mut tries = 0;
+        let r = on_deadlock(|| {
+            tries += 1;
+            let n = tries;
+            async move { if n < 3 { Err(Error::Database(mysql.into())) } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 3);
+
+        let mut tries = 0;
+        let r: Result<()> = on_deadlock(|| {
+            tries += 1;
+            async { Err(Error::Database("syntax error".into())) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(tries, 1);
+
+        let mut tries = 0;
+        let r: Result<()> = on_deadlock(|| {
+            tries += 1;
+            async { Err(Error::Database("ERROR: deadlock detected (40P01)".into())) }
+        })
+        .await;
+        assert!(r.unwrap_err().is_deadlock());
+        assert_eq!(tries, 5, "gives up after five tries");
     }
 }

@@ -200,6 +200,14 @@ impl Node {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// How many lines of every log this node wrote contain `text`.
+    pub fn count_in_logs(&self, text: &str) -> usize {
+        (1..=self.runs)
+            .map(|run| std::fs::read_to_string(self.dir.join(format!("server-{run}.log"))).unwrap_or_default())
+            .map(|log| log.lines().filter(|l| l.contains(text)).count())
+            .sum()
+    }
+
     /// The last `lines` lines of every log this node wrote, for a failing test's output.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut out = String::new();

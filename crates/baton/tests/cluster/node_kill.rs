@@ -99,9 +99,11 @@ async fn a_sigkilled_node_loses_nothing_and_runs_nothing_twice() {
         .filter(|at| *at > killed_wall)
         .min();
     let dispatch = again.map(|at| (at - killed_wall).to_std().unwrap_or_default());
+    let requeued: usize = c.nodes.iter().map(|n| n.count_in_logs("assignment never reached")).sum();
     eprintln!(
         "SIGKILL of {victim} → its runners seen on another node after {moves:?}; \
-         first task handed to one of them again after {dispatch:?}"
+         first task handed to one of them again after {dispatch:?}; \
+         assignments that died with it and were queued again: {requeued}"
     );
     assert!(moves.iter().all(Option::is_some), "runners {orphaned:?} of the killed node never moved: {moves:?}");
     let dispatch = dispatch.expect("no task was handed to the killed node's runners after the kill");

@@ -13,6 +13,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use super::Tables;
 use crate::entity::{runner, task, task_attempt};
+use crate::error::on_deadlock;
 use crate::{Error, Result, TaskSpec, end_tx, now_ms};
 
 /// A task to create.
@@ -143,30 +144,30 @@ impl Tables {
     /// `queued → assigned` to `runner_id`, bumping the epoch. Returns the new epoch, or `None` if
     /// another dispatcher claimed (or someone cancelled) the task first.
     pub async fn claim(&self, task_id: i64, epoch: i64, runner_id: i64) -> Result<Option<i64>> {
-        let res = task::Entity::update_many()
+        let claim = task::Entity::update_many()
             .col_expr(task::Column::Status, Expr::value(TaskStatus::Assigned.as_str()))
             .col_expr(task::Column::Epoch, Expr::value(epoch + 1))
             .col_expr(task::Column::RunnerId, Expr::value(runner_id))
             .col_expr(task::Column::AssignedAt, Expr::value(now_ms()))
             .filter(task::Column::Id.eq(task_id))
             .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()))
-            .filter(task::Column::Epoch.eq(epoch))
-            .exec(self.conn())
-            .await?;
+            .filter(task::Column::Epoch.eq(epoch));
+        // Dispatchers of several nodes race for the same queue head: InnoDB may pick one of two
+        // such claims as a deadlock victim.
+        let res = on_deadlock(|| async { Ok(claim.clone().exec(self.conn()).await?) }).await?;
         Ok((res.rows_affected == 1).then_some(epoch + 1))
     }
 
     /// `assigned → running`. Repeating it (a re-sent report, even after the end was recorded) is
     /// harmless and still `true`; `false` means the epoch is stale.
     pub async fn mark_running(&self, task_id: i64, epoch: i64, started_at: i64) -> Result<bool> {
-        let res = task::Entity::update_many()
+        let update = task::Entity::update_many()
             .col_expr(task::Column::Status, Expr::value(TaskStatus::Running.as_str()))
             .col_expr(task::Column::StartedAt, Expr::value(started_at))
             .filter(task::Column::Id.eq(task_id))
             .filter(task::Column::Status.eq(TaskStatus::Assigned.as_str()))
-            .filter(task::Column::Epoch.eq(epoch))
-            .exec(self.conn())
-            .await?;
+            .filter(task::Column::Epoch.eq(epoch));
+        let res = on_deadlock(|| async { Ok(update.clone().exec(self.conn()).await?) }).await?;
         if res.rows_affected == 1 {
             return Ok(true);
         }
@@ -177,18 +178,24 @@ impl Tables {
     /// `assigned | running → <final>` and the attempt's history row, in one transaction. Returns
     /// `false` if the epoch is stale. A repeated report of an already recorded end returns `true`.
     pub async fn finish(&self, f: Finish) -> Result<bool> {
-        let tx = self.write_tx().await?;
-        let result = finish_in(&tx, f).await;
-        end_tx(tx, result).await
+        on_deadlock(|| async {
+            let tx = self.write_tx().await?;
+            let result = finish_in(&tx, f.clone()).await;
+            end_tx(tx, result).await
+        })
+        .await
     }
 
     /// Ends the current attempt because its runner vanished or gave it up: queued again while
     /// attempts are left, else `lost` (or `cancelled` if a cancel was pending). The epoch is
     /// bumped either way, fencing out the old runner.
     pub async fn lose(&self, task_id: i64, epoch: i64, reason: &str) -> Result<Lost> {
-        let tx = self.write_tx().await?;
-        let result = lose_in(&tx, task_id, epoch, reason).await;
-        end_tx(tx, result).await
+        on_deadlock(|| async {
+            let tx = self.write_tx().await?;
+            let result = lose_in(&tx, task_id, epoch, reason).await;
+            end_tx(tx, result).await
+        })
+        .await
     }
 
     /// `assigned → queued` for an assignment its runner provably never received: the attempt was
@@ -203,44 +210,40 @@ impl Tables {
                 .filter(task::Column::Epoch.eq(epoch))
                 .filter(task::Column::Status.eq(TaskStatus::Assigned.as_str()))
         };
-        let requeued = back(TaskStatus::Queued)
+        let requeue = back(TaskStatus::Queued)
             .col_expr(task::Column::RunnerId, Expr::value(Option::<i64>::None))
             .col_expr(task::Column::AssignedAt, Expr::value(Option::<i64>::None))
-            .filter(task::Column::CancelRequested.eq(false))
-            .exec(self.conn())
-            .await?;
+            .filter(task::Column::CancelRequested.eq(false));
+        let requeued = on_deadlock(|| async { Ok(requeue.clone().exec(self.conn()).await?) }).await?;
         if requeued.rows_affected == 1 {
             return Ok(Lost::Requeued);
         }
-        let cancelled = back(TaskStatus::Cancelled)
+        let cancel = back(TaskStatus::Cancelled)
             .col_expr(task::Column::FinishedAt, Expr::value(now_ms()))
             .col_expr(task::Column::Error, Expr::value("cancelled before its runner received it"))
-            .filter(task::Column::CancelRequested.eq(true))
-            .exec(self.conn())
-            .await?;
+            .filter(task::Column::CancelRequested.eq(true));
+        let cancelled = on_deadlock(|| async { Ok(cancel.clone().exec(self.conn()).await?) }).await?;
         Ok(if cancelled.rows_affected == 1 { Lost::Cancelled } else { Lost::Stale })
     }
 
     /// Cancels a queued task at once, or marks an active one for its runner to stop. Finished
     /// tasks are a conflict.
     pub async fn cancel(&self, task_id: i64) -> Result<Cancel> {
-        let res = task::Entity::update_many()
+        let queued = task::Entity::update_many()
             .col_expr(task::Column::Status, Expr::value(TaskStatus::Cancelled.as_str()))
             .col_expr(task::Column::CancelRequested, Expr::value(true))
             .col_expr(task::Column::FinishedAt, Expr::value(now_ms()))
             .filter(task::Column::Id.eq(task_id))
-            .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()))
-            .exec(self.conn())
-            .await?;
+            .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()));
+        let res = on_deadlock(|| async { Ok(queued.clone().exec(self.conn()).await?) }).await?;
         if res.rows_affected == 1 {
             return Ok(Cancel::Cancelled);
         }
-        let res = task::Entity::update_many()
+        let active = task::Entity::update_many()
             .col_expr(task::Column::CancelRequested, Expr::value(true))
             .filter(task::Column::Id.eq(task_id))
-            .filter(task::Column::Status.is_in(active()))
-            .exec(self.conn())
-            .await?;
+            .filter(task::Column::Status.is_in(active()));
+        let res = on_deadlock(|| async { Ok(active.clone().exec(self.conn()).await?) }).await?;
         let t = self.task(task_id).await?;
         if res.rows_affected == 1 || (t.cancel_requested && !TaskStatus::parse(&t.status).is_some_and(|s| s.is_final()))
         {
