@@ -33,12 +33,17 @@ as_user() {
   if [ "$(id -u)" = 0 ]; then runuser -u "$user" -- "$@"; else "$@"; fi
 }
 
+# The bin directory of the newest PostgreSQL installed from Debian packages, if any.
+newest_postgres() {
+  find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1
+}
+
 start_postgres() {
   local bin
-  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  bin=$(newest_postgres)
   if [ -z "$bin" ]; then
     apt_install postgresql
-    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    bin=$(newest_postgres)
   fi
   export BATON_TEST_PG_BIN="$bin"
   if "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then return; fi
