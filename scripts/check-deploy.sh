@@ -102,7 +102,7 @@ compose=$("$py" -c 'import compose, os; print(os.path.join(os.path.dirname(compo
 # Dockerfile and shell scripts.
 
 step "hadolint docker/Dockerfile" "$venv/bin/hadolint" docker/Dockerfile
-step "shellcheck scripts" "$venv/bin/shellcheck" scripts/check-deploy.sh docker/runner-entrypoint.sh
+step "shellcheck scripts" "$venv/bin/shellcheck" scripts/*.sh docker/runner-entrypoint.sh
 
 # ---------------------------------------------------------------------------------------------
 # Load balancers. The shipped files name the nodes baton-1..3, which resolve only inside the
