@@ -4,6 +4,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySele
 
 use super::Tables;
 use crate::entity::{task, task_log_chunk};
+use crate::error::on_deadlock;
 use crate::spec::encode_lines;
 use crate::{Error, LogLine, Result, end_tx};
 
@@ -25,6 +26,17 @@ impl Tables {
         };
         // The epoch check and the insert are one transaction holding the task row, so a chunk of
         // an attempt that is being ended cannot slip in after the next attempt started.
+        on_deadlock(|| self.append_once(task_id, epoch, first.seq, last.seq, lines)).await
+    }
+
+    async fn append_once(
+        &self,
+        task_id: i64,
+        epoch: i64,
+        first: i64,
+        last: i64,
+        lines: &[LogLine],
+    ) -> Result<Appended> {
         let tx = self.write_tx().await?;
         let current: Option<i64> = task::Entity::find_by_id(task_id)
             .select_only()
@@ -38,8 +50,8 @@ impl Tables {
         }
         let row = task_log_chunk::ActiveModel {
             task_id: Set(task_id),
-            seq_first: Set(first.seq),
-            seq_last: Set(last.seq),
+            seq_first: Set(first),
+            seq_last: Set(last),
             data: Set(encode_lines(lines)),
             ..Default::default()
         };
