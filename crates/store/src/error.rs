@@ -46,9 +46,10 @@ impl Error {
     /// does this even to two single-row updates of one row), or PostgreSQL could not serialize it.
     pub(crate) fn is_deadlock(&self) -> bool {
         let Error::Database(msg) = self else { return false };
+        let msg = msg.to_ascii_lowercase();
         ["deadlock found", "deadlock detected", "could not serialize access", "(40001)", "(40p01)"]
             .iter()
-            .any(|m| msg.to_ascii_lowercase().contains(m))
+            .any(|m| msg.contains(m))
     }
 }
 

@@ -78,6 +78,14 @@ impl Store {
         &self.db
     }
 
+    /// Runs one UPDATE statement, again if the database rolls it back as a deadlock victim.
+    pub(crate) async fn update_retrying<E: sea_orm::EntityTrait>(
+        &self,
+        update: sea_orm::UpdateMany<E>,
+    ) -> Result<sea_orm::UpdateResult> {
+        error::on_deadlock(|| async { Ok(update.clone().exec(&self.db).await?) }).await
+    }
+
     /// Begins a transaction that will write. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade its lock while
     /// another writer is active and fails at once, whatever the busy timeout.

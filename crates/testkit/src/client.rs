@@ -119,6 +119,12 @@ impl Client {
         self.post(&format!("/api/v1/projects/{pid}/templates"), body).await.expect(201)["id"].as_i64().unwrap()
     }
 
+    /// Mints a runner registration token (no label or project limits); returns the token.
+    pub async fn registration_token(&self) -> String {
+        let r = self.post("/api/v1/runner-registration-tokens", json!({})).await.expect(201);
+        r["token"].as_str().expect("a minted token").to_owned()
+    }
+
     /// Submits a task of template `tid`; returns its id.
     pub async fn submit(&self, pid: i64, tid: i64) -> i64 {
         self.post(&format!("/api/v1/projects/{pid}/tasks"), json!({"template_id": tid})).await.expect(201)["id"]

@@ -200,20 +200,24 @@ impl Node {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Every log this node wrote, one per start: (start, path, text).
+    fn logs(&self) -> impl Iterator<Item = (u32, PathBuf, String)> + '_ {
+        (1..=self.runs).map(|run| {
+            let path = self.dir.join(format!("server-{run}.log"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            (run, path, text)
+        })
+    }
+
     /// How many lines of every log this node wrote contain `text`.
     pub fn count_in_logs(&self, text: &str) -> usize {
-        (1..=self.runs)
-            .map(|run| std::fs::read_to_string(self.dir.join(format!("server-{run}.log"))).unwrap_or_default())
-            .map(|log| log.lines().filter(|l| l.contains(text)).count())
-            .sum()
+        self.logs().map(|(_, _, log)| log.lines().filter(|l| l.contains(text)).count()).sum()
     }
 
     /// The last `lines` lines of every log this node wrote, for a failing test's output.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut out = String::new();
-        for run in 1..=self.runs {
-            let path = self.dir.join(format!("server-{run}.log"));
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for (run, path, text) in self.logs() {
             out.push_str(&format!("----- {} (start {run}), {} -----\n", self.id, path.display()));
             out.push_str(&tail(&text, lines));
         }

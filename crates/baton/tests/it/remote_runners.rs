@@ -27,10 +27,7 @@ impl RunnerProcess {
 
     /// Registers a runner through the API at `c` and starts it dialling `grpc_url`.
     pub async fn start_on(c: &Client, grpc_url: &str, name: &str, labels: &str) -> RunnerProcess {
-        let token = c.post("/api/v1/runner-registration-tokens", json!({})).await.expect(201)["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token = c.registration_token().await;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("runner.toml");
         let out = baton(

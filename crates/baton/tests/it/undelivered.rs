@@ -62,10 +62,7 @@ struct Identity {
 
 impl Identity {
     async fn register(c: &Client, url: String) -> Identity {
-        let token = c.post("/api/v1/runner-registration-tokens", json!({})).await.expect(201)["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let token = c.registration_token().await;
         let mut client = RunnerClient::connect(url.clone()).await.unwrap();
         let req = RegisterRequest {
             token,

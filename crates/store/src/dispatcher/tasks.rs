@@ -154,7 +154,7 @@ impl Tables {
             .filter(task::Column::Epoch.eq(epoch));
         // Dispatchers of several nodes race for the same queue head: InnoDB may pick one of two
         // such claims as a deadlock victim.
-        let res = on_deadlock(|| async { Ok(claim.clone().exec(self.conn()).await?) }).await?;
+        let res = self.update_retrying(claim).await?;
         Ok((res.rows_affected == 1).then_some(epoch + 1))
     }
 
@@ -167,7 +167,7 @@ impl Tables {
             .filter(task::Column::Id.eq(task_id))
             .filter(task::Column::Status.eq(TaskStatus::Assigned.as_str()))
             .filter(task::Column::Epoch.eq(epoch));
-        let res = on_deadlock(|| async { Ok(update.clone().exec(self.conn()).await?) }).await?;
+        let res = self.update_retrying(update).await?;
         if res.rows_affected == 1 {
             return Ok(true);
         }
@@ -214,7 +214,7 @@ impl Tables {
             .col_expr(task::Column::RunnerId, Expr::value(Option::<i64>::None))
             .col_expr(task::Column::AssignedAt, Expr::value(Option::<i64>::None))
             .filter(task::Column::CancelRequested.eq(false));
-        let requeued = on_deadlock(|| async { Ok(requeue.clone().exec(self.conn()).await?) }).await?;
+        let requeued = self.update_retrying(requeue).await?;
         if requeued.rows_affected == 1 {
             return Ok(Lost::Requeued);
         }
@@ -222,7 +222,7 @@ impl Tables {
             .col_expr(task::Column::FinishedAt, Expr::value(now_ms()))
             .col_expr(task::Column::Error, Expr::value("cancelled before its runner received it"))
             .filter(task::Column::CancelRequested.eq(true));
-        let cancelled = on_deadlock(|| async { Ok(cancel.clone().exec(self.conn()).await?) }).await?;
+        let cancelled = self.update_retrying(cancel).await?;
         Ok(if cancelled.rows_affected == 1 { Lost::Cancelled } else { Lost::Stale })
     }
 
@@ -235,7 +235,7 @@ impl Tables {
             .col_expr(task::Column::FinishedAt, Expr::value(now_ms()))
             .filter(task::Column::Id.eq(task_id))
             .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()));
-        let res = on_deadlock(|| async { Ok(queued.clone().exec(self.conn()).await?) }).await?;
+        let res = self.update_retrying(queued).await?;
         if res.rows_affected == 1 {
             return Ok(Cancel::Cancelled);
         }
@@ -243,7 +243,7 @@ impl Tables {
             .col_expr(task::Column::CancelRequested, Expr::value(true))
             .filter(task::Column::Id.eq(task_id))
             .filter(task::Column::Status.is_in(active()));
-        let res = on_deadlock(|| async { Ok(active.clone().exec(self.conn()).await?) }).await?;
+        let res = self.update_retrying(active).await?;
         let t = self.task(task_id).await?;
         if res.rows_affected == 1 || (t.cancel_requested && !TaskStatus::parse(&t.status).is_some_and(|s| s.is_final()))
         {
