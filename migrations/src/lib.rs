@@ -10,6 +10,7 @@ mod m0002_runner_registration;
 mod m0003_project_secrets;
 mod m0004_runner_project;
 mod m0005_schedules;
+mod m0006_registration_token_uses;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_project_secrets::Migration),
             Box::new(m0004_runner_project::Migration),
             Box::new(m0005_schedules::Migration),
+            Box::new(m0006_registration_token_uses::Migration),
         ]
     }
 }

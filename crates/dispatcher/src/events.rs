@@ -71,7 +71,7 @@ pub async fn runner_changed(svc: &Service, runner_id: i64, change: RunnerChange)
         RunnerChange::Revoked => {
             if let Some(outbox) = svc.inner.registry.evict(runner_id) {
                 tracing::info!(runner_id, "runner revoked; closing its stream");
-                let _ = outbox.send(Err(tonic::Status::unauthenticated("this runner was revoked"))).await;
+                outbox.close(tonic::Status::unauthenticated("this runner was revoked"));
             }
         }
     }
@@ -165,7 +165,9 @@ pub async fn send_cancel(svc: &Service, task_id: i64) {
     let msg =
         ServerMessage { msg: Some(server_message::Msg::Cancel(Cancel { task: Some(TaskRef { task_id, epoch }) })) };
     tracing::debug!(task_id, epoch, runner_id, "sending cancellation");
-    let _ = outbox.send(Ok(msg)).await;
+    // Never waits (this runs in node-wide loops): a runner that does not take it is cut off, and
+    // the cancellation is sent again from SQL wherever it reconnects.
+    let _ = outbox.offer(msg);
 }
 
 #[cfg(test)]

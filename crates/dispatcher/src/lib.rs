@@ -6,8 +6,10 @@
 
 mod error;
 mod events;
+mod outbox;
 mod placement;
 mod registry;
+mod runner_api;
 mod session;
 mod settle;
 mod tasks_api;
@@ -92,8 +94,8 @@ impl Service {
     }
 
     /// The runner stream API, for the gRPC server.
-    pub fn runner_server(&self) -> RunnerServer<session::RunnerApi> {
-        RunnerServer::new(session::RunnerApi::new(self.clone()))
+    pub fn runner_server(&self) -> RunnerServer<runner_api::RunnerApi> {
+        RunnerServer::new(runner_api::RunnerApi::new(self.clone()))
     }
 
     /// Runs the placement loop and the cancellation listener until `shutdown`.
@@ -126,8 +128,8 @@ impl Service {
                         reason: format!("node {} is draining", self.inner.opts.node_id),
                     })),
                 };
-                // A full outbox means a stuck stream; it moves when this node stops.
-                let _ = outbox.try_send(Ok(msg));
+                // Never waits: a runner that does not take it is cut off and reconnects anyway.
+                let _ = outbox.offer(msg);
             }
         }
     }

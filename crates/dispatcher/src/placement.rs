@@ -10,7 +10,7 @@ use baton_core::TaskStatus;
 use baton_core::sealed::secret_aad;
 use baton_proto::v1::{Assignment, ServerMessage, TaskRef, server_message};
 use baton_store::TaskSpec;
-use baton_store::dispatcher::tasks::Finish;
+use baton_store::dispatcher::reports::{Fence, Finish};
 use baton_store::entity::task;
 use tokio_util::sync::CancellationToken;
 
@@ -157,8 +157,8 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
             Ok(s) => s,
             Err(why) => {
                 // Nothing can run it as asked: end it now, saying why, instead of retrying forever.
-                let fin =
-                    Finish { task_id: t.id, epoch, status: TaskStatus::Failed, exit_code: None, error: Some(why) };
+                let fence = Fence { task_id: t.id, epoch, runner_id };
+                let fin = Finish { fence, status: TaskStatus::Failed, exit_code: None, error: Some(why) };
                 inner.tables.finish(fin).await?;
                 events::task_changed(svc, t.project_id, t.id, TaskStatus::Failed.as_str()).await;
                 continue;
@@ -170,9 +170,11 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
         let held = Held { epoch, project_id: t.project_id };
         let registered = inner.registry.with_session(runner_id, session, |c| c.held.insert(t.id, held)).is_some();
         tracing::debug!(task_id = t.id, epoch, runner_id, "assigned");
-        if !registered || outbox.send(Ok(msg)).await.is_err() {
-            // The stream ended or was replaced since the pick: the runner never gets this
-            // assignment, so the task goes back to the queue as it was.
+        // Offered, never awaited: one runner that stopped reading must not stall placement for
+        // every other runner of this node. It is cut off instead.
+        if !registered || outbox.offer(msg).is_err() {
+            // The stream ended, was replaced since the pick, or its runner was cut off: the
+            // runner never gets this assignment, so the task goes back to the queue as it was.
             inner.registry.with_session(runner_id, session, |c| c.held.remove(&t.id));
             let outcome = inner.tables.unassign(t.id, epoch).await;
             events::attempt_ended(svc, t.project_id, t.id, outcome).await;

@@ -5,10 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use baton_proto::v1::ServerMessage;
-use tokio::sync::mpsc;
-
-pub type Outbox = mpsc::Sender<Result<ServerMessage, tonic::Status>>;
+pub use crate::outbox::Outbox;
 
 #[derive(Debug)]
 pub struct Conn {
@@ -35,7 +32,11 @@ pub struct Held {
 
 impl Conn {
     pub fn free(&self) -> usize {
-        if self.draining || self.paused { 0 } else { self.capacity.saturating_sub(self.held.len()) }
+        if self.draining || self.paused || self.outbox.is_closed() {
+            0
+        } else {
+            self.capacity.saturating_sub(self.held.len())
+        }
     }
 
     /// Whether this runner may take a task of `project_id` that needs `labels`.
@@ -136,9 +137,12 @@ mod tests {
     use super::*;
 
     fn conn(labels: &[&str], capacity: usize, held: usize) -> Conn {
+        let (outbox, stream) = Outbox::new(capacity);
+        // A stream nobody reads but that stays open, as a connected runner's does.
+        std::mem::forget(stream);
         Conn {
             session: 0,
-            outbox: mpsc::channel(1).0,
+            outbox,
             labels: labels.iter().map(|s| s.to_string()).collect(),
             capacity,
             held: (0..held as i64).map(|i| (1000 + i, Held { epoch: 1, project_id: 1 })).collect(),

@@ -1,139 +1,73 @@
-//! One runner's stream. The runner authenticates with its id and secret, says hello (including
-//! what it still runs), and then sends heartbeats, log chunks and reports; this side adopts or
-//! stops the tasks it reports, acknowledges what is durable, and tells it to stop anything whose
-//! epoch has moved on.
+//! One runner's stream, once `runner_api.rs` has authenticated the runner and checked its hello:
+//! adopt or stop the tasks it reports, then take heartbeats, log chunks and reports, acknowledge
+//! what is durable, and tell it to stop anything that is not its to report on. Every report is
+//! fenced by (task, epoch, this runner) in the store: a runner can act only on its own work.
 
 use std::collections::HashMap;
-use std::pin::Pin;
+use std::time::Duration;
 
-use baton_core::{Coded, TaskStatus, token};
+use baton_core::{Coded, TaskStatus};
 use baton_proto::v1::runner_message::Msg;
 use baton_proto::v1::{self as pb, Ack, RunnerMessage, ServerMessage, Stop, TaskRef, Welcome, ack, server_message};
 use baton_store::dispatcher::logs::Appended;
-use baton_store::dispatcher::tasks::Finish;
+use baton_store::dispatcher::reports::{Fence, Finish};
+use baton_store::dispatcher::tasks::Lost;
+use baton_store::entity::runner;
 use baton_store::{LogLine, LogStream};
-use futures::Stream;
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Status, Streaming};
 
-use crate::registry::{Conn, Held, Outbox};
+use crate::outbox::Outbox;
+use crate::registry::{Conn, Held};
+use crate::runner_api::truncate;
 use crate::{Service, events};
 
-/// Messages queued for one runner before the sender waits.
-const OUTBOX: usize = 256;
+/// The longest error text of a finished report that is kept.
+const MAX_ERROR: usize = 4096;
+/// How often the session checks that the runner takes its messages.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
-pub struct RunnerApi {
-    svc: Service,
+/// A checked hello: what the stream is opened with.
+#[derive(Debug)]
+pub struct Opening {
+    pub protocol_version: u32,
+    pub version: String,
+    /// The granted labels, narrowed by the hello.
+    pub labels: Vec<String>,
+    /// Clamped into 1–1024.
+    pub capacity: usize,
+    pub running: Vec<TaskRef>,
+    pub resumed: bool,
 }
 
-impl RunnerApi {
-    pub fn new(svc: Service) -> RunnerApi {
-        RunnerApi { svc }
-    }
-}
-
-type ServerStream = Pin<Box<dyn Stream<Item = Result<ServerMessage, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl pb::runner_server::Runner for RunnerApi {
-    type AttachStream = ServerStream;
-
-    async fn register(&self, req: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
-        let r = req.into_inner();
-        if r.name.is_empty() || r.name.len() > 100 {
-            return Err(Status::invalid_argument("name: give the runner a name of 1 to 100 characters"));
-        }
-        if let Some(bad) = r.labels.iter().find(|l| !baton_core::names::valid_label(l)) {
-            return Err(Status::invalid_argument(format!("labels: {bad:?} is not a valid label")));
-        }
-        let secret = token::generate("brs_");
-        let digest = token::digest(&secret);
-        let spec = baton_store::dispatcher::runners::RunnerSpec {
-            name: &r.name,
-            labels: &r.labels,
-            capacity: r.capacity.clamp(1, 1024) as i32,
-            secret_hash: &digest,
-        };
-        let registered = self
-            .svc
-            .inner
-            .tables
-            .register_runner(&token::digest(&r.token), spec)
-            .await
-            .map_err(|e| e.to_status())?
-            .ok_or_else(|| {
-                Status::unauthenticated("unknown or expired registration token; ask an admin for a new one")
-            })?;
-        tracing::info!(runner_id = registered.runner.id, name = %r.name, "runner registered");
-        Ok(Response::new(pb::RegisterResponse { runner_id: registered.runner.id, secret, labels: registered.labels }))
-    }
-
-    async fn attach(&self, req: Request<Streaming<RunnerMessage>>) -> Result<Response<ServerStream>, Status> {
-        if self.svc.is_draining() {
-            return Err(Status::unavailable("this node is draining; connect to another one"));
-        }
-        let runner_id = authenticate(&self.svc, &req).await?;
-        let mut inbound = req.into_inner();
-        let hello = match inbound.next().await {
-            Some(Ok(RunnerMessage { msg: Some(Msg::Hello(h)) })) => h,
-            Some(Err(e)) => return Err(e),
-            _ => return Err(Status::invalid_argument("the first message on a runner stream must be hello")),
-        };
-        if hello.protocol_version == 0 {
-            return Err(Status::invalid_argument("hello.protocol_version is 0; upgrade the runner"));
-        }
-        let (tx, rx) = mpsc::channel(OUTBOX);
-        let session = Session { svc: self.svc.clone(), runner_id, outbox: tx.clone(), session: 0 };
-        let session = session.open(hello).await?;
-        tokio::spawn(session.serve(inbound));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-/// Checks `x-baton-runner-id` and the bearer secret against the stored digest.
-async fn authenticate<T>(svc: &Service, req: &Request<T>) -> Result<i64, Status> {
-    let md = req.metadata();
-    let id = md
-        .get("x-baton-runner-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok())
-        .ok_or_else(|| Status::unauthenticated("missing x-baton-runner-id"))?;
-    let secret = md
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| Status::unauthenticated("missing runner secret"))?;
-    let runner = match svc.inner.tables.runner(id).await {
-        Ok(r) => r,
-        Err(e) if e.code() == baton_core::ErrorCode::NotFound => {
-            return Err(Status::unauthenticated("unknown runner or wrong secret"));
-        }
-        Err(e) => return Err(e.to_status()),
-    };
-    if runner.revoked || !token::verify(secret, &runner.secret_hash) {
-        return Err(Status::unauthenticated("unknown runner or wrong secret"));
-    }
-    Ok(id)
-}
-
-struct Session {
+pub struct Session {
     svc: Service,
     runner_id: i64,
     outbox: Outbox,
     session: u64,
 }
 
+/// Opens the session and serves it until the stream ends or the runner is cut off. A failure to
+/// open ends the stream with its reason.
+pub async fn run(session: Session, opening: Opening, row: runner::Model, inbound: Streaming<RunnerMessage>) {
+    let outbox = session.outbox.clone();
+    match session.open(opening, row).await {
+        Ok(s) => s.serve(inbound).await,
+        Err(status) => outbox.close(status),
+    }
+}
+
 impl Session {
+    pub fn new(svc: Service, runner_id: i64, outbox: Outbox) -> Session {
+        Session { svc, runner_id, outbox, session: 0 }
+    }
+
     /// Records the runner, reconciles what it runs with SQL, registers it, and welcomes it.
-    async fn open(mut self, hello: pb::Hello) -> Result<Session, Status> {
+    async fn open(mut self, hello: Opening, row: runner::Model) -> Result<Session, Status> {
         let inner = &self.svc.inner;
-        let row = inner.tables.runner(self.runner_id).await.map_err(|e| e.to_status())?;
         let hello_row = baton_store::dispatcher::runners::Hello {
             node_id: &inner.opts.node_id,
             version: &hello.version,
-            labels: &hello.labels,
             capacity: hello.capacity as i32,
         };
         inner.tables.runner_connected(self.runner_id, hello_row).await.map_err(|e| e.to_status())?;
@@ -142,7 +76,7 @@ impl Session {
             session: 0,
             outbox: self.outbox.clone(),
             labels: hello.labels.clone(),
-            capacity: hello.capacity.max(1) as usize,
+            capacity: hello.capacity,
             held,
             project_id: row.project_id,
             draining: false,
@@ -167,6 +101,7 @@ impl Session {
     /// A fresh runner process may have started them before its predecessor died: they are lost.
     async fn reconcile(&self, running: &[TaskRef], resumed: bool) -> Result<HashMap<i64, Held>, Status> {
         let tables = &self.svc.inner.tables;
+        // Only this runner's tasks: a hello naming another runner's task adopts nothing.
         let active = tables.tasks_of_runner(self.runner_id).await.map_err(|e| e.to_status())?;
         let mut held = HashMap::new();
         for r in running {
@@ -194,8 +129,22 @@ impl Session {
     }
 
     async fn serve(self, mut inbound: Streaming<RunnerMessage>) {
+        let mut watch = self.outbox.watch();
+        let mut tick = tokio::time::interval(WATCH_EVERY);
         loop {
-            let msg = match inbound.next().await {
+            let msg = tokio::select! {
+                m = inbound.next() => m,
+                _ = self.outbox.closed() => break,
+                _ = tick.tick() => {
+                    if watch.stalled(&self.outbox) {
+                        tracing::warn!(runner_id = self.runner_id, "runner stopped reading its stream; disconnecting it");
+                        self.outbox.close(Status::unavailable("this runner stopped reading its stream; reconnect"));
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let msg = match msg {
                 Some(Ok(RunnerMessage { msg: Some(m) })) => m,
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => {
@@ -208,12 +157,17 @@ impl Session {
                 // The database is the likely cause: drop the stream, the runner reconnects and
                 // re-sends everything unacknowledged.
                 tracing::warn!(runner_id = self.runner_id, error = %e, "cannot handle runner message; closing its stream");
-                let _ = self.outbox.send(Err(Status::unavailable(e.to_string()))).await;
+                self.outbox.close(Status::unavailable(e.to_string()));
                 break;
             }
         }
         self.svc.inner.registry.remove(self.runner_id, self.session);
         tracing::info!(runner_id = self.runner_id, "runner disconnected");
+    }
+
+    /// The attempt a report of this runner names.
+    fn fence(&self, task: TaskRef) -> Fence {
+        Fence { task_id: task.task_id, epoch: task.epoch, runner_id: self.runner_id }
     }
 
     async fn handle(&self, msg: Msg) -> crate::Result<()> {
@@ -227,13 +181,13 @@ impl Session {
             Msg::Started(s) => {
                 let Some(task) = s.task else { return Ok(()) };
                 let at = s.time.map_or_else(baton_store::now_ms, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
-                if tables.mark_running(task.task_id, task.epoch, at).await? {
+                if tables.mark_running(self.fence(task), at).await? {
                     self.ack(ack::What::Started(task), 0).await;
                     if let Some(project_id) = self.held_project(task.task_id) {
                         events::task_changed(&self.svc, project_id, task.task_id, TaskStatus::Running.as_str()).await;
                     }
                 } else {
-                    self.stop(task, "stale epoch").await;
+                    self.stop(task, "not this runner's task at this epoch").await;
                 }
             }
             Msg::Finished(f) => self.on_finished(f).await?,
@@ -247,12 +201,10 @@ impl Session {
         let lines: Vec<LogLine> = chunk.lines.iter().map(line).collect();
         let Some(last) = lines.last().map(|l| l.seq) else { return Ok(()) };
         tracing::debug!(task_id = task.task_id, epoch = task.epoch, lines = lines.len(), "log chunk");
-        let t0 = std::time::Instant::now();
-        let appended = self.svc.inner.tables.append_log(task.task_id, task.epoch, &lines).await?;
-        tracing::debug!(task_id = task.task_id, took_us = t0.elapsed().as_micros() as u64, "log chunk stored");
+        let appended = self.svc.inner.tables.append_log(self.fence(task), &lines).await?;
         match appended {
             Appended::Stored | Appended::Duplicate => self.ack(ack::What::Log(task), last).await,
-            Appended::Stale => self.stop(task, "stale epoch").await,
+            Appended::Stale => self.stop(task, "not this runner's task at this epoch").await,
         }
         Ok(())
     }
@@ -280,11 +232,11 @@ impl Session {
                 Err(e) => return Err(e.into()),
             },
         };
-        let error = (!f.error.is_empty()).then(|| f.error.clone());
+        let error = (!f.error.is_empty()).then(|| truncate(&f.error, MAX_ERROR).to_owned());
+        let fence = self.fence(task);
         let done = match status {
             Some(status) => {
-                let fin = Finish { task_id: task.task_id, epoch: task.epoch, status, exit_code: f.exit_code, error };
-                let ok = tables.finish(fin).await?;
+                let ok = tables.finish(Finish { fence, status, exit_code: f.exit_code, error }).await?;
                 if ok {
                     events::task_changed(&self.svc, project_id, task.task_id, status.as_str()).await;
                 }
@@ -292,17 +244,22 @@ impl Session {
             }
             None => {
                 let reason = error.unwrap_or_else(|| "the runner stopped it".into());
-                let outcome = tables.lose(task.task_id, task.epoch, &reason).await;
-                events::attempt_ended(&self.svc, project_id, task.task_id, outcome).await;
-                true
+                // Acknowledged only once recorded: an error closes the stream and the runner
+                // reports it again.
+                let outcome = tables.give_up(fence, &reason).await?;
+                events::attempt_ended(&self.svc, project_id, task.task_id, Ok(outcome)).await;
+                // Stale: recorded before (a repeat), or not this runner's to give up.
+                outcome != Lost::Stale
             }
         };
-        self.svc.inner.registry.with(self.runner_id, |c| c.held.remove(&task.task_id));
+        if done {
+            self.svc.inner.registry.with(self.runner_id, |c| c.held.remove(&task.task_id));
+        }
         tracing::debug!(task_id = task.task_id, epoch = task.epoch, recorded = done, "end reported");
         if done {
             self.ack(ack::What::Finished(task), 0).await;
         } else {
-            self.stop(task, "stale epoch").await;
+            self.stop(task, "not this runner's task at this epoch").await;
         }
         events::wake_here(&self.svc);
         Ok(())
@@ -325,12 +282,19 @@ impl Session {
             reason,
             "telling runner to stop a task"
         );
-        self.svc.inner.registry.with(self.runner_id, |c| c.held.remove(&task.task_id));
+        // What it holds at a newer epoch (a report about an older attempt) stays held.
+        self.svc.inner.registry.with(self.runner_id, |c| {
+            if c.held.get(&task.task_id).is_some_and(|h| h.epoch <= task.epoch) {
+                c.held.remove(&task.task_id);
+            }
+        });
         self.send(server_message::Msg::Stop(Stop { task: Some(task), reason: reason.to_owned() })).await;
     }
 
+    /// Queues a reply; a runner that leaves no room for it is cut off (see `outbox.rs`), which
+    /// ends this session.
     async fn send(&self, msg: server_message::Msg) {
-        let _ = self.outbox.send(Ok(ServerMessage { msg: Some(msg) })).await;
+        let _ = self.outbox.send(ServerMessage { msg: Some(msg) }).await;
     }
 }
 

@@ -207,6 +207,8 @@ impl Tasks for TasksApi {
             labels: &r.labels,
             project_id: r.project_id,
             expires_at,
+            // Single use unless asked otherwise: a leaked token then registers at most one runner.
+            max_uses: r.max_uses.unwrap_or(1).min(i32::MAX as u32) as i32,
         };
         let row = self.svc.inner.tables.create_registration_token(new).await.map_err(|e| e.to_status())?;
         Ok(Response::new(pb::CreateRegistrationTokenResponse { id: row.id, token, expires_at_ms: expires_at }))
@@ -245,8 +247,8 @@ impl Tasks for TasksApi {
         }
         let secret = token::generate("brs_");
         let digest = token::digest(&secret);
-        let spec =
-            RunnerSpec { name: &r.name, labels: &r.labels, capacity: r.capacity.max(1) as i32, secret_hash: &digest };
+        let capacity = crate::runner_api::clamp_capacity(r.capacity);
+        let spec = RunnerSpec { name: &r.name, labels: &r.labels, capacity, secret_hash: &digest };
         let row = self.svc.inner.tables.ensure_runner(spec).await.map_err(|e| e.to_status())?;
         Ok(Response::new(pb::EnsureRunnerResponse { runner_id: row.id, secret }))
     }

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use baton_core::TaskStatus;
 use baton_store::dispatcher::Tables;
+use baton_store::dispatcher::reports::{Fence, Finish};
 use baton_store::dispatcher::runners::RunnerSpec;
-use baton_store::dispatcher::tasks::{Finish, NewTask};
+use baton_store::dispatcher::tasks::NewTask;
 use baton_store::{LogLine, LogStream, Options, Store, TaskSpec, now_ms};
 use baton_testkit::TestDatabase;
 
@@ -37,11 +38,12 @@ async fn one_task(t: &Tables, runner: i64) {
     };
     let task = t.create_task(new).await.unwrap();
     let epoch = t.claim(task.id, task.epoch, runner).await.unwrap().expect("claimed");
+    let fence = Fence { task_id: task.id, epoch, runner_id: runner };
     let first = t.next_log_seq(task.id).await.unwrap();
-    assert!(t.mark_running(task.id, epoch, now_ms()).await.unwrap());
+    assert!(t.mark_running(fence, now_ms()).await.unwrap());
     let line = LogLine { seq: first, time_ms: now_ms(), stream: LogStream::Stdout, text: "hello".into() };
-    t.append_log(task.id, epoch, &[line]).await.unwrap();
-    let fin = Finish { task_id: task.id, epoch, status: TaskStatus::Succeeded, exit_code: Some(0), error: None };
+    t.append_log(fence, &[line]).await.unwrap();
+    let fin = Finish { fence, status: TaskStatus::Succeeded, exit_code: Some(0), error: None };
     assert!(t.finish(fin).await.unwrap());
 }
 

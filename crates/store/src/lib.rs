@@ -19,7 +19,6 @@ pub mod views;
 
 use std::time::Duration;
 
-use baton_migration::MigratorTrait;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 
 pub use error::{Error, Result};
@@ -117,18 +116,4 @@ pub(crate) async fn end_tx<T>(tx: sea_orm::DatabaseTransaction, result: Result<T
 /// Milliseconds since the Unix epoch, the unit of every time column.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-impl Store {
-    /// The names of migrations not applied yet.
-    pub async fn pending_migrations(&self) -> Result<Vec<String>> {
-        let pending = baton_migration::Migrator::get_pending_migrations(&self.db).await?;
-        Ok(pending.iter().map(|m| m.name().to_owned()).collect())
-    }
-
-    /// The names of migrations already applied.
-    pub async fn applied_migrations(&self) -> Result<Vec<String>> {
-        let applied = baton_migration::Migrator::get_applied_migrations(&self.db).await?;
-        Ok(applied.iter().map(|m| m.name().to_owned()).collect())
-    }
 }

@@ -1,7 +1,9 @@
 //! Applying migrations safely when several nodes start at once: each node takes a database-wide
 //! lock first (a PostgreSQL advisory lock, a MySQL `GET_LOCK`), held on a connection of its own
 //! while the migrations run on the pool. A database that has migrations this binary does not know
-//! was migrated by a newer version, and is refused.
+//! was migrated by a newer version, and is refused. Everything that may touch the schema — also
+//! the creation of the bookkeeping table that listing pending migrations would do — happens under
+//! the lock; listing without it reads the bookkeeping table and creates nothing.
 
 use std::collections::HashSet;
 
@@ -17,8 +19,9 @@ const PG_LOCK_KEY: i64 = 0x0062_6174_6f6e;
 const LOCK_WAIT_SECONDS: i64 = 300;
 
 impl Store {
-    /// Applies every pending migration under the database's migration lock.
-    pub async fn migrate(&self) -> Result<()> {
+    /// Applies every pending migration under the database's migration lock; returns the names
+    /// of those it applied.
+    pub async fn migrate(&self) -> Result<Vec<String>> {
         match self.conn().get_database_backend() {
             DbBackend::Postgres => {
                 let pool = self.conn().get_postgres_connection_pool();
@@ -57,8 +60,9 @@ impl Store {
             _ => {
                 let tx = self.write_tx().await?;
                 let result = async {
-                    self.refuse_newer_schema().await?;
-                    baton_migration::Migrator::up(&tx, None).await.map_err(Error::from)
+                    let pending = self.pending_migrations().await?;
+                    baton_migration::Migrator::up(&tx, None).await.map_err(Error::from)?;
+                    Ok(pending)
                 }
                 .await;
                 crate::end_tx(tx, result).await
@@ -66,32 +70,38 @@ impl Store {
         }
     }
 
-    async fn migrate_unlocked(&self) -> Result<()> {
-        self.refuse_newer_schema().await?;
-        baton_migration::Migrator::up(self.conn(), None).await.map_err(Error::from)
+    async fn migrate_unlocked(&self) -> Result<Vec<String>> {
+        let pending = self.pending_migrations().await?;
+        baton_migration::Migrator::up(self.conn(), None).await.map_err(Error::from)?;
+        Ok(pending)
     }
 
-    /// Fails if the database has applied migrations this binary does not know.
-    async fn refuse_newer_schema(&self) -> Result<()> {
+    /// The names of migrations already applied, in order. Reads only: a new database has none.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>> {
         let backend = self.conn().get_database_backend();
-        let rows = match self
-            .conn()
-            .query_all_raw(Statement::from_string(backend, "SELECT version FROM seaql_migrations"))
-            .await
-        {
+        let sql = "SELECT version FROM seaql_migrations ORDER BY version";
+        let rows = match self.conn().query_all_raw(Statement::from_string(backend, sql)).await {
             Ok(rows) => rows,
-            // No migrations table yet: a new database.
-            Err(_) => return Ok(()),
-        };
-        let known: HashSet<String> =
-            baton_migration::Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
-        for row in rows {
-            let version: String = row.try_get("", "version")?;
-            if !known.contains(&version) {
-                return Err(Error::SchemaNewer(version));
+            // No bookkeeping table yet: a new database. (Creating it here would race with a
+            // migrating node: two creations of one table collide in PostgreSQL's catalog.)
+            Err(e) if self.conn().query_all_raw(Statement::from_string(backend, "SELECT 1")).await.is_ok() => {
+                tracing::debug!(error = %e, "no migrations table: a new database");
+                return Ok(Vec::new());
             }
+            Err(e) => return Err(e.into()),
+        };
+        rows.iter().map(|r| r.try_get::<String>("", "version").map_err(Error::from)).collect()
+    }
+
+    /// The names of migrations not applied yet. Fails if the database has applied migrations
+    /// this binary does not know (a newer version migrated it).
+    pub async fn pending_migrations(&self) -> Result<Vec<String>> {
+        let applied: HashSet<String> = self.applied_migrations().await?.into_iter().collect();
+        let known: Vec<String> = baton_migration::Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+        if let Some(newer) = applied.iter().find(|v| !known.contains(v)) {
+            return Err(Error::SchemaNewer(newer.clone()));
         }
-        Ok(())
+        Ok(known.into_iter().filter(|k| !applied.contains(k)).collect())
     }
 }
 

@@ -26,7 +26,8 @@ pub enum AdminCommand {
     /// Mints a runner registration token (as `POST /api/v1/runner-registration-tokens` does), for
     /// provisioning runners without the API, e.g. in a compose stack.
     CreateRegistrationToken {
-        /// Labels every runner registered with it gets, comma-separated.
+        /// The labels it grants, comma-separated (a runner may ask for fewer); none = the runner
+        /// picks its own.
         #[arg(long, value_delimiter = ',')]
         labels: Vec<String>,
         /// Limit the runners to one project.
@@ -34,6 +35,9 @@ pub enum AdminCommand {
         project_id: Option<i64>,
         #[arg(long, default_value_t = 3600)]
         expires_in_seconds: u64,
+        /// How many runners it may register; 0 = any number until it expires (autoscaled runners).
+        #[arg(long, default_value_t = 1)]
+        max_uses: u32,
         /// Write the token to this file (mode 0600) instead of standard output.
         #[arg(long)]
         output: Option<std::path::PathBuf>,
@@ -68,7 +72,7 @@ pub async fn run(cfg: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AdminCommand::CreateRegistrationToken { labels, project_id, expires_in_seconds, output } => {
+        AdminCommand::CreateRegistrationToken { labels, project_id, expires_in_seconds, max_uses, output } => {
             if let Some(bad) = labels.iter().find(|l| !baton_core::names::valid_label(l)) {
                 anyhow::bail!("--labels: {bad:?} is not a valid label (letters, digits and - _ . : =)");
             }
@@ -83,6 +87,7 @@ pub async fn run(cfg: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
                     labels: &labels,
                     project_id,
                     expires_at,
+                    max_uses: max_uses.min(i32::MAX as u32) as i32,
                 })
                 .await?;
             match output {

@@ -187,8 +187,9 @@ async fn migrate(cfg: &Config, action: MigrateAction) -> anyhow::Result<()> {
     let store = open_store(cfg).await?;
     match action {
         MigrateAction::Up => {
-            let pending = store.pending_migrations().await?;
-            store.migrate().await?;
+            // The list comes from under the migration lock: reading it before would race with
+            // another node's migrations.
+            let pending = store.migrate().await?;
             println!(
                 "applied {} migration(s){}",
                 pending.len(),

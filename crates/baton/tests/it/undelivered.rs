@@ -8,109 +8,18 @@
 
 use std::time::Duration;
 
-use baton_proto::v1::runner_client::RunnerClient;
 use baton_proto::v1::runner_message::Msg;
 use baton_proto::v1::server_message::Msg as In;
-use baton_proto::v1::{
-    Assignment, Heartbeat, Hello, Outcome, RegisterRequest, RunnerMessage, ServerMessage, TaskFinished, TaskRef,
-    TaskStarted,
-};
-use baton_testkit::{Client, TestServer};
+use baton_proto::v1::{Assignment, Outcome, TaskFinished, TaskStarted};
+use baton_testkit::TestServer;
 use serde_json::json;
-use tokio::sync::mpsc;
-use tonic::Streaming;
 
-/// One stream of a runner the test drives by hand.
-struct Stream {
-    tx: mpsc::Sender<RunnerMessage>,
-    inbound: Streaming<ServerMessage>,
-}
-
-impl Stream {
-    /// The next message from the server (panics after 10 s).
-    async fn next(&mut self) -> In {
-        let m = tokio::time::timeout(Duration::from_secs(10), self.inbound.message())
-            .await
-            .expect("the server said nothing for 10 s")
-            .expect("the stream broke")
-            .expect("the stream ended");
-        m.msg.expect("an empty server message")
-    }
-
-    /// The next assignment, skipping welcomes and acknowledgements.
-    async fn assignment(&mut self) -> Assignment {
-        loop {
-            match self.next().await {
-                In::Assign(a) => return a,
-                In::Welcome(_) | In::Ack(_) => {}
-                other => panic!("expected an assignment, got {other:?}"),
-            }
-        }
-    }
-
-    async fn send(&self, msg: Msg) {
-        self.tx.send(RunnerMessage { msg: Some(msg) }).await.unwrap();
-    }
-}
-
-/// A registered runner identity (label `hand`, capacity 1).
-struct Identity {
-    url: String,
-    id: i64,
-    secret: String,
-}
-
-impl Identity {
-    async fn register(c: &Client, url: String) -> Identity {
-        let token = c.registration_token().await;
-        let mut client = RunnerClient::connect(url.clone()).await.unwrap();
-        let req = RegisterRequest {
-            token,
-            name: "by-hand".into(),
-            labels: vec!["hand".into()],
-            capacity: 1,
-            version: "0.1.0".into(),
-        };
-        let r = client.register(req).await.unwrap().into_inner();
-        Identity { url, id: r.runner_id, secret: r.secret }
-    }
-
-    /// Opens a stream saying hello with `running` and `resumed`, and waits for the welcome.
-    async fn attach(&self, running: Vec<TaskRef>, resumed: bool) -> Stream {
-        let (tx, rx) = mpsc::channel(64);
-        let hello = Hello {
-            protocol_version: baton_proto::RUNNER_PROTOCOL_VERSION,
-            version: "0.1.0".into(),
-            labels: vec!["hand".into()],
-            capacity: 1,
-            running,
-            resumed,
-        };
-        tx.send(RunnerMessage { msg: Some(Msg::Hello(hello)) }).await.unwrap();
-        let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-        req.metadata_mut().insert("x-baton-runner-id", self.id.to_string().parse().unwrap());
-        req.metadata_mut().insert("authorization", format!("Bearer {}", self.secret).parse().unwrap());
-        let mut client = RunnerClient::connect(self.url.clone()).await.unwrap();
-        let inbound = client.attach(req).await.unwrap().into_inner();
-        // Heartbeats keep the runner's lease, until the stream is dropped.
-        let weak = tx.downgrade();
-        tokio::spawn(async move {
-            while let Some(tx) = weak.upgrade() {
-                let _ = tx.send(RunnerMessage { msg: Some(Msg::Heartbeat(Heartbeat {})) }).await;
-                drop(tx);
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        });
-        let mut s = Stream { tx, inbound };
-        assert!(matches!(s.next().await, In::Welcome(_)), "a stream opens with a welcome");
-        s
-    }
-}
+use crate::hand_runner::HandRunner;
 
 /// A one-attempt task assigned over a stream that then dies before the runner took it.
-async fn undelivered(srv: &TestServer) -> (Identity, i64, i64, Assignment) {
+async fn undelivered(srv: &TestServer) -> (HandRunner, i64, i64, Assignment) {
     let c = &srv.client;
-    let me = Identity::register(c, srv.grpc_url()).await;
+    let me = HandRunner::register(c, srv.grpc_url(), "by-hand", &["hand"]).await;
     let pid = c.project().await;
     let tid = c.template(pid, json!({"script": "echo hi", "labels": ["hand"], "max_attempts": 1})).await;
     let mut first = me.attach(Vec::new(), false).await;
@@ -166,7 +75,7 @@ async fn an_assignment_made_over_a_dead_stream_is_found_and_queued_again() {
 
     let srv = TestServer::start_without_runner().await;
     let c = &srv.client;
-    let me = Identity::register(c, srv.grpc_url()).await;
+    let me = HandRunner::register(c, srv.grpc_url(), "by-hand", &["hand"]).await;
     let pid = c.project().await;
     let mine = c.template(pid, json!({"script": "echo hi", "labels": ["hand"], "max_attempts": 1})).await;
     let nobody = c.template(pid, json!({"script": "echo hi", "labels": ["elsewhere"], "max_attempts": 1})).await;

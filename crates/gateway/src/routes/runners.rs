@@ -21,6 +21,8 @@ pub struct NewToken {
     expires_in_seconds: Option<u64>,
     labels: Option<Vec<String>>,
     project_id: Option<i64>,
+    /// How many runners it may register: 1 by default, 0 = any number until it expires.
+    max_uses: Option<u32>,
 }
 
 pub async fn create_token(
@@ -38,6 +40,9 @@ pub async fn create_token(
         Some(s) if s > 365 * 86_400 => return Err(Error::field("expires_in_seconds", "must be at most a year")),
         _ => {}
     }
+    if body.max_uses.is_some_and(|n| n > 1_000_000) {
+        return Err(Error::field("max_uses", "must be at most 1000000 (0 = any number until it expires)"));
+    }
     if let Some(pid) = body.project_id {
         state.tables.project(pid).await.map_err(|_| Error::field("project_id", format!("no project {pid}")))?;
     }
@@ -45,9 +50,13 @@ pub async fn create_token(
         expires_in_seconds: body.expires_in_seconds.unwrap_or(0),
         labels,
         project_id: body.project_id,
+        max_uses: body.max_uses,
     };
     let r = state.tasks.clone().create_registration_token(req).await?.into_inner();
-    Ok((StatusCode::CREATED, Json(json!({"id": r.id, "token": r.token, "expires_at": model::time(r.expires_at_ms)}))))
+    let body = json!({
+        "id": r.id, "token": r.token, "expires_at": model::time(r.expires_at_ms), "max_uses": body.max_uses.unwrap_or(1),
+    });
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 fn render(state: &AppState, r: &runner::Model, running: i64) -> Value {

@@ -1,8 +1,10 @@
-//! Appending log chunks, fenced by epoch and idempotent on (task, first sequence number).
+//! Appending log chunks, fenced by (task, epoch, runner) and idempotent on (task, first sequence
+//! number).
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::Tables;
+use super::reports::Fence;
 use crate::entity::{task, task_log_chunk};
 use crate::error::on_deadlock;
 use crate::spec::encode_lines;
@@ -14,42 +16,36 @@ pub enum Appended {
     Stored,
     /// The same chunk was stored before (a re-send after a lost acknowledgement).
     Duplicate,
-    /// The task has moved to another epoch: the sender no longer holds it.
+    /// The task has moved to another epoch or is another runner's: the sender does not hold it.
     Stale,
 }
 
 impl Tables {
-    /// Stores consecutive lines of the task's attempt at `epoch`.
-    pub async fn append_log(&self, task_id: i64, epoch: i64, lines: &[LogLine]) -> Result<Appended> {
+    /// Stores consecutive lines of the attempt `f`.
+    pub async fn append_log(&self, f: Fence, lines: &[LogLine]) -> Result<Appended> {
         let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
             return Ok(Appended::Duplicate);
         };
         // The epoch check and the insert are one transaction holding the task row, so a chunk of
         // an attempt that is being ended cannot slip in after the next attempt started.
-        on_deadlock(|| self.append_once(task_id, epoch, first.seq, last.seq, lines)).await
+        on_deadlock(|| self.append_once(f, first.seq, last.seq, lines)).await
     }
 
-    async fn append_once(
-        &self,
-        task_id: i64,
-        epoch: i64,
-        first: i64,
-        last: i64,
-        lines: &[LogLine],
-    ) -> Result<Appended> {
+    async fn append_once(&self, f: Fence, first: i64, last: i64, lines: &[LogLine]) -> Result<Appended> {
         let tx = self.write_tx().await?;
-        let current: Option<i64> = task::Entity::find_by_id(task_id)
+        let current: Option<(i64, Option<i64>)> = task::Entity::find_by_id(f.task_id)
             .select_only()
             .column(task::Column::Epoch)
+            .column(task::Column::RunnerId)
             .lock_shared()
             .into_tuple()
             .one(&tx)
             .await?;
-        if current != Some(epoch) {
+        if current != Some((f.epoch, Some(f.runner_id))) {
             return end_tx(tx, Ok(Appended::Stale)).await;
         }
         let row = task_log_chunk::ActiveModel {
-            task_id: Set(task_id),
+            task_id: Set(f.task_id),
             seq_first: Set(first),
             seq_last: Set(last),
             data: Set(encode_lines(lines)),

@@ -4,6 +4,7 @@
 
 pub mod fires;
 pub mod logs;
+pub mod reports;
 pub mod retention;
 pub mod runners;
 pub mod tasks;

@@ -1,12 +1,12 @@
 //! Runners: identity (digest-only secrets) and leases (`last_seen`).
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::Tables;
 use crate::entity::{registration_token, runner};
 use crate::error::found;
-use crate::{Error, Result, now_ms};
+use crate::{Error, Result, end_tx, now_ms};
 
 /// A runner to create or re-key.
 pub struct RunnerSpec<'a> {
@@ -16,11 +16,11 @@ pub struct RunnerSpec<'a> {
     pub secret_hash: &'a str,
 }
 
-/// What a runner says about itself when it connects.
+/// What a runner says about itself when it connects. Its labels are not among it: they were
+/// granted at registration, and a hello may only narrow them for the stream it opens.
 pub struct Hello<'a> {
     pub node_id: &'a str,
     pub version: &'a str,
-    pub labels: &'a [String],
     pub capacity: i32,
 }
 
@@ -53,7 +53,6 @@ impl Tables {
         runner::Entity::update_many()
             .col_expr(runner::Column::NodeId, Expr::value(hello.node_id))
             .col_expr(runner::Column::Version, Expr::value(hello.version))
-            .col_expr(runner::Column::Labels, Expr::value(serde_json::to_string(hello.labels).unwrap_or_default()))
             .col_expr(runner::Column::Capacity, Expr::value(hello.capacity))
             .col_expr(runner::Column::LastSeen, Expr::value(now_ms()))
             .filter(runner::Column::Id.eq(id))
@@ -91,12 +90,36 @@ pub struct NewRegistrationToken<'a> {
     pub labels: &'a [String],
     pub project_id: Option<i64>,
     pub expires_at: i64,
+    /// How many runners it may create; 0 = any number until it expires.
+    pub max_uses: i32,
 }
 
-/// A runner created by registration.
-pub struct Registered {
-    pub runner: runner::Model,
-    pub labels: Vec<String>,
+/// What [`Tables::register_runner`] did.
+#[derive(Debug)]
+pub enum Registration {
+    /// The runner was created with these labels.
+    Registered { runner: Box<runner::Model>, labels: Vec<String> },
+    /// No such token, or it expired or was used up.
+    UnknownToken,
+    /// The runner asked for a label the token does not grant.
+    LabelNotGranted { label: String, granted: Vec<String> },
+}
+
+/// The labels a runner registered with a token gets: a token minted with labels grants those
+/// and no others (the runner may ask for fewer); one minted without leaves the choice to the
+/// runner. Labels decide which tasks — and so which secrets — reach a runner, so a token holder
+/// must not be able to pick labels the administrator did not grant.
+pub fn granted_labels(token: &[String], asked: &[String]) -> std::result::Result<Vec<String>, String> {
+    if token.is_empty() {
+        return Ok(asked.to_vec());
+    }
+    if asked.is_empty() {
+        return Ok(token.to_vec());
+    }
+    match asked.iter().find(|l| !token.contains(l)) {
+        Some(bad) => Err(bad.clone()),
+        None => Ok(asked.to_vec()),
+    }
 }
 
 impl Tables {
@@ -107,35 +130,22 @@ impl Tables {
             project_id: Set(t.project_id),
             created_at: Set(now_ms()),
             expires_at: Set(t.expires_at),
+            max_uses: Set(t.max_uses.max(0)),
+            uses: Set(0),
             ..Default::default()
         };
         Ok(row.insert(self.conn()).await?)
     }
 
-    /// Creates the runner `spec.name` if `token_hash` belongs to an unexpired registration token.
-    /// The runner gets its own labels plus the token's. `Ok(None)`: no such token.
-    pub async fn register_runner(&self, token_hash: &str, spec: RunnerSpec<'_>) -> Result<Option<Registered>> {
-        let token = registration_token::Entity::find()
-            .filter(registration_token::Column::TokenHash.eq(token_hash))
-            .filter(registration_token::Column::ExpiresAt.gt(now_ms()))
-            .one(self.conn())
-            .await?;
-        let Some(token) = token else { return Ok(None) };
-        let mut labels: Vec<String> = serde_json::from_str(&token.labels).unwrap_or_default();
-        for l in spec.labels {
-            if !labels.contains(l) {
-                labels.push(l.clone());
-            }
-        }
-        let mut row = new_runner(&spec, serde_json::to_string(&labels).unwrap_or_default());
-        row.project_id = Set(token.project_id);
-        let runner = row.insert(self.conn()).await.map_err(|e| match Error::from(e) {
-            Error::Conflict(_) => {
-                Error::Conflict(format!("a runner named {:?} already exists; pick another name", spec.name))
-            }
-            other => other,
-        })?;
-        Ok(Some(Registered { runner, labels }))
+    /// Creates the runner `spec.name` if `token_hash` belongs to an unexpired registration token
+    /// with a use left, and counts the use — in one transaction, so concurrent registrations
+    /// cannot use a token more often than allowed, and a refused runner (its name is taken)
+    /// does not use it up. The runner's labels are [`granted_labels`]; its project is the
+    /// token's.
+    pub async fn register_runner(&self, token_hash: &str, spec: RunnerSpec<'_>) -> Result<Registration> {
+        let tx = self.write_tx().await?;
+        let result = register_in(&tx, token_hash, spec).await;
+        end_tx(tx, result).await
     }
 
     pub async fn set_runner_paused(&self, id: i64, paused: bool) -> Result<()> {
@@ -159,6 +169,43 @@ impl Tables {
         found(res.rows_affected, || format!("runner {id}"))?;
         Ok(())
     }
+}
+
+async fn register_in(tx: &DatabaseTransaction, token_hash: &str, spec: RunnerSpec<'_>) -> Result<Registration> {
+    let token = registration_token::Entity::find()
+        .filter(registration_token::Column::TokenHash.eq(token_hash))
+        .filter(registration_token::Column::ExpiresAt.gt(now_ms()))
+        .lock_exclusive()
+        .one(tx)
+        .await?;
+    let Some(token) = token.filter(|t| t.max_uses == 0 || t.uses < t.max_uses) else {
+        return Ok(Registration::UnknownToken);
+    };
+    let granted: Vec<String> = serde_json::from_str(&token.labels).unwrap_or_default();
+    let labels = match granted_labels(&granted, spec.labels) {
+        Ok(l) => l,
+        Err(label) => return Ok(Registration::LabelNotGranted { label, granted }),
+    };
+    // Compare-and-set on the count: the row lock already serializes registrations on PostgreSQL
+    // and MySQL, and SQLite's write transaction does the same.
+    let used = registration_token::Entity::update_many()
+        .col_expr(registration_token::Column::Uses, Expr::value(token.uses + 1))
+        .filter(registration_token::Column::Id.eq(token.id))
+        .filter(registration_token::Column::Uses.eq(token.uses))
+        .exec(tx)
+        .await?;
+    if used.rows_affected != 1 {
+        return Ok(Registration::UnknownToken);
+    }
+    let mut row = new_runner(&spec, serde_json::to_string(&labels).unwrap_or_default());
+    row.project_id = Set(token.project_id);
+    let runner = row.insert(tx).await.map_err(|e| match Error::from(e) {
+        Error::Conflict(_) => {
+            Error::Conflict(format!("a runner named {:?} already exists; pick another name", spec.name))
+        }
+        other => other,
+    })?;
+    Ok(Registration::Registered { runner: Box::new(runner), labels })
 }
 
 /// A new, active runner row; `labels` is JSON.

@@ -30,16 +30,6 @@ pub struct NewTask {
     pub created_by: Option<i64>,
 }
 
-/// How an attempt ended, as reported by its runner.
-#[derive(Debug, Clone)]
-pub struct Finish {
-    pub task_id: i64,
-    pub epoch: i64,
-    pub status: TaskStatus,
-    pub exit_code: Option<i32>,
-    pub error: Option<String>,
-}
-
 /// What [`Tables::lose`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lost {
@@ -83,7 +73,7 @@ pub(crate) fn new_task_row(new: NewTask) -> task::ActiveModel {
     }
 }
 
-fn active() -> [&'static str; 2] {
+pub(super) fn active() -> [&'static str; 2] {
     [TaskStatus::Assigned.as_str(), TaskStatus::Running.as_str()]
 }
 
@@ -158,41 +148,13 @@ impl Tables {
         Ok((res.rows_affected == 1).then_some(epoch + 1))
     }
 
-    /// `assigned → running`. Repeating it (a re-sent report, even after the end was recorded) is
-    /// harmless and still `true`; `false` means the epoch is stale.
-    pub async fn mark_running(&self, task_id: i64, epoch: i64, started_at: i64) -> Result<bool> {
-        let update = task::Entity::update_many()
-            .col_expr(task::Column::Status, Expr::value(TaskStatus::Running.as_str()))
-            .col_expr(task::Column::StartedAt, Expr::value(started_at))
-            .filter(task::Column::Id.eq(task_id))
-            .filter(task::Column::Status.eq(TaskStatus::Assigned.as_str()))
-            .filter(task::Column::Epoch.eq(epoch));
-        let res = self.update_retrying(update).await?;
-        if res.rows_affected == 1 {
-            return Ok(true);
-        }
-        let t = task::Entity::find_by_id(task_id).one(self.conn()).await?;
-        Ok(t.is_some_and(|t| t.epoch == epoch && TaskStatus::parse(&t.status).is_some_and(|s| s != TaskStatus::Queued)))
-    }
-
-    /// `assigned | running → <final>` and the attempt's history row, in one transaction. Returns
-    /// `false` if the epoch is stale. A repeated report of an already recorded end returns `true`.
-    pub async fn finish(&self, f: Finish) -> Result<bool> {
-        on_deadlock(|| async {
-            let tx = self.write_tx().await?;
-            let result = finish_in(&tx, f.clone()).await;
-            end_tx(tx, result).await
-        })
-        .await
-    }
-
     /// Ends the current attempt because its runner vanished or gave it up: queued again while
     /// attempts are left, else `lost` (or `cancelled` if a cancel was pending). The epoch is
     /// bumped either way, fencing out the old runner.
     pub async fn lose(&self, task_id: i64, epoch: i64, reason: &str) -> Result<Lost> {
         on_deadlock(|| async {
             let tx = self.write_tx().await?;
-            let result = lose_in(&tx, task_id, epoch, reason).await;
+            let result = lose_in(&tx, Attempt { task_id, epoch, runner_id: None }, reason).await;
             end_tx(tx, result).await
         })
         .await
@@ -317,41 +279,20 @@ impl Tables {
     }
 }
 
-async fn finish_in(tx: &sea_orm::DatabaseTransaction, f: Finish) -> Result<bool> {
-    let Some(t) = task::Entity::find_by_id(f.task_id).lock_exclusive().one(tx).await? else {
-        return Err(Error::NotFound(format!("task {}", f.task_id)));
-    };
-    if t.epoch != f.epoch {
-        return Ok(false);
-    }
-    if !active().contains(&t.status.as_str()) {
-        // Already ended at this epoch: a repeated report. A queued task is held by nobody.
-        return Ok(t.status != TaskStatus::Queued.as_str());
-    }
-    let now = now_ms();
-    let res = task::Entity::update_many()
-        .col_expr(task::Column::Status, Expr::value(f.status.as_str()))
-        .col_expr(task::Column::ExitCode, Expr::value(f.exit_code))
-        .col_expr(task::Column::Error, Expr::value(f.error.clone()))
-        .col_expr(task::Column::FinishedAt, Expr::value(now))
-        .filter(task::Column::Id.eq(f.task_id))
-        .filter(task::Column::Epoch.eq(f.epoch))
-        .filter(task::Column::Status.is_in(active()))
-        .exec(tx)
-        .await?;
-    if res.rows_affected != 1 {
-        return Ok(false);
-    }
-    let end = AttemptEnd { status: f.status, exit_code: f.exit_code, error: f.error, finished_at: now };
-    record_attempt(tx, &t, end).await?;
-    Ok(true)
+/// Which attempt [`lose_in`] ends: the task at `epoch`, and when a runner gave it up, only if it
+/// is that runner's.
+pub(super) struct Attempt {
+    pub task_id: i64,
+    pub epoch: i64,
+    pub runner_id: Option<i64>,
 }
 
-async fn lose_in(tx: &sea_orm::DatabaseTransaction, task_id: i64, epoch: i64, reason: &str) -> Result<Lost> {
+pub(super) async fn lose_in(tx: &sea_orm::DatabaseTransaction, a: Attempt, reason: &str) -> Result<Lost> {
+    let Attempt { task_id, epoch, runner_id } = a;
     let Some(t) = task::Entity::find_by_id(task_id).lock_exclusive().one(tx).await? else {
         return Ok(Lost::Stale);
     };
-    if t.epoch != epoch || !active().contains(&t.status.as_str()) {
+    if t.epoch != epoch || !active().contains(&t.status.as_str()) || runner_id.is_some_and(|r| t.runner_id != Some(r)) {
         return Ok(Lost::Stale);
     }
     let now = now_ms();
@@ -392,14 +333,14 @@ async fn lose_in(tx: &sea_orm::DatabaseTransaction, task_id: i64, epoch: i64, re
 }
 
 /// How an attempt ended, for its history row.
-struct AttemptEnd {
-    status: TaskStatus,
-    exit_code: Option<i32>,
-    error: Option<String>,
-    finished_at: i64,
+pub(super) struct AttemptEnd {
+    pub status: TaskStatus,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub finished_at: i64,
 }
 
-async fn record_attempt(tx: &sea_orm::DatabaseTransaction, t: &task::Model, end: AttemptEnd) -> Result<()> {
+pub(super) async fn record_attempt(tx: &sea_orm::DatabaseTransaction, t: &task::Model, end: AttemptEnd) -> Result<()> {
     let row = task_attempt::ActiveModel {
         task_id: Set(t.id),
         attempt: Set(t.attempt),

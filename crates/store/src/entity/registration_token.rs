@@ -11,6 +11,10 @@ pub struct Model {
     pub project_id: Option<i64>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// How many runners it may create; 0 = any number until it expires.
+    pub max_uses: i32,
+    /// How many runners it created.
+    pub uses: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,12 +2,13 @@
 //! by stale or repeated reports.
 
 use baton_core::TaskStatus;
-use baton_store::dispatcher::tasks::{Finish, Lost};
+use baton_store::dispatcher::reports::Finish;
+use baton_store::dispatcher::tasks::Lost;
 use baton_store::entity::task_attempt;
 use baton_store::{Store, now_ms};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
-use crate::support::{self, assigned_task, runner};
+use crate::support::{self, assigned_task, fence, runner};
 
 pub async fn history(store: &Store, task_id: i64) -> Vec<task_attempt::Model> {
     task_attempt::Entity::find()
@@ -24,22 +25,25 @@ async fn each_ended_attempt_is_recorded_once() {
     let t = db.dispatcher();
     let (r1, r2) = (runner(&t, "r1").await, runner(&t, "r2").await);
     let task = assigned_task(&t, r1, 2).await;
-    assert!(t.mark_running(task.id, task.epoch, 1_000).await.unwrap());
+    assert!(t.mark_running(fence(&t, task.id, task.epoch).await, 1_000).await.unwrap());
     assert!(history(&db.store, task.id).await.is_empty());
 
     assert_eq!(t.lose(task.id, task.epoch, "lease expired").await.unwrap(), Lost::Requeued);
     let e2 = t.claim(task.id, task.epoch + 1, r2).await.unwrap().unwrap();
-    assert!(t.mark_running(task.id, e2, 2_000).await.unwrap());
+    assert!(t.mark_running(fence(&t, task.id, e2).await, 2_000).await.unwrap());
 
     // Stale report from the first runner: no row.
-    let stale =
-        Finish { task_id: task.id, epoch: task.epoch, status: TaskStatus::Succeeded, exit_code: Some(0), error: None };
+    let stale = Finish {
+        fence: fence(&t, task.id, task.epoch).await,
+        status: TaskStatus::Succeeded,
+        exit_code: Some(0),
+        error: None,
+    };
     assert!(!t.finish(stale).await.unwrap());
     assert_eq!(history(&db.store, task.id).await.len(), 1);
 
     let done = Finish {
-        task_id: task.id,
-        epoch: e2,
+        fence: fence(&t, task.id, e2).await,
         status: TaskStatus::TimedOut,
         exit_code: None,
         error: Some("timeout".into()),

@@ -3,7 +3,7 @@
 use baton_store::dispatcher::logs::Appended;
 use baton_store::{LogLine, LogStream};
 
-use crate::support::{self, assigned_task, runner};
+use crate::support::{self, assigned_task, fence, runner};
 
 fn line(seq: i64, text: &str) -> LogLine {
     let stream = match seq % 3 {
@@ -27,11 +27,11 @@ async fn append_is_fenced_and_idempotent() {
     let task = assigned_task(&t, r, 2).await;
     let chunk = lines(1, 3);
 
-    assert_eq!(t.append_log(task.id, task.epoch, &chunk).await.unwrap(), Appended::Stored);
-    assert_eq!(t.append_log(task.id, task.epoch, &chunk).await.unwrap(), Appended::Duplicate);
-    assert_eq!(t.append_log(task.id, task.epoch - 1, &lines(4, 5)).await.unwrap(), Appended::Stale);
-    assert_eq!(t.append_log(task.id, task.epoch + 1, &lines(4, 5)).await.unwrap(), Appended::Stale);
-    assert_eq!(t.append_log(task.id + 99, 0, &lines(1, 1)).await.unwrap(), Appended::Stale);
+    assert_eq!(t.append_log(fence(&t, task.id, task.epoch).await, &chunk).await.unwrap(), Appended::Stored);
+    assert_eq!(t.append_log(fence(&t, task.id, task.epoch).await, &chunk).await.unwrap(), Appended::Duplicate);
+    assert_eq!(t.append_log(fence(&t, task.id, task.epoch - 1).await, &lines(4, 5)).await.unwrap(), Appended::Stale);
+    assert_eq!(t.append_log(fence(&t, task.id, task.epoch + 1).await, &lines(4, 5)).await.unwrap(), Appended::Stale);
+    assert_eq!(t.append_log(fence(&t, task.id + 99, 0).await, &lines(1, 1)).await.unwrap(), Appended::Stale);
 
     // Neither the duplicate nor the stale chunks were stored.
     let page = db.store.log_page(task.id, 0, 100).await.unwrap();
@@ -46,15 +46,15 @@ async fn a_lost_attempt_can_no_longer_append() {
     let t = db.dispatcher();
     let r = runner(&t, "r").await;
     let task = assigned_task(&t, r, 2).await;
-    assert_eq!(t.append_log(task.id, task.epoch, &lines(1, 2)).await.unwrap(), Appended::Stored);
+    assert_eq!(t.append_log(fence(&t, task.id, task.epoch).await, &lines(1, 2)).await.unwrap(), Appended::Stored);
     t.lose(task.id, task.epoch, "gone").await.unwrap();
 
-    assert_eq!(t.append_log(task.id, task.epoch, &lines(3, 4)).await.unwrap(), Appended::Stale);
+    assert_eq!(t.append_log(fence(&t, task.id, task.epoch).await, &lines(3, 4)).await.unwrap(), Appended::Stale);
     // The next attempt continues the numbering.
     let e = t.claim(task.id, task.epoch + 1, r).await.unwrap().unwrap();
     let next = t.next_log_seq(task.id).await.unwrap();
     assert_eq!(next, 3);
-    assert_eq!(t.append_log(task.id, e, &lines(next, next + 1)).await.unwrap(), Appended::Stored);
+    assert_eq!(t.append_log(fence(&t, task.id, e).await, &lines(next, next + 1)).await.unwrap(), Appended::Stored);
     let page = db.store.log_page(task.id, 0, 100).await.unwrap();
     assert_eq!(page.lines, lines(1, 4));
 }
@@ -68,9 +68,9 @@ async fn next_log_seq_is_one_past_the_last() {
     let other = assigned_task(&t, r, 1).await;
 
     assert_eq!(t.next_log_seq(task.id).await.unwrap(), 1);
-    t.append_log(task.id, task.epoch, &lines(1, 10)).await.unwrap();
+    t.append_log(fence(&t, task.id, task.epoch).await, &lines(1, 10)).await.unwrap();
     assert_eq!(t.next_log_seq(task.id).await.unwrap(), 11);
-    t.append_log(task.id, task.epoch, &lines(11, 12)).await.unwrap();
+    t.append_log(fence(&t, task.id, task.epoch).await, &lines(11, 12)).await.unwrap();
     assert_eq!(t.next_log_seq(task.id).await.unwrap(), 13);
     assert_eq!(t.next_log_seq(other.id).await.unwrap(), 1, "per task");
 }
@@ -81,7 +81,7 @@ async fn empty_chunk_stores_nothing() {
     let t = db.dispatcher();
     let r = runner(&t, "r").await;
     let task = assigned_task(&t, r, 1).await;
-    assert_eq!(t.append_log(task.id, task.epoch, &[]).await.unwrap(), Appended::Duplicate);
+    assert_eq!(t.append_log(fence(&t, task.id, task.epoch).await, &[]).await.unwrap(), Appended::Duplicate);
     assert_eq!(t.next_log_seq(task.id).await.unwrap(), 1);
     let page = db.store.log_page(task.id, 0, 10).await.unwrap();
     assert!(page.lines.is_empty());
@@ -96,7 +96,7 @@ async fn log_page_pages_across_chunks_without_gaps_or_duplicates() {
     let task = assigned_task(&t, r, 1).await;
     // Chunks of uneven sizes: 1..=4, 5..=5, 6..=12, 13..=20.
     for (a, b) in [(1, 4), (5, 5), (6, 12), (13, 20)] {
-        assert_eq!(t.append_log(task.id, task.epoch, &lines(a, b)).await.unwrap(), Appended::Stored);
+        assert_eq!(t.append_log(fence(&t, task.id, task.epoch).await, &lines(a, b)).await.unwrap(), Appended::Stored);
     }
 
     let first = db.store.log_page(task.id, 0, 7).await.unwrap();
@@ -148,7 +148,7 @@ async fn log_page_reads_more_than_one_batch_of_chunks() {
     let task = assigned_task(&t, r, 1).await;
     // 40 chunks of 2 lines: more than one query's worth of chunks.
     for i in 0..40 {
-        t.append_log(task.id, task.epoch, &lines(2 * i + 1, 2 * i + 2)).await.unwrap();
+        t.append_log(fence(&t, task.id, task.epoch).await, &lines(2 * i + 1, 2 * i + 2)).await.unwrap();
     }
     let all = db.store.log_page(task.id, 0, 1000).await.unwrap();
     assert_eq!(all.lines, lines(1, 80));
@@ -165,9 +165,9 @@ async fn log_pages_are_per_task() {
     let r = runner(&t, "r").await;
     let a = assigned_task(&t, r, 1).await;
     let b = assigned_task(&t, r, 1).await;
-    t.append_log(a.id, a.epoch, &lines(1, 3)).await.unwrap();
+    t.append_log(fence(&t, a.id, a.epoch).await, &lines(1, 3)).await.unwrap();
     let b_lines = vec![line(1, "only b")];
-    t.append_log(b.id, b.epoch, &b_lines).await.unwrap();
+    t.append_log(fence(&t, b.id, b.epoch).await, &b_lines).await.unwrap();
     assert_eq!(db.store.log_page(b.id, 0, 10).await.unwrap().lines, b_lines);
     assert_eq!(db.store.log_page(a.id, 0, 10).await.unwrap().lines, lines(1, 3));
 }
@@ -197,7 +197,7 @@ async fn lines_keep_stream_and_text() {
             text: (*text).to_owned(),
         })
         .collect();
-    assert_eq!(t.append_log(task.id, task.epoch, &sent).await.unwrap(), Appended::Stored);
+    assert_eq!(t.append_log(fence(&t, task.id, task.epoch).await, &sent).await.unwrap(), Appended::Stored);
     let page = db.store.log_page(task.id, 0, 100).await.unwrap();
     assert_eq!(page.lines, sent);
 }
@@ -208,9 +208,9 @@ async fn resent_lines_in_other_chunk_bounds_are_not_paged_twice() {
     let t = db.dispatcher();
     let r = runner(&t, "r").await;
     let task = assigned_task(&t, r, 1).await;
-    assert_eq!(t.append_log(task.id, task.epoch, &lines(1, 4)).await.unwrap(), Appended::Stored);
+    assert_eq!(t.append_log(fence(&t, task.id, task.epoch).await, &lines(1, 4)).await.unwrap(), Appended::Stored);
     // After a lost acknowledgement the runner re-sends 3..=4 batched with new lines 5..=6.
-    assert_eq!(t.append_log(task.id, task.epoch, &lines(3, 6)).await.unwrap(), Appended::Stored);
+    assert_eq!(t.append_log(fence(&t, task.id, task.epoch).await, &lines(3, 6)).await.unwrap(), Appended::Stored);
     assert_eq!(t.next_log_seq(task.id).await.unwrap(), 7);
 
     assert_eq!(db.store.log_page(task.id, 0, 100).await.unwrap().lines, lines(1, 6));

@@ -9,6 +9,8 @@ mod identity;
 mod logs;
 mod migrations;
 mod races;
+mod reports;
+mod runners;
 mod support;
 mod tasks;
 mod views;

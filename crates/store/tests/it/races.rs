@@ -2,14 +2,15 @@
 //! compare-and-sets on the same (task, epoch) wins, and the losers are told so cleanly.
 
 use baton_core::TaskStatus;
-use baton_store::dispatcher::tasks::{Finish, Lost};
+use baton_store::dispatcher::reports::{Fence, Finish};
+use baton_store::dispatcher::tasks::Lost;
 
-use crate::support::{self, assigned_task, runner};
+use crate::support::{self, assigned_task, fence, runner};
 
 const ROUNDS: usize = 20;
 
-fn succeeded(task_id: i64, epoch: i64) -> Finish {
-    Finish { task_id, epoch, status: TaskStatus::Succeeded, exit_code: Some(0), error: None }
+fn succeeded(fence: Fence) -> Finish {
+    Finish { fence, status: TaskStatus::Succeeded, exit_code: Some(0), error: None }
 }
 
 #[tokio::test]
@@ -20,7 +21,10 @@ async fn racing_lose_and_finish_have_exactly_one_winner() {
     for _ in 0..ROUNDS {
         let task = assigned_task(&t, r, 2).await;
         let (a, b) = (db.dispatcher(), db.dispatcher());
-        let (lost, fin) = tokio::join!(a.lose(task.id, task.epoch, "gone"), b.finish(succeeded(task.id, task.epoch)));
+        let (lost, fin) = tokio::join!(
+            a.lose(task.id, task.epoch, "gone"),
+            b.finish(succeeded(fence(&b, task.id, task.epoch).await))
+        );
         let row = t.task(task.id).await.unwrap();
         let lose_won = matches!(lost, Ok(Lost::Requeued));
         let finish_won = matches!(fin, Ok(true)) && row.status == "succeeded";
@@ -63,7 +67,10 @@ async fn racing_lose_and_finish_loser_is_told_stale() {
     for _ in 0..ROUNDS {
         let task = assigned_task(&t, r, 2).await;
         let (a, b) = (db.dispatcher(), db.dispatcher());
-        let (lost, fin) = tokio::join!(a.lose(task.id, task.epoch, "gone"), b.finish(succeeded(task.id, task.epoch)));
+        let (lost, fin) = tokio::join!(
+            a.lose(task.id, task.epoch, "gone"),
+            b.finish(succeeded(fence(&b, task.id, task.epoch).await))
+        );
         if lost.is_err() || fin.is_err() {
             errors.push(format!("lose: {lost:?}, finish: {fin:?}"));
         }
@@ -83,7 +90,10 @@ async fn concurrent_finishes_of_different_tasks_all_succeed() {
         let x = assigned_task(&t, r, 1).await;
         let y = assigned_task(&t, r, 1).await;
         let (a, b) = (db.dispatcher(), db.dispatcher());
-        let (rx, ry) = tokio::join!(a.finish(succeeded(x.id, x.epoch)), b.finish(succeeded(y.id, y.epoch)));
+        let (rx, ry) = tokio::join!(
+            a.finish(succeeded(fence(&a, x.id, x.epoch).await)),
+            b.finish(succeeded(fence(&b, y.id, y.epoch).await))
+        );
         if !(matches!(rx, Ok(true)) && matches!(ry, Ok(true))) {
             errors.push(format!("{rx:?} {ry:?}"));
         }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use baton_store::dispatcher::Tables;
+use baton_store::dispatcher::reports::Fence;
 use baton_store::dispatcher::runners::RunnerSpec;
 use baton_store::dispatcher::tasks::NewTask;
 use baton_store::entity::task;
@@ -86,6 +87,12 @@ pub async fn runner(t: &Tables, name: &str) -> i64 {
     let labels = vec!["linux".to_owned()];
     let spec = RunnerSpec { name, labels: &labels, capacity: 2, secret_hash: &"0".repeat(64) };
     t.ensure_runner(spec).await.unwrap().id
+}
+
+/// The report of whichever runner holds `task_id` now, about its attempt at `epoch`.
+pub async fn fence(t: &Tables, task_id: i64, epoch: i64) -> Fence {
+    let runner_id = t.task(task_id).await.ok().and_then(|r| r.runner_id).unwrap_or(0);
+    Fence { task_id, epoch, runner_id }
 }
 
 /// A task created and claimed by `runner_id`; returns the row after the claim.

@@ -2,13 +2,14 @@
 //! cancel, the queue head, active counts and expired leases.
 
 use baton_core::TaskStatus;
-use baton_store::dispatcher::tasks::{Cancel, Finish, Lost};
+use baton_store::dispatcher::reports::{Fence, Finish};
+use baton_store::dispatcher::tasks::{Cancel, Lost};
 use baton_store::{Error, TaskSpec, now_ms};
 
-use crate::support::{self, assigned_task, new_task, runner};
+use crate::support::{self, assigned_task, fence, new_task, runner};
 
-fn finish(task_id: i64, epoch: i64, status: TaskStatus, exit_code: Option<i32>) -> Finish {
-    Finish { task_id, epoch, status, exit_code, error: None }
+fn finish(fence: Fence, status: TaskStatus, exit_code: Option<i32>) -> Finish {
+    Finish { fence, status, exit_code, error: None }
 }
 
 #[tokio::test]
@@ -74,17 +75,17 @@ async fn mark_running_needs_current_epoch() {
     let r = runner(&t, "r").await;
     let task = assigned_task(&t, r, 1).await;
 
-    assert!(!t.mark_running(task.id, task.epoch - 1, 111).await.unwrap());
-    assert!(!t.mark_running(task.id, task.epoch + 1, 111).await.unwrap());
+    assert!(!t.mark_running(fence(&t, task.id, task.epoch - 1).await, 111).await.unwrap());
+    assert!(!t.mark_running(fence(&t, task.id, task.epoch + 1).await, 111).await.unwrap());
     assert_eq!(t.task(task.id).await.unwrap().status, "assigned");
 
-    assert!(t.mark_running(task.id, task.epoch, 111).await.unwrap());
+    assert!(t.mark_running(fence(&t, task.id, task.epoch).await, 111).await.unwrap());
     let row = t.task(task.id).await.unwrap();
     assert_eq!(row.status, "running");
     assert_eq!(row.started_at, Some(111));
 
     // A re-sent report is harmless and does not move started_at.
-    assert!(t.mark_running(task.id, task.epoch, 222).await.unwrap());
+    assert!(t.mark_running(fence(&t, task.id, task.epoch).await, 222).await.unwrap());
     assert_eq!(t.task(task.id).await.unwrap().started_at, Some(111));
 }
 
@@ -94,15 +95,15 @@ async fn finish_with_stale_epoch_changes_nothing() {
     let t = db.dispatcher();
     let r = runner(&t, "r").await;
     let task = assigned_task(&t, r, 1).await;
-    assert!(t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+    assert!(t.mark_running(fence(&t, task.id, task.epoch).await, now_ms()).await.unwrap());
     let before = t.task(task.id).await.unwrap();
 
-    let stale = finish(task.id, task.epoch - 1, TaskStatus::Succeeded, Some(0));
+    let stale = finish(fence(&t, task.id, task.epoch - 1).await, TaskStatus::Succeeded, Some(0));
     assert!(!t.finish(stale).await.unwrap());
     assert_eq!(t.task(task.id).await.unwrap(), before);
 
     // The connection went back to the pool in a usable state after the early return.
-    let ok = finish(task.id, task.epoch, TaskStatus::Failed, Some(3));
+    let ok = finish(fence(&t, task.id, task.epoch).await, TaskStatus::Failed, Some(3));
     assert!(t.finish(ok).await.unwrap());
 }
 
@@ -112,9 +113,9 @@ async fn finish_records_final_state_and_repeat_is_harmless() {
     let t = db.dispatcher();
     let r = runner(&t, "r").await;
     let task = assigned_task(&t, r, 1).await;
-    assert!(t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+    assert!(t.mark_running(fence(&t, task.id, task.epoch).await, now_ms()).await.unwrap());
 
-    let mut f = finish(task.id, task.epoch, TaskStatus::Failed, Some(2));
+    let mut f = finish(fence(&t, task.id, task.epoch).await, TaskStatus::Failed, Some(2));
     f.error = Some("exit 2".into());
     assert!(t.finish(f).await.unwrap());
     let done = t.task(task.id).await.unwrap();
@@ -125,10 +126,10 @@ async fn finish_records_final_state_and_repeat_is_harmless() {
     assert_eq!(done.epoch, task.epoch);
 
     // Repeated (or contradicting) report of the same attempt: accepted, nothing changes.
-    assert!(t.finish(finish(task.id, task.epoch, TaskStatus::Succeeded, Some(0))).await.unwrap());
+    assert!(t.finish(finish(fence(&t, task.id, task.epoch).await, TaskStatus::Succeeded, Some(0))).await.unwrap());
     assert_eq!(t.task(task.id).await.unwrap(), done);
     // A re-sent "started" of the same attempt is acknowledged but changes nothing.
-    assert!(t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+    assert!(t.mark_running(fence(&t, task.id, task.epoch).await, now_ms()).await.unwrap());
     assert_eq!(t.task(task.id).await.unwrap(), done);
     assert!(t.tasks_of_runner(r).await.unwrap().is_empty());
 }
@@ -137,7 +138,7 @@ async fn finish_records_final_state_and_repeat_is_harmless() {
 async fn finish_of_unknown_task_is_not_found() {
     let db = support::db().await;
     let t = db.dispatcher();
-    let res = t.finish(finish(999, 1, TaskStatus::Succeeded, Some(0))).await;
+    let res = t.finish(finish(fence(&t, 999, 1).await, TaskStatus::Succeeded, Some(0))).await;
     assert!(matches!(res, Err(Error::NotFound(_))), "{res:?}");
 }
 
@@ -147,7 +148,7 @@ async fn lose_requeues_while_attempts_are_left() {
     let t = db.dispatcher();
     let r = runner(&t, "r").await;
     let task = assigned_task(&t, r, 2).await;
-    assert!(t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+    assert!(t.mark_running(fence(&t, task.id, task.epoch).await, now_ms()).await.unwrap());
 
     assert_eq!(t.lose(task.id, task.epoch, "runner gone").await.unwrap(), Lost::Requeued);
     let row = t.task(task.id).await.unwrap();
@@ -158,7 +159,7 @@ async fn lose_requeues_while_attempts_are_left() {
     assert_eq!((row.assigned_at, row.started_at, row.finished_at), (None, None, None));
 
     // The old runner is fenced out.
-    assert!(!t.finish(finish(task.id, task.epoch, TaskStatus::Succeeded, Some(0))).await.unwrap());
+    assert!(!t.finish(finish(fence(&t, task.id, task.epoch).await, TaskStatus::Succeeded, Some(0))).await.unwrap());
     assert_eq!(t.task(task.id).await.unwrap(), row);
     // And the new attempt can be claimed at the new epoch.
     assert_eq!(t.claim(task.id, row.epoch, r).await.unwrap(), Some(row.epoch + 1));
@@ -216,12 +217,12 @@ async fn unassign_queues_again_without_using_up_the_attempt() {
     assert_eq!(row.epoch, task.epoch + 1, "the undelivered assignment is fenced out");
     assert_eq!((row.runner_id, row.assigned_at, row.finished_at), (None, None, None));
     assert!(crate::attempts::history(&db.store, task.id).await.is_empty(), "no history row: the attempt never ran");
-    assert!(!t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+    assert!(!t.mark_running(fence(&t, task.id, task.epoch).await, now_ms()).await.unwrap());
 
     // Once only, and never for a task that started meanwhile.
     assert_eq!(t.unassign(task.id, task.epoch).await.unwrap(), Lost::Stale);
     let e = t.claim(task.id, row.epoch, r).await.unwrap().unwrap();
-    assert!(t.mark_running(task.id, e, now_ms()).await.unwrap());
+    assert!(t.mark_running(fence(&t, task.id, e).await, now_ms()).await.unwrap());
     assert_eq!(t.unassign(task.id, e).await.unwrap(), Lost::Stale);
     assert_eq!(t.task(task.id).await.unwrap().status, "running");
 }
@@ -289,9 +290,9 @@ async fn cancel_active_task_asks_its_runner() {
     assert_eq!(t.cancel(task.id).await.unwrap(), expected);
 
     // Also while running; the runner's report ends it.
-    assert!(t.mark_running(task.id, task.epoch, now_ms()).await.unwrap());
+    assert!(t.mark_running(fence(&t, task.id, task.epoch).await, now_ms()).await.unwrap());
     assert_eq!(t.cancel(task.id).await.unwrap(), expected);
-    assert!(t.finish(finish(task.id, task.epoch, TaskStatus::Cancelled, None)).await.unwrap());
+    assert!(t.finish(finish(fence(&t, task.id, task.epoch).await, TaskStatus::Cancelled, None)).await.unwrap());
     assert_eq!(t.task(task.id).await.unwrap().status, "cancelled");
 }
 
@@ -301,7 +302,7 @@ async fn cancel_finished_task_is_conflict() {
     let t = db.dispatcher();
     let r = runner(&t, "r").await;
     let task = assigned_task(&t, r, 1).await;
-    assert!(t.finish(finish(task.id, task.epoch, TaskStatus::Succeeded, Some(0))).await.unwrap());
+    assert!(t.finish(finish(fence(&t, task.id, task.epoch).await, TaskStatus::Succeeded, Some(0))).await.unwrap());
     let done = t.task(task.id).await.unwrap();
 
     let res = t.cancel(task.id).await;
@@ -346,9 +347,9 @@ async fn active_counts_count_assigned_and_running() {
     for x in [&a, &b, &c, &d, &f] {
         assert_eq!(t.claim(x.id, 0, r).await.unwrap(), Some(1));
     }
-    assert!(t.mark_running(b.id, 1, now_ms()).await.unwrap());
-    assert!(t.mark_running(d.id, 1, now_ms()).await.unwrap());
-    assert!(t.finish(finish(f.id, 1, TaskStatus::Succeeded, Some(0))).await.unwrap());
+    assert!(t.mark_running(fence(&t, b.id, 1).await, now_ms()).await.unwrap());
+    assert!(t.mark_running(fence(&t, d.id, 1).await, now_ms()).await.unwrap());
+    assert!(t.finish(finish(fence(&t, f.id, 1).await, TaskStatus::Succeeded, Some(0))).await.unwrap());
 
     let (per_template, per_project) = t.active_counts().await.unwrap();
     assert_eq!(per_template.len(), 3);
@@ -379,10 +380,10 @@ async fn expired_leases_find_tasks_of_silent_runners() {
     let of_old = assigned_task(&t, old, 1).await;
     let of_fresh = assigned_task(&t, fresh, 1).await;
     let of_never = assigned_task(&t, never, 1).await;
-    assert!(t.mark_running(of_never.id, of_never.epoch, now_ms()).await.unwrap());
+    assert!(t.mark_running(fence(&t, of_never.id, of_never.epoch).await, now_ms()).await.unwrap());
     // Finished and queued tasks have no lease.
     let done = assigned_task(&t, old, 1).await;
-    assert!(t.finish(finish(done.id, done.epoch, TaskStatus::Succeeded, Some(0))).await.unwrap());
+    assert!(t.finish(finish(fence(&t, done.id, done.epoch).await, TaskStatus::Succeeded, Some(0))).await.unwrap());
     t.create_task(new_task(1, 1, 0, 1)).await.unwrap();
 
     let mut expired: Vec<i64> = t.expired_leases(cutoff).await.unwrap().iter().map(|t| t.id).collect();

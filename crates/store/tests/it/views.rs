@@ -2,7 +2,7 @@
 
 use baton_core::TaskStatus;
 use baton_store::Error;
-use baton_store::dispatcher::tasks::Finish;
+use baton_store::dispatcher::reports::Finish;
 use baton_store::views::TaskFilter;
 
 use crate::support::{self, new_task, runner};
@@ -44,7 +44,12 @@ async fn project_tasks_filter_by_status_and_template() {
     let d = t.create_task(new_task(1, 11, 0, 1)).await.unwrap(); // stays queued
     t.claim(b.id, 0, r).await.unwrap().unwrap();
     t.claim(c.id, 0, r).await.unwrap().unwrap();
-    let done = Finish { task_id: c.id, epoch: 1, status: TaskStatus::Succeeded, exit_code: Some(0), error: None };
+    let done = Finish {
+        fence: crate::support::fence(&t, c.id, 1).await,
+        status: TaskStatus::Succeeded,
+        exit_code: Some(0),
+        error: None,
+    };
     assert!(t.finish(done).await.unwrap());
 
     let by = |status: Option<TaskStatus>, template_id: Option<i64>| TaskFilter {
