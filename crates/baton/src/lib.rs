@@ -5,3 +5,4 @@ mod bootstrap;
 mod node;
 mod parts;
 pub mod server;
+pub mod tls;

@@ -42,12 +42,15 @@ pub async fn coordinator(cfg: &Config, stop: &CancellationToken) -> anyhow::Resu
     Ok(guarded)
 }
 
+/// A gRPC port's health service and the names it reports on.
+pub type PortHealth = (tonic_health::server::HealthReporter, &'static [&'static str]);
+
 /// Applies this node's drain state (from the API, from any node, or from SIGTERM) to the
-/// dispatcher and the gRPC health service, until `stop`.
+/// dispatcher and the gRPC health services of its ports, until `stop`.
 pub async fn follow_drain(
     membership: Arc<Membership>,
     dispatcher: baton_dispatcher::Service,
-    health: tonic_health::server::HealthReporter,
+    healths: Vec<PortHealth>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut draining = membership.draining();
@@ -55,8 +58,10 @@ pub async fn follow_drain(
         let now = *draining.borrow_and_update();
         dispatcher.set_draining(now);
         let status = if now { tonic_health::ServingStatus::NotServing } else { tonic_health::ServingStatus::Serving };
-        for name in ["", "baton.v1.Tasks", "baton.v1.Runner", "baton.v1.Schedules"] {
-            health.set_service_status(name, status).await;
+        for (health, names) in &healths {
+            for name in *names {
+                health.set_service_status(*name, status).await;
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),

@@ -1,5 +1,5 @@
-//! Pieces `server::start` assembles: the key that seals project secrets, the gRPC server of a
-//! dispatcher, and the local runner of `baton server`.
+//! Pieces `server::start` assembles: the key that seals project secrets, the two gRPC ports (the
+//! runner port and the internal port), and the local runner of `baton server`.
 
 use std::time::Duration;
 
@@ -8,42 +8,96 @@ use baton_config::Config;
 use baton_core::internal::ClusterAuth;
 use baton_proto::v1::EnsureRunnerRequest;
 use baton_proto::v1::tasks_client::TasksClient;
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tonic::transport::Channel;
 
-/// The gRPC server of a dispatcher and/or a scheduler: their services plus the standard health
-/// and reflection services, so ordinary gRPC tools can inspect the node.
-pub async fn grpc_server(
-    dispatcher: Option<&baton_dispatcher::Service>,
-    scheduler: Option<&baton_scheduler::Service>,
+/// The services the runner port serves, as gRPC health names them.
+pub const RUNNER_PORT_SERVICES: &[&str] = &["", "baton.v1.Runner"];
+/// The services the internal port serves.
+pub const INTERNAL_PORT_SERVICES: &[&str] = &["", "baton.v1.Tasks", "baton.v1.Schedules"];
+
+/// A gRPC server being served, with the health reporter of its port.
+pub type Served = (tonic_health::server::HealthReporter, BoxFuture<'static, anyhow::Result<()>>);
+
+/// The runner port: the dispatcher's `Runner` service (registration and streams) and nothing
+/// else of Baton's, plus the standard health and reflection services for ordinary gRPC tools.
+/// Runners are outside the trust boundary; the internal services are not reachable here.
+pub async fn runner_port(
+    dispatcher: &baton_dispatcher::Service,
     listener: TcpListener,
+    tls: Option<&crate::tls::KeyPair>,
     stop: CancellationToken,
-) -> anyhow::Result<(tonic_health::server::HealthReporter, impl Future<Output = anyhow::Result<()>> + use<>)> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    for name in ["", "baton.v1.Tasks", "baton.v1.Runner", "baton.v1.Schedules"] {
-        health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
-    }
+) -> anyhow::Result<Served> {
+    let (health, health_service) = health(RUNNER_PORT_SERVICES).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // List only what this port serves.
+        .with_service_name("baton.v1.Runner")
+        .with_service_name("grpc.health.v1.Health")
         .build_v1()
         .context("cannot build the gRPC reflection service")?;
-    let server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
+    let router = builder(tls, "grpc.tls")?
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(dispatcher.runner_server());
+    Ok((health, serve(router, listener, stop)))
+}
+
+/// The internal port: the services' own gRPC (`Tasks`, `Schedules`), for other nodes only; every
+/// call must carry the cluster secret.
+pub async fn internal_port(
+    dispatcher: Option<&baton_dispatcher::Service>,
+    scheduler: Option<&baton_scheduler::Service>,
+    listener: TcpListener,
+    tls: Option<&crate::tls::KeyPair>,
+    stop: CancellationToken,
+) -> anyhow::Result<Served> {
+    let (health, health_service) = health(INTERNAL_PORT_SERVICES).await;
+    let router = builder(tls, "cluster.tls")?
+        .add_service(health_service)
         .add_optional_service(dispatcher.map(|d| d.tasks_server()))
-        .add_optional_service(dispatcher.map(|d| d.runner_server()))
-        .add_optional_service(scheduler.map(|s| s.schedules_server()))
-        // Small messages (assignments, acknowledgements) must not wait for Nagle's algorithm: the
-        // builder's tcp_nodelay only covers listeners it binds itself.
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            stop.cancelled_owned(),
-        );
-    Ok((health, async move { server.await.context("gRPC server failed") }))
+        .add_optional_service(scheduler.map(|s| s.schedules_server()));
+    Ok((health, serve(router, listener, stop)))
+}
+
+async fn health(
+    names: &[&str],
+) -> (
+    tonic_health::server::HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health + use<>>,
+) {
+    let (health, service) = tonic_health::server::health_reporter();
+    for name in names {
+        health.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+    }
+    (health, service)
+}
+
+fn builder(tls: Option<&crate::tls::KeyPair>, key: &str) -> anyhow::Result<tonic::transport::Server> {
+    let server = tonic::transport::Server::builder().tcp_nodelay(true);
+    match tls {
+        Some(pair) => {
+            server.tls_config(pair.server()).with_context(|| format!("config key `{key}`: cannot set up TLS"))
+        }
+        None => Ok(server),
+    }
+}
+
+fn serve(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    stop: CancellationToken,
+) -> BoxFuture<'static, anyhow::Result<()>> {
+    // Small messages (assignments, acknowledgements) must not wait for Nagle's algorithm: the
+    // builder's tcp_nodelay only covers listeners it binds itself.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    Box::pin(async move {
+        router.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await.context("gRPC server failed")
+    })
 }
 
 /// The key that seals project secrets: `secrets.encryption_key`, or on a single node one made at
@@ -73,13 +127,19 @@ pub fn seal_key(cfg: &Config) -> anyhow::Result<baton_core::sealed::SealKey> {
     baton_core::sealed::SealKey::from_base64(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// Where the local runner dials: this node's own runner port, over TLS when the port uses it.
+pub struct RunnerDial {
+    pub url: String,
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
 /// Registers the node's own runner with the dispatcher (a fresh secret at every start) and
 /// starts it; it attaches over gRPC like any remote runner.
 pub async fn local_runner(
     cfg: &Config,
     channel: Channel,
     auth: ClusterAuth,
-    url: String,
+    dial: RunnerDial,
 ) -> anyhow::Result<LocalRunner> {
     let name = cfg.runner.name.clone().unwrap_or_else(|| format!("local@{}", cfg.node_id()));
     let mut tasks = TasksClient::with_interceptor(channel, auth);
@@ -89,7 +149,8 @@ pub async fn local_runner(
         .context("cannot register the local runner with the dispatcher")?
         .into_inner();
     let runner = baton_runner::Runner::new(baton_runner::Options {
-        url,
+        url: dial.url,
+        tls: dial.tls,
         runner_id: reg.runner_id,
         secret: reg.secret,
         labels: cfg.runner.labels.clone(),

@@ -17,7 +17,9 @@ use baton_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use crate::tls::KeyPair;
 
 /// Which services one process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +57,10 @@ pub struct StartOptions {
 /// A running server.
 pub struct Server {
     pub http_addr: SocketAddr,
-    /// Where runners and internal callers reach the dispatcher, if this process runs one.
+    /// The runner port, where runners reach the dispatcher, if this process runs one.
     pub grpc_addr: Option<SocketAddr>,
+    /// The internal port (`Tasks`, `Schedules`), if this process runs a dispatcher or scheduler.
+    pub cluster_addr: Option<SocketAddr>,
     pub node_id: String,
     drain: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
@@ -87,13 +91,10 @@ impl Server {
     }
 }
 
-/// Where this process reaches a service over gRPC: itself when it runs that service, else the
-/// configured URL (`None` when neither: an error only if something needs it).
-fn internal_url(own: Option<SocketAddr>, configured: &Option<String>) -> Option<String> {
-    match own {
-        Some(addr) => Some(format!("http://{}", loopback(addr))),
-        None => configured.clone(),
-    }
+/// Where this process reaches one of its own ports, over TLS when the port uses it.
+fn own_url(addr: SocketAddr, tls: Option<&KeyPair>) -> String {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{}", loopback(addr))
 }
 
 /// The address a local client dials to reach a listener bound to `addr`.
@@ -103,6 +104,17 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
         SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
         other => other,
     }
+}
+
+/// A lazily connecting channel to `url`, over TLS when `tls` is given.
+fn channel(url: &str, tls: Option<ClientTlsConfig>, key: &str) -> anyhow::Result<Channel> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("config key `cluster.{key}_url`: {url:?} is not a URL"))?
+        .tcp_nodelay(true);
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).with_context(|| format!("cannot set up TLS to the {key} at {url}"))?;
+    }
+    Ok(endpoint.connect_lazy())
 }
 
 async fn bind(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
@@ -130,30 +142,40 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         crate::bootstrap::first_admin(&cfg, &baton_store::gateway::Tables::new(store.clone())).await?;
     }
 
+    let runner_tls = KeyPair::load("grpc.tls", cfg.grpc.tls.cert_file.as_deref(), cfg.grpc.tls.key_file.as_deref())?;
+    let cluster_tls =
+        KeyPair::load("cluster.tls", cfg.cluster.tls.cert_file.as_deref(), cfg.cluster.tls.key_file.as_deref())?;
+    let cluster_ca = crate::tls::read_ca("cluster.tls.ca_file", cfg.cluster.tls.ca_file.as_deref())?;
     let http = bind(&cfg.http.listen, "http.listen").await?;
-    // The dispatcher and the scheduler serve gRPC (runners; internal calls).
-    let grpc =
-        if only.dispatcher || only.scheduler { Some(bind(&cfg.grpc.listen, "grpc.listen").await?) } else { None };
+    // The dispatcher serves runners on the runner port; it and the scheduler serve each other and
+    // the gateway on the internal port, which is never exposed to runners.
+    let grpc = if only.dispatcher { Some(bind(&cfg.grpc.listen, "grpc.listen").await?) } else { None };
+    let internal =
+        if only.dispatcher || only.scheduler { Some(bind(&cfg.cluster.listen, "cluster.listen").await?) } else { None };
     let http_addr = http.local_addr()?;
     let grpc_addr = grpc.as_ref().map(TcpListener::local_addr).transpose()?;
+    let cluster_addr = internal.as_ref().map(TcpListener::local_addr).transpose()?;
     // A single node without a configured secret makes one up: nobody else needs to know it.
     let secret = cfg.cluster.secret.as_ref().map_or_else(|| baton_core::token::generate(""), |s| s.expose().to_owned());
     let auth = ClusterAuth::new(&secret).map_err(anyhow::Error::msg)?;
+    let cluster_secret = baton_core::internal::ClusterSecret::new(&secret);
     let node_id = cfg.node_id().to_owned();
-    let own = |runs: bool| grpc_addr.filter(|_| runs);
-    let dispatcher_url = internal_url(own(only.dispatcher), &cfg.cluster.dispatcher_url);
-    let scheduler_url = internal_url(own(only.scheduler), &cfg.cluster.scheduler_url);
-    let channel = |url: &Option<String>, key: &str| -> anyhow::Result<Channel> {
-        let url = url.clone().ok_or_else(|| {
+    // This process calls its own internal port over loopback, verifying its own certificate;
+    // other processes' ports at their configured URLs, trusting `cluster.tls.ca_file`.
+    let internal_channel = |runs: bool, key: &str| -> anyhow::Result<Channel> {
+        if let (true, Some(addr)) = (runs, cluster_addr) {
+            let tls = cluster_tls.as_ref().map(|p| p.loopback_client(cluster_ca.as_deref()));
+            return channel(&own_url(addr, cluster_tls.as_ref()), tls, key);
+        }
+        let configured = if key == "dispatcher" { &cfg.cluster.dispatcher_url } else { &cfg.cluster.scheduler_url };
+        let url = configured.clone().ok_or_else(|| {
             anyhow::anyhow!(
                 "config key `cluster.{key}_url` is required without a {key} in this process: set it to the {key}s' \
-             gRPC address (e.g. http://baton-{key}:7000)"
+                 internal address (e.g. http://baton-{key}:7001)"
             )
         })?;
-        Ok(Endpoint::from_shared(url)
-            .with_context(|| format!("config key `cluster.{key}_url` is not a URL"))?
-            .tcp_nodelay(true)
-            .connect_lazy())
+        let tls = url.starts_with("https://").then(|| crate::tls::remote_client(cluster_ca.as_deref()));
+        channel(&url, tls, key)
     };
 
     let seal_key = std::sync::Arc::new(crate::parts::seal_key(&cfg)?);
@@ -175,7 +197,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         baton_dispatcher::Service::new(
             baton_dispatcher::Options {
                 node_id: node_id.clone(),
-                cluster_secret: secret.clone(),
+                cluster_secret: cluster_secret.clone(),
                 lease: Duration::from_secs(cfg.dispatcher.lease_seconds),
                 heartbeat: Duration::from_secs(cfg.dispatcher.heartbeat_seconds),
                 seal_key: seal_key.clone(),
@@ -189,7 +211,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
             baton_scheduler::Options {
                 sweep_every: Duration::from_secs(1),
                 reconcile_every: Duration::from_secs(2),
-                cluster_secret: secret.clone(),
+                cluster_secret: cluster_secret.clone(),
                 retention: baton_scheduler::RetentionLimits {
                     max_age: (cfg.retention.max_age_seconds > 0)
                         .then(|| Duration::from_secs(cfg.retention.max_age_seconds)),
@@ -199,7 +221,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 retention_every: Duration::from_secs(cfg.retention.sweep_every_seconds.max(1)),
             },
             baton_scheduler::Deps {
-                dispatcher: channel(&dispatcher_url, "dispatcher")?,
+                dispatcher: internal_channel(only.dispatcher, "dispatcher")?,
                 auth: auth.clone(),
                 store: store.clone(),
                 coord: coord.clone(),
@@ -208,13 +230,26 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     } else {
         None
     };
-    if let Some(grpc) = grpc {
-        let (health, server) =
-            crate::parts::grpc_server(dispatcher.as_ref(), scheduler.as_ref(), grpc, stop.clone()).await?;
+    let mut healths = Vec::new();
+    if let (Some(listener), Some(d)) = (grpc, &dispatcher) {
+        let (health, server) = crate::parts::runner_port(d, listener, runner_tls.as_ref(), stop.clone()).await?;
         services.spawn(server);
-        if let Some(d) = &dispatcher {
-            services.spawn(crate::node::follow_drain(membership.clone(), d.clone(), health, stop.clone()));
-        }
+        healths.push((health, crate::parts::RUNNER_PORT_SERVICES));
+    }
+    if let Some(listener) = internal {
+        let (health, server) = crate::parts::internal_port(
+            dispatcher.as_ref(),
+            scheduler.as_ref(),
+            listener,
+            cluster_tls.as_ref(),
+            stop.clone(),
+        )
+        .await?;
+        services.spawn(server);
+        healths.push((health, crate::parts::INTERNAL_PORT_SERVICES));
+    }
+    if let Some(d) = &dispatcher {
+        services.spawn(crate::node::follow_drain(membership.clone(), d.clone(), healths, stop.clone()));
     }
     if let Some(d) = &dispatcher {
         let (d, s) = (d.clone(), stop.clone());
@@ -241,8 +276,8 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 store: store.clone(),
                 membership: membership.clone(),
                 coord: coord.clone(),
-                dispatcher: channel(&dispatcher_url, "dispatcher")?,
-                scheduler: channel(&scheduler_url, "scheduler")?,
+                dispatcher: internal_channel(only.dispatcher, "dispatcher")?,
+                scheduler: internal_channel(only.scheduler, "scheduler")?,
                 auth: auth.clone(),
             },
         );
@@ -253,18 +288,22 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         services.spawn(crate::node::serve_probes(http, membership.clone(), store.clone(), stop.clone()));
     }
 
-    let runner = match (&dispatcher, opts.no_runner, dispatcher_url) {
-        (Some(_), false, Some(url)) => {
-            Some(crate::parts::local_runner(&cfg, channel(&Some(url.clone()), "dispatcher")?, auth, url).await?)
+    let runner = match (&dispatcher, opts.no_runner, grpc_addr) {
+        (Some(_), false, Some(addr)) => {
+            let dial = crate::parts::RunnerDial {
+                url: own_url(addr, runner_tls.as_ref()),
+                tls: runner_tls.as_ref().map(|p| p.loopback_client(cluster_ca.as_deref())),
+            };
+            Some(crate::parts::local_runner(&cfg, internal_channel(true, "dispatcher")?, auth, dial).await?)
         }
         _ => None,
     };
-    tracing::info!(node_id = %node_id, services = ?only.names(), http = %http_addr, grpc = ?grpc_addr, runner = runner.is_some(), "baton started");
+    tracing::info!(node_id = %node_id, services = ?only.names(), http = %http_addr, grpc = ?grpc_addr, cluster = ?cluster_addr, runner = runner.is_some(), "baton started");
 
     let drain = CancellationToken::new();
     let task =
         tokio::spawn(lifecycle(Lifecycle { drain: drain.clone(), stop, services, runner, membership, dispatcher }));
-    Ok(Server { http_addr, grpc_addr, node_id, drain, task })
+    Ok(Server { http_addr, grpc_addr, cluster_addr, node_id, drain, task })
 }
 
 struct Lifecycle {

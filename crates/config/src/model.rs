@@ -6,7 +6,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::Secret;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` prints what `baton config check` prints: secrets masked, passwords in URLs too.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the SQLite database, runner working directories and node state live.
@@ -45,7 +46,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Database {
     /// `sqlite://…`, `postgres://…` or `mysql://…`; empty = SQLite in `data_dir`. Printed with its
@@ -85,19 +86,54 @@ impl Default for Http {
     }
 }
 
+/// The runner port: runners register and keep their streams here (and gRPC health and
+/// reflection answer). It may go behind the load balancer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Grpc {
     pub listen: String,
+    pub tls: Tls,
 }
 
 impl Default for Grpc {
     fn default() -> Grpc {
-        Grpc { listen: "0.0.0.0:7000".into() }
+        Grpc { listen: "0.0.0.0:7000".into(), tls: Tls::default() }
     }
 }
 
+/// TLS of a gRPC port: on when both files are given (PEM).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl Tls {
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
+}
+
+/// TLS of the internal port, and what internal clients trust.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterTls {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// The CA that signed the nodes' internal certificates, for internal clients dialling
+    /// `https://` URLs; without it they trust the system roots and this node's own certificate.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ClusterTls {
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Ha {
     pub enabled: bool,
@@ -106,7 +142,7 @@ pub struct Ha {
     pub redis: Redis,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Redis {
     /// `redis://…` or `rediss://…`; overrides the separate fields below.
@@ -137,16 +173,32 @@ impl Default for Redis {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The internal port: the services' own gRPC (`Tasks`, `Schedules`), for other nodes only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cluster {
-    /// Authenticates internal gRPC calls; generated per process when unset on a single node.
+    pub listen: String,
+    /// Authenticates internal gRPC calls (at least 32 characters); generated per process when
+    /// unset on a single node.
     pub secret: Option<Secret>,
-    /// The dispatchers' gRPC address, for `baton gateway` and `baton scheduler` run apart from
-    /// a dispatcher (e.g. `http://baton-dispatcher:7000`).
+    /// The dispatchers' internal address, for `baton gateway` and `baton scheduler` run apart
+    /// from a dispatcher (e.g. `http://baton-dispatcher:7001`).
     pub dispatcher_url: Option<String>,
-    /// The schedulers' gRPC address, for `baton gateway` run apart from a scheduler.
+    /// The schedulers' internal address, for `baton gateway` run apart from a scheduler.
     pub scheduler_url: Option<String>,
+    pub tls: ClusterTls,
+}
+
+impl Default for Cluster {
+    fn default() -> Cluster {
+        Cluster {
+            listen: "0.0.0.0:7001".into(),
+            secret: None,
+            dispatcher_url: None,
+            scheduler_url: None,
+            tls: ClusterTls::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -254,6 +306,23 @@ pub enum LogFormat {
     Text,
     Json,
 }
+
+/// `Debug` as the masked dump of `baton config check`: these hold URLs with passwords, and a
+/// derived `Debug` would print them.
+macro_rules! debug_masked {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match serde_json::to_string(self) {
+                    Ok(s) => f.write_str(&s),
+                    Err(_) => f.write_str(concat!(stringify!($t), " { .. }")),
+                }
+            }
+        }
+    )*};
+}
+
+debug_masked!(Config, Database, Ha, Redis);
 
 /// Labels as a list, or as one comma-separated string (the form environment variables give).
 fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

@@ -85,7 +85,7 @@ fn bad_values_name_the_key_and_the_fix() {
     let redis = ("BATON_HA_REDIS_ADDR", "redis:6379");
     let err = load_from(None, env(&[("BATON_HA_ENABLED", "true"), pg, redis])).unwrap_err().to_string();
     assert!(err.contains("cluster.secret") && err.contains("every node"), "{err}");
-    let secret = ("BATON_CLUSTER_SECRET", "x");
+    let secret = ("BATON_CLUSTER_SECRET", "x-cluster-secret-of-32-characters");
     let err = load_from(None, env(&[("BATON_HA_ENABLED", "true"), pg, redis, secret])).unwrap_err().to_string();
     assert!(err.contains("secrets.encryption_key"), "{err}");
     let key = ("BATON_SECRETS_ENCRYPTION_KEY", "k");
@@ -109,7 +109,7 @@ fn a_cluster_node_is_accepted_and_builds_its_redis_url_from_parts() {
             ("BATON_HA_REDIS_PASS", "p@ss word"),
             ("BATON_HA_REDIS_TLS", "true"),
             ("BATON_HA_REDIS_TLS_SKIP_VERIFY", "true"),
-            ("BATON_CLUSTER_SECRET", "c"),
+            ("BATON_CLUSTER_SECRET", "c-cluster-secret-of-32-characters"),
             ("BATON_SECRETS_ENCRYPTION_KEY", "k"),
         ]),
     )
@@ -124,7 +124,7 @@ fn masked_output_hides_every_secret() {
         None,
         env(&[
             ("BATON_DATABASE_URL", "postgres://baton:hunter2@db/baton"),
-            ("BATON_CLUSTER_SECRET", "s3cr3t-cluster"),
+            ("BATON_CLUSTER_SECRET", "s3cr3t-cluster-of-32-characters-x"),
             ("BATON_ADMIN_PASSWORD", "p4ssw0rd"),
         ]),
     )
@@ -132,7 +132,65 @@ fn masked_output_hides_every_secret() {
     let out = cfg.to_masked_toml();
     for secret in ["hunter2", "s3cr3t-cluster", "p4ssw0rd"] {
         assert!(!out.contains(secret), "{secret} leaked:\n{out}");
-        assert!(!format!("{cfg:?}").contains(secret) || secret == "hunter2", "{secret} in Debug");
+        assert!(!format!("{cfg:?}").contains(secret), "{secret} in Debug");
     }
     assert!(out.contains("postgres://baton:********@db/baton"), "{out}");
+}
+
+#[test]
+fn a_short_cluster_secret_is_refused_naming_the_key_and_the_fix() {
+    let err = load_from(None, env(&[("BATON_CLUSTER_SECRET", "too-short")])).unwrap_err().to_string();
+    assert!(err.contains("cluster.secret") && err.contains("at least 32") && err.contains("openssl rand"), "{err}");
+    let err = load_from(None, env(&[("BATON_CLUSTER_SECRET", "")])).unwrap_err().to_string();
+    assert!(err.contains("cluster.secret"), "{err}");
+    let ok = "x".repeat(32);
+    assert!(load_from(None, env(&[("BATON_CLUSTER_SECRET", &ok)])).is_ok());
+}
+
+#[test]
+fn the_internal_port_is_separate_and_tls_needs_both_files() {
+    let cfg = load_from(None, env(&[])).unwrap();
+    assert_eq!(cfg.cluster.listen, "0.0.0.0:7001");
+    assert!(!cfg.grpc.tls.enabled() && !cfg.cluster.tls.enabled());
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, "x").unwrap();
+    let cert = cert.display().to_string();
+    let err = load_from(None, env(&[("BATON_GRPC_TLS_CERT_FILE", &cert)])).unwrap_err().to_string();
+    assert!(err.contains("grpc.tls.key_file") && err.contains("both"), "{err}");
+    let missing = dir.path().join("nope.pem").display().to_string();
+    let vars = env(&[("BATON_CLUSTER_TLS_CERT_FILE", &cert), ("BATON_CLUSTER_TLS_KEY_FILE", &missing)]);
+    let err = load_from(None, vars).unwrap_err().to_string();
+    assert!(err.contains("cluster.tls.key_file") && err.contains("not a readable file"), "{err}");
+    let err = load_from(None, env(&[("BATON_CLUSTER_DISPATCHER_URL", "baton:7001")])).unwrap_err().to_string();
+    assert!(err.contains("cluster.dispatcher_url"), "{err}");
+}
+
+#[test]
+fn debug_never_shows_a_secret() {
+    let cfg = load_from(
+        None,
+        env(&[
+            ("BATON_DATABASE_URL", "postgres://u:db-password-1@h/db"),
+            ("BATON_HA_REDIS_URL", "redis://:redis-password-2@r:6379/0"),
+            ("BATON_HA_REDIS_PASS", "redis-password-3"),
+            ("BATON_CLUSTER_SECRET", "cluster-secret-4-cluster-secret-4-xx"),
+            ("BATON_ADMIN_PASSWORD", "admin-password-5"),
+            ("BATON_SECRETS_ENCRYPTION_KEY", "encryption-key-6"),
+        ]),
+    )
+    .unwrap();
+    for printed in [format!("{cfg:?}"), format!("{:?}", cfg.database), format!("{:?}", cfg.ha), format!("{:#?}", cfg)] {
+        for secret in [
+            "db-password-1",
+            "redis-password-2",
+            "redis-password-3",
+            "cluster-secret-4",
+            "admin-password-5",
+            "encryption-key-6",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("********"), "{printed}");
+    }
 }

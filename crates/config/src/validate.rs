@@ -1,15 +1,45 @@
 //! Checks of values that parse but cannot work, and the defaults that depend on other keys.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use baton_core::names::valid_label;
 
 use crate::{Config, Error, Result};
 
+/// The shortest accepted `cluster.secret`: it is all that guards the internal services.
+const MIN_SECRET: usize = 32;
+
+/// Both files of a TLS key pair, or neither; each must exist.
+fn check_tls(section: &str, cert: Option<&PathBuf>, key: Option<&PathBuf>) -> Result<()> {
+    match (cert, key) {
+        (None, None) => Ok(()),
+        (Some(_), None) | (None, Some(_)) => Err(Error::invalid(
+            &format!("{section}.{}", if cert.is_some() { "key_file" } else { "cert_file" }),
+            "is missing: TLS needs both a certificate and its key",
+            format!("set both {section}.cert_file and {section}.key_file (PEM), or neither"),
+        )),
+        (Some(cert), Some(key)) => {
+            for (name, path) in [("cert_file", cert), ("key_file", key)] {
+                if !path.is_file() {
+                    return Err(Error::invalid(
+                        &format!("{section}.{name}"),
+                        format!("{} is not a readable file", path.display()),
+                        "give the path of a PEM file",
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Validates `cfg` and fills in derived defaults (`database.url`, `ha.node_id`, `runner.name`,
 /// `runner.work_dir`).
 pub fn check(mut cfg: Config) -> Result<Config> {
-    for (key, value) in [("http.listen", &cfg.http.listen), ("grpc.listen", &cfg.grpc.listen)] {
+    for (key, value) in
+        [("http.listen", &cfg.http.listen), ("grpc.listen", &cfg.grpc.listen), ("cluster.listen", &cfg.cluster.listen)]
+    {
         value.parse::<SocketAddr>().map_err(|e| {
             Error::invalid(key, format!("{value:?} is not an address ({e})"), "use host:port, such as 0.0.0.0:3000")
         })?;
@@ -71,6 +101,38 @@ pub fn check(mut cfg: Config) -> Result<Config> {
                 "secrets.encryption_key",
                 "is required when ha.enabled is on",
                 "set the same key on every node (`openssl rand -base64 32`)",
+            ));
+        }
+    }
+    if let Some(secret) = &cfg.cluster.secret
+        && secret.expose().chars().count() < MIN_SECRET
+    {
+        return Err(Error::invalid(
+            "cluster.secret",
+            format!("is {} characters long; it must be at least {MIN_SECRET}", secret.expose().chars().count()),
+            "set a long random value, the same on every node (`openssl rand -hex 32`)",
+        ));
+    }
+    check_tls("grpc.tls", cfg.grpc.tls.cert_file.as_ref(), cfg.grpc.tls.key_file.as_ref())?;
+    check_tls("cluster.tls", cfg.cluster.tls.cert_file.as_ref(), cfg.cluster.tls.key_file.as_ref())?;
+    if let Some(ca) = &cfg.cluster.tls.ca_file
+        && !ca.is_file()
+    {
+        return Err(Error::invalid(
+            "cluster.tls.ca_file",
+            format!("{} is not a readable file", ca.display()),
+            "give the PEM file of the CA that signed the nodes' internal certificates",
+        ));
+    }
+    for key in ["dispatcher_url", "scheduler_url"] {
+        let url = if key == "dispatcher_url" { &cfg.cluster.dispatcher_url } else { &cfg.cluster.scheduler_url };
+        if let Some(url) = url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::invalid(
+                &format!("cluster.{key}"),
+                format!("{url:?} is not an http:// or https:// URL"),
+                "give the internal port's address, such as http://baton-dispatcher:7001 (https:// with cluster TLS)",
             ));
         }
     }

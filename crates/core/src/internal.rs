@@ -33,8 +33,26 @@ impl Interceptor for ClusterAuth {
     }
 }
 
+/// The cluster secret as the serving side keeps it: cheap to clone, and masked in `Debug`, so an
+/// options struct that holds it may derive `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterSecret(std::sync::Arc<str>);
+
+impl ClusterSecret {
+    pub fn new(secret: &str) -> ClusterSecret {
+        ClusterSecret(secret.into())
+    }
+}
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterSecret(********)")
+    }
+}
+
 /// `Ok` when `req` carries `secret` as its bearer token.
-pub fn check<T>(req: &tonic::Request<T>, secret: &str) -> Result<(), tonic::Status> {
+pub fn check<T>(req: &tonic::Request<T>, secret: &ClusterSecret) -> Result<(), tonic::Status> {
+    let secret: &str = &secret.0;
     let given = req
         .metadata()
         .get("authorization")
@@ -54,11 +72,13 @@ mod tests {
 
     #[test]
     fn only_the_secret_passes() {
+        let (secret, other) = (ClusterSecret::new("s3cret"), ClusterSecret::new("other"));
         let mut req = tonic::Request::new(());
-        assert!(check(&req, "s3cret").is_err(), "no header");
+        assert!(check(&req, &secret).is_err(), "no header");
         let mut auth = ClusterAuth::new("s3cret").unwrap();
         req = auth.call(req).unwrap();
-        assert!(check(&req, "s3cret").is_ok());
-        assert!(check(&req, "other").is_err());
+        assert!(check(&req, &secret).is_ok());
+        assert!(check(&req, &other).is_err());
+        assert!(!format!("{secret:?}{auth:?}").contains("s3cret"));
     }
 }

@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub struct Options {
     pub node_id: String,
     /// Internal callers present it as a bearer token.
-    pub cluster_secret: String,
+    pub cluster_secret: baton_core::internal::ClusterSecret,
     /// A runner silent this long loses its tasks.
     pub lease: Duration,
     /// How often runners are asked to send heartbeats.

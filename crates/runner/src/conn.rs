@@ -76,8 +76,11 @@ impl From<&str> for End {
 /// One stream. `Ok` means the runner is stopping; `Err` means reconnect.
 async fn session(runner: &Runner, stop: &CancellationToken) -> Result<(), End> {
     let opts = &runner.opts;
-    let channel = Endpoint::from_shared(opts.url.clone())
-        .map_err(|e| e.to_string())?
+    let mut endpoint = Endpoint::from_shared(opts.url.clone()).map_err(|e| e.to_string())?;
+    if let Some(tls) = &opts.tls {
+        endpoint = endpoint.tls_config(tls.clone()).map_err(|e| format!("cannot set up TLS: {e}"))?;
+    }
+    let channel = endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
@@ -85,7 +88,7 @@ async fn session(runner: &Runner, stop: &CancellationToken) -> Result<(), End> {
         .keep_alive_while_idle(true)
         .connect()
         .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
+        .map_err(|e| format!("cannot connect: {}", crate::explain(&opts.url, &e)))?;
     let mut client = RunnerClient::new(channel);
     let (tx, rx) = mpsc::channel::<RunnerMessage>(1024);
     let hello = Hello {
@@ -104,8 +107,11 @@ async fn session(runner: &Runner, stop: &CancellationToken) -> Result<(), End> {
         "authorization",
         format!("Bearer {}", opts.secret).parse().map_err(|_| "runner secret has invalid characters")?,
     );
-    let mut inbound =
-        client.attach(req).await.map_err(|e| format!("server refused the stream: {}", e.message()))?.into_inner();
+    let mut inbound = client
+        .attach(req)
+        .await
+        .map_err(|e| format!("server refused the stream: {}", crate::explain_status(&opts.url, &e)))?
+        .into_inner();
 
     runner.jobs.reset_sent();
     let mut draining_sent = false;

@@ -4,6 +4,7 @@
 //! broken stream or a restarted server loses nothing.
 
 mod conn;
+mod dial;
 mod exec;
 mod jobs;
 mod mask;
@@ -14,13 +15,16 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use dial::{explain, explain_status};
 pub use exec::StopReason;
 
 /// The runner's settings.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The dispatcher's gRPC URL, such as `http://127.0.0.1:7000`.
+    /// The dispatcher's gRPC URL, such as `http://127.0.0.1:7000` (`https://` with TLS).
     pub url: String,
+    /// How to verify the server, for an `https://` URL.
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
     pub runner_id: i64,
     pub secret: String,
     pub labels: Vec<String>,

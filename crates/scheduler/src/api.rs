@@ -18,7 +18,7 @@ const MAX_PREVIEW: u32 = 100;
 pub struct SchedulesApi {
     pub tables: Tables,
     pub coord: Coord,
-    pub cluster_secret: String,
+    pub cluster_secret: baton_core::internal::ClusterSecret,
     pub clock: fn() -> i64,
 }
 

@@ -45,7 +45,7 @@ pub struct Options {
     /// How often the coordination queue is rebuilt from SQL.
     pub reconcile_every: Duration,
     /// Internal callers of the `Schedules` service present it as a bearer token.
-    pub cluster_secret: String,
+    pub cluster_secret: baton_core::internal::ClusterSecret,
     /// How long finished tasks are kept, and how often that is enforced.
     pub retention: RetentionLimits,
     pub retention_every: Duration,

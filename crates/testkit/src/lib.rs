@@ -13,7 +13,7 @@ pub use client::{Client, Resp};
 pub use databases::{Dialect, TestDatabase};
 pub use postgres::PrivatePostgres;
 pub use redis::PrivateRedis;
-pub use server::{TestServer, free_port};
+pub use server::{TestServer, free_port, test_config};
 
 /// The password of the admin every test server starts with.
 pub const ADMIN_PASSWORD: &str = "admin-password-1";

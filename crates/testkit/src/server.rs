@@ -40,6 +40,7 @@ pub fn test_config(data_dir: &Path, database_url: &str) -> Config {
         ("BATON_DATA_DIR", data_dir.display().to_string()),
         ("BATON_HTTP_LISTEN", "127.0.0.1:0".into()),
         ("BATON_GRPC_LISTEN", "127.0.0.1:0".into()),
+        ("BATON_CLUSTER_LISTEN", "127.0.0.1:0".into()),
         ("BATON_HA_NODE_ID", "test-node".into()),
         ("BATON_ADMIN_USERNAME", "admin".into()),
         ("BATON_ADMIN_PASSWORD", ADMIN_PASSWORD.into()),
@@ -98,8 +99,18 @@ impl TestServer {
         self.server.as_ref().and_then(|s| s.grpc_addr).map(|a| format!("http://{a}")).unwrap_or_default()
     }
 
+    /// The internal port (`Tasks`, `Schedules`), plaintext.
+    pub fn cluster_url(&self) -> String {
+        self.server.as_ref().and_then(|s| s.cluster_addr).map(|a| format!("http://{a}")).unwrap_or_default()
+    }
+
     /// A server without the local runner: only remote runners take its work.
     pub async fn start_without_runner() -> TestServer {
+        TestServer::start_with_no_runner(|_| {}).await
+    }
+
+    /// A server without the local runner whose test configuration `adjust` changes first.
+    pub async fn start_with_no_runner(adjust: impl Fn(&mut Config) + Send + Sync + 'static) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().to_owned();
         let db = std::sync::Arc::new(TestDatabase::create().await);
@@ -107,7 +118,7 @@ impl TestServer {
             dir: Some(dir),
             data_dir,
             db,
-            adjust: std::sync::Arc::new(|_| {}),
+            adjust: std::sync::Arc::new(adjust),
             opts: StartOptions { no_runner: true, ..StartOptions::default() },
         })
         .await

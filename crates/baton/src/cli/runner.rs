@@ -17,9 +17,14 @@ use tokio_util::sync::CancellationToken;
 pub enum RunnerCommand {
     /// Registers this machine as a runner and writes its config file.
     Register {
-        /// The dispatcher's gRPC URL (through the load balancer), e.g. http://baton.internal:7000.
+        /// The runner port's URL (through the load balancer), e.g. http://baton.internal:7000, or
+        /// https://… when the port (or the load balancer) uses TLS.
         #[arg(long)]
         url: String,
+        /// PEM file of the CA that signed the server's certificate, for an https:// URL whose
+        /// certificate is not from a CA the system trusts; kept in the config file for `run`.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
         /// A registration token from `POST /api/v1/runner-registration-tokens`.
         #[arg(long)]
         token: String,
@@ -56,6 +61,31 @@ struct RunnerFile {
     kill_grace_ms: u64,
     #[serde(default = "default_shutdown_grace")]
     shutdown_grace_seconds: u64,
+    /// The CA that signed the server's certificate (PEM), for an https:// URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_file: Option<PathBuf>,
+}
+
+/// How the runner verifies the server: TLS for an https:// URL, trusting the system roots and
+/// the CA in `ca_file`.
+fn client_tls(url: &str, ca_file: Option<&Path>) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
+    if !url.starts_with("https://") {
+        if ca_file.is_some() {
+            bail!("--ca-file is for https:// URLs; {url} is not one");
+        }
+        return Ok(None);
+    }
+    let ca = match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("cannot read the CA file {}", path.display()))?;
+            if !String::from_utf8_lossy(&pem).contains("BEGIN CERTIFICATE") {
+                bail!("{} holds no PEM certificate", path.display());
+            }
+            Some(pem)
+        }
+        None => None,
+    };
+    Ok(Some(baton::tls::remote_client(ca.as_deref())))
 }
 
 fn default_kill_grace() -> u64 {
@@ -69,22 +99,33 @@ fn default_shutdown_grace() -> u64 {
 /// Runs `cmd`; `file` is the runner's config file (`--config`, default `runner.toml`).
 pub async fn run(cmd: RunnerCommand, file: PathBuf) -> anyhow::Result<()> {
     match cmd {
-        RunnerCommand::Register { url, token, name, labels, capacity, force } => {
+        RunnerCommand::Register { url, ca_file, token, name, labels, capacity, force } => {
             if file.exists() && !force {
                 bail!(
                     "{} exists; pass --force to replace it (the old identity stops working only if revoked)",
                     file.display()
                 );
             }
-            let mut client = RunnerClient::connect(url.clone())
-                .await
-                .with_context(|| format!("cannot reach the dispatcher at {url}"))?;
+            // Kept as an absolute path: `run` may start from another directory.
+            let ca_file = ca_file
+                .map(|p| std::fs::canonicalize(&p).with_context(|| format!("cannot find the CA file {}", p.display())))
+                .transpose()?;
+            let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                .with_context(|| format!("--url {url:?} is not a URL"))?
+                .connect_timeout(Duration::from_secs(10));
+            if let Some(tls) = client_tls(&url, ca_file.as_deref())? {
+                endpoint = endpoint.tls_config(tls).context("cannot set up TLS")?;
+            }
+            let channel = endpoint.connect().await.map_err(|e| {
+                anyhow::anyhow!("cannot reach the server at {url}: {}", baton_runner::explain(&url, &e))
+            })?;
+            let mut client = RunnerClient::new(channel);
             let req =
                 RegisterRequest { token, name: name.clone(), labels, capacity, version: baton_core::VERSION.into() };
             let resp = client
                 .register(req)
                 .await
-                .map_err(|s| anyhow::anyhow!("registration refused: {}", s.message()))?
+                .map_err(|s| anyhow::anyhow!("registration refused: {}", baton_runner::explain_status(&url, &s)))?
                 .into_inner();
             let cfg = RunnerFile {
                 url,
@@ -96,6 +137,7 @@ pub async fn run(cmd: RunnerCommand, file: PathBuf) -> anyhow::Result<()> {
                 work_dir: None,
                 kill_grace_ms: default_kill_grace(),
                 shutdown_grace_seconds: default_shutdown_grace(),
+                ca_file,
             };
             write_private(&file, &toml::to_string_pretty(&cfg)?)?;
             println!("registered runner {} (id {}); its config is in {}", cfg.name, cfg.runner_id, file.display());
@@ -108,8 +150,11 @@ pub async fn run(cmd: RunnerCommand, file: PathBuf) -> anyhow::Result<()> {
             baton_telemetry::init("info", baton_telemetry::Format::Auto).map_err(anyhow::Error::msg)?;
             let work_dir =
                 cfg.work_dir.clone().unwrap_or_else(|| file.parent().unwrap_or(Path::new(".")).join("baton-runner"));
+            let tls = client_tls(&cfg.url, cfg.ca_file.as_deref())
+                .with_context(|| format!("{}: key `ca_file`", file.display()))?;
             let runner = baton_runner::Runner::new(baton_runner::Options {
                 url: cfg.url,
+                tls,
                 runner_id: cfg.runner_id,
                 secret: cfg.secret,
                 labels: cfg.labels,

@@ -24,6 +24,8 @@ pub struct Node {
     pub id: String,
     pub http_port: u16,
     pub grpc_port: u16,
+    /// The internal port (`Tasks`, `Schedules`).
+    pub cluster_port: u16,
     pub url: String,
     dir: PathBuf,
     shared: Shared,
@@ -48,11 +50,12 @@ impl Node {
         // A port from `free_port` is free only until someone binds it; other tests bind port 0
         // too. When it was taken in between, try again with new ports.
         for _ in 0..5 {
-            let (http_port, grpc_port) = (free_port(), free_port());
+            let (http_port, grpc_port, cluster_port) = (free_port(), free_port(), free_port());
             let mut node = Node {
                 id: id.to_owned(),
                 http_port,
                 grpc_port,
+                cluster_port,
                 url: format!("http://127.0.0.1:{http_port}"),
                 dir: dir.clone(),
                 shared: shared.clone(),
@@ -105,6 +108,7 @@ impl Node {
             .env("BATON_SECRETS_ENCRYPTION_KEY", &s.encryption_key)
             .env("BATON_HTTP_LISTEN", format!("127.0.0.1:{}", self.http_port))
             .env("BATON_GRPC_LISTEN", format!("127.0.0.1:{}", self.grpc_port))
+            .env("BATON_CLUSTER_LISTEN", format!("127.0.0.1:{}", self.cluster_port))
             .env("BATON_ADMIN_USERNAME", "admin")
             .env("BATON_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("BATON_DATA_DIR", &self.dir)

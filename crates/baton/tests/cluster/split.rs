@@ -15,7 +15,7 @@ async fn services_started_apart_join_the_same_cluster() {
     let c = Cluster::start(Dialect::Postgres).await;
     let (shared, root) = (c.nodes[0].shared(), c.dir.path());
     let dispatcher = Node::start_as(root, "dispatcher-x", &shared, &["dispatcher"], &[]).await;
-    let dispatcher_url = format!("http://127.0.0.1:{}", dispatcher.grpc_port);
+    let dispatcher_url = format!("http://127.0.0.1:{}", dispatcher.cluster_port);
     let scheduler = Node::start_as(
         root,
         "scheduler-x",
@@ -24,7 +24,7 @@ async fn services_started_apart_join_the_same_cluster() {
         &[("BATON_CLUSTER_DISPATCHER_URL", dispatcher_url.clone())],
     )
     .await;
-    let scheduler_url = format!("http://127.0.0.1:{}", scheduler.grpc_port);
+    let scheduler_url = format!("http://127.0.0.1:{}", scheduler.cluster_port);
     let gateway = Node::start_as(
         root,
         "gateway-x",

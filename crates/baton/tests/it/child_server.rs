@@ -81,6 +81,8 @@ impl ChildServer {
             .env("BATON_DATABASE_URL", &db.url)
             .env("BATON_HTTP_LISTEN", &http)
             .env("BATON_GRPC_LISTEN", &grpc)
+            // The internal port is not used from outside: any free one.
+            .env("BATON_CLUSTER_LISTEN", "127.0.0.1:0")
             .env("BATON_ADMIN_USERNAME", "admin")
             .env("BATON_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("BATON_DISPATCHER_LEASE_SECONDS", opts.lease_seconds.to_string())

@@ -1,5 +1,6 @@
 //! The standard gRPC services every node serves beside its own: `grpc.health.v1` and server
-//! reflection, so ordinary gRPC tools can check and inspect it.
+//! reflection, so ordinary gRPC tools can check and inspect it; and the split of the ports: the
+//! runner port serves runners only, the internal port the services' own calls only.
 
 use baton_testkit::TestServer;
 use tonic_health::pb::HealthCheckRequest;
@@ -16,7 +17,7 @@ async fn health_and_reflection_answer() {
     let channel = tonic::transport::Endpoint::from_shared(srv.grpc_url()).unwrap().connect().await.unwrap();
 
     let mut health = HealthClient::new(channel.clone());
-    for service in ["", "baton.v1.Tasks", "baton.v1.Runner"] {
+    for service in ["", "baton.v1.Runner"] {
         let r = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
         assert_eq!(r.status(), ServingStatus::Serving, "{service:?}");
     }
@@ -32,7 +33,37 @@ async fn health_and_reflection_answer() {
     let first = answers.message().await.unwrap().expect("an answer");
     let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else { panic!("{first:?}") };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
-    for want in ["baton.v1.Tasks", "baton.v1.Runner", "grpc.health.v1.Health"] {
+    for want in ["baton.v1.Runner", "grpc.health.v1.Health"] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
+    assert!(!names.iter().any(|n| n == "baton.v1.Tasks"), "the runner port lists internal services: {names:?}");
+
+    let internal = tonic::transport::Endpoint::from_shared(srv.cluster_url()).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(internal);
+    for service in ["", "baton.v1.Tasks", "baton.v1.Schedules"] {
+        let r = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+        assert_eq!(r.status(), ServingStatus::Serving, "{service:?}");
+    }
+}
+
+/// Runners (outside the trust boundary) reach only the `Runner` service: the internal services
+/// are not served on their port at all, even to a caller holding the cluster secret; and the
+/// internal port serves no runner.
+#[tokio::test]
+async fn the_runner_port_serves_no_internal_service() {
+    use baton_proto::v1::runner_client::RunnerClient;
+    use baton_proto::v1::tasks_client::TasksClient;
+    use baton_proto::v1::{RegisterRequest, SweepRequest};
+
+    let srv = TestServer::start_without_runner().await;
+    let runner_port = tonic::transport::Endpoint::from_shared(srv.grpc_url()).unwrap().connect().await.unwrap();
+    let err = TasksClient::new(runner_port).sweep(SweepRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+
+    let internal = tonic::transport::Endpoint::from_shared(srv.cluster_url()).unwrap().connect().await.unwrap();
+    let err = TasksClient::new(internal.clone()).sweep(SweepRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "the internal port wants the cluster secret: {err:?}");
+    let req = RegisterRequest { token: "brt_x".into(), name: "x".into(), ..Default::default() };
+    let err = RunnerClient::new(internal).register(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
 }

@@ -10,6 +10,7 @@ mod child_server;
 mod database_outage;
 mod execution;
 mod grpc_services;
+mod grpc_tls;
 mod hand_runner;
 mod limits;
 mod migrate_command;

@@ -27,27 +27,20 @@ impl RunnerProcess {
 
     /// Registers a runner through the API at `c` and starts it dialling `grpc_url`.
     pub async fn start_on(c: &Client, grpc_url: &str, name: &str, labels: &str) -> RunnerProcess {
+        RunnerProcess::start_with(c, grpc_url, name, labels, &[]).await
+    }
+
+    /// Like [`RunnerProcess::start_on`], with more arguments for `baton runner register`.
+    pub async fn start_with(c: &Client, grpc_url: &str, name: &str, labels: &str, more: &[&str]) -> RunnerProcess {
         let token = c.registration_token().await;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("runner.toml");
-        let out = baton(
-            &[
-                "runner",
-                "register",
-                "--url",
-                grpc_url,
-                "--token",
-                &token,
-                "--name",
-                name,
-                "--capacity",
-                "1",
-                "--labels",
-                labels,
-                "--config",
-            ],
-            &file,
-        );
+        let mut args =
+            vec!["runner", "register", "--url", grpc_url, "--token", &token, "--name", name, "--capacity", "1"];
+        args.extend(["--labels", labels]);
+        args.extend(more);
+        args.push("--config");
+        let out = baton(&args, &file);
         assert!(out.status.success(), "register failed: {}", String::from_utf8_lossy(&out.stderr));
         let text = std::fs::read_to_string(&file).unwrap();
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
@@ -97,7 +90,7 @@ impl Drop for RunnerProcess {
     }
 }
 
-fn baton(args: &[&str], last: &Path) -> std::process::Output {
+pub fn baton(args: &[&str], last: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_baton"))
         .args(args)
         .arg(last)
