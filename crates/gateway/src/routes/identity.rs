@@ -133,7 +133,7 @@ pub async fn update_user(
         }
         None => None,
     };
-    let changes = UserChanges { username: body.username, password_hash, admin: body.admin };
+    let changes = UserChanges { username: body.username, password_hash, admin: body.admin, keep_session: None };
     Ok(Json(model::user(&state.tables.update_user(uid, changes).await?)))
 }
 
