@@ -128,7 +128,10 @@ mod tests {
         while h.waiting.load(Ordering::SeqCst) < WAITERS_PER_PERMIT {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let refused = h.run(|| ()).await.unwrap_err();
+        let refused = tokio::time::timeout(Duration::from_secs(2), h.run(|| ()))
+            .await
+            .expect("refused at once, not queued")
+            .unwrap_err();
         assert_eq!(refused.code, ErrorCode::RateLimited);
         assert_eq!(refused.retry_after, Some(Duration::from_secs(1)));
         for _ in 0..jobs.len() {
