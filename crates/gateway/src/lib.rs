@@ -123,3 +123,29 @@ impl Service {
         tokio::join!(serve(listener, self.router(), s.opts.http, shutdown.clone()), sweep);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_do_not_print_the_seal_key() {
+        let key = "c2VjcmV0LXNlYWwta2V5LW9mLTMyLWJ5dGVzLWxvbmc=";
+        let opts = Options {
+            node_id: "n".into(),
+            max_body_bytes: 1,
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(1),
+            runner_lease: Duration::from_secs(1),
+            seal_key: Arc::new(baton_core::sealed::SealKey::from_base64(key).unwrap()),
+            login: LoginLimits::default(),
+            hash_concurrency: 1,
+            trusted_proxies: Vec::new(),
+            http: HttpLimits::default(),
+            sweep_every: Duration::from_secs(1),
+        };
+        let shown = format!("{opts:?}");
+        assert!(shown.contains("SealKey(********)"), "{shown}");
+        assert!(!shown.contains(key) && !shown.contains("secret-seal-key"), "{shown}");
+    }
+}
