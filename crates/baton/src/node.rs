@@ -85,35 +85,47 @@ pub async fn track_readiness(membership: Arc<Membership>, store: Store, stop: Ca
     }
 }
 
+/// What the probes of a process without the gateway need.
+pub struct Probes {
+    pub membership: Arc<Membership>,
+    pub store: Store,
+    pub limits: baton_gateway::HttpLimits,
+}
+
 /// `/api/health` and `/api/ready` for a process without the gateway (a split dispatcher or
-/// scheduler), so orchestrators and load balancers probe every process alike.
-pub async fn serve_probes(
-    listener: tokio::net::TcpListener,
-    membership: Arc<Membership>,
-    store: Store,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
+/// scheduler), so orchestrators and load balancers probe every process alike, served with the
+/// same limits as the API. Like the gateway's, readiness says why not in a few fixed words; the
+/// driver's message goes to the log.
+pub async fn serve_probes(listener: tokio::net::TcpListener, p: Probes, stop: CancellationToken) -> anyhow::Result<()> {
     use axum::http::StatusCode;
     use axum::routing::get;
+    let Probes { membership, store, limits } = p;
     let node = membership.node_id();
     let ready = move || {
         let (membership, store) = (membership.clone(), store.clone());
         async move {
-            let (status, why) = if membership.is_draining() {
-                (StatusCode::SERVICE_UNAVAILABLE, "draining".to_owned())
+            let why = if membership.is_draining() {
+                Some("draining")
             } else {
                 match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
-                    Ok(Ok(())) => (StatusCode::OK, String::new()),
-                    Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("database unreachable: {e}")),
-                    Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable: no answer within 2s".into()),
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "readiness: the database does not answer");
+                        Some("database unreachable")
+                    }
+                    Err(_) => {
+                        tracing::warn!("readiness: the database gave no answer within 2 s");
+                        Some("database unreachable")
+                    }
                 }
             };
-            let body = if status == StatusCode::OK {
-                serde_json::json!({"status": "ready"})
-            } else {
-                serde_json::json!({"error": {"code": "unavailable", "message": why}})
-            };
-            (status, axum::Json(body))
+            match why {
+                None => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ready"}))),
+                Some(why) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(serde_json::json!({"error": {"code": "unavailable", "message": why}})),
+                ),
+            }
         }
     };
     let app = axum::Router::new()
@@ -128,6 +140,6 @@ pub async fn serve_probes(
                 r
             }
         }));
-    axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+    baton_gateway::serve(listener, app, limits, stop).await;
     Ok(())
 }

@@ -117,6 +117,15 @@ fn channel(url: &str, tls: Option<ClientTlsConfig>, key: &str) -> anyhow::Result
     Ok(endpoint.connect_lazy())
 }
 
+/// The HTTP server's timeouts and connection limit (`http.*`).
+fn http_limits(cfg: &Config) -> baton_gateway::HttpLimits {
+    baton_gateway::HttpLimits {
+        header_read_timeout: Duration::from_secs(cfg.http.header_read_timeout_seconds),
+        idle_timeout: Duration::from_secs(cfg.http.idle_timeout_seconds),
+        max_connections: cfg.http.max_connections,
+    }
+}
+
 async fn bind(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
@@ -271,6 +280,15 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 session_ttl: Duration::from_secs(cfg.http.session_ttl_hours * 3600),
                 runner_lease: Duration::from_secs(cfg.dispatcher.lease_seconds),
                 seal_key,
+                login: baton_gateway::LoginLimits {
+                    per_user: cfg.login.max_failures_per_user,
+                    per_address: cfg.login.max_failures_per_address,
+                    window: Duration::from_secs(cfg.login.window_seconds),
+                },
+                hash_concurrency: cfg.login.hash_concurrency,
+                trusted_proxies: cfg.trusted_proxies(),
+                http: http_limits(&cfg),
+                sweep_every: Duration::from_secs(cfg.login.sweep_every_seconds),
             },
             baton_gateway::Deps {
                 store: store.clone(),
@@ -282,10 +300,15 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
             },
         );
         let s = stop.clone();
-        services.spawn(async move { gateway.run(http, s).await.context("HTTP server failed") });
+        services.spawn(async move {
+            gateway.run(http, s).await;
+            Ok(())
+        });
     } else {
         // Orchestrators probe every process the same way.
-        services.spawn(crate::node::serve_probes(http, membership.clone(), store.clone(), stop.clone()));
+        let probes =
+            crate::node::Probes { membership: membership.clone(), store: store.clone(), limits: http_limits(&cfg) };
+        services.spawn(crate::node::serve_probes(http, probes, stop.clone()));
     }
 
     let runner = match (&dispatcher, opts.no_runner, grpc_addr) {

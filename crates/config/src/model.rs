@@ -14,6 +14,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database: Database,
     pub http: Http,
+    pub login: Login,
     pub grpc: Grpc,
     pub ha: Ha,
     pub cluster: Cluster,
@@ -32,6 +33,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./baton-data"),
             database: Database::default(),
             http: Http::default(),
+            login: Login::default(),
             grpc: Grpc::default(),
             ha: Ha::default(),
             cluster: Cluster::default(),
@@ -73,6 +75,17 @@ pub struct Http {
     /// Marks the session cookie `Secure`; turn on behind HTTPS.
     pub secure_cookies: bool,
     pub session_ttl_hours: u64,
+    /// A request's headers must arrive within this long of its first byte (of the connection,
+    /// for the first request): slow clients cannot hold connections open.
+    pub header_read_timeout_seconds: u64,
+    /// A keep-alive connection with no request in flight is closed after this long.
+    pub idle_timeout_seconds: u64,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Proxies (CIDRs or addresses) whose `X-Forwarded-For` is believed when finding a client's
+    /// address; `a,b` in the environment.
+    #[serde(deserialize_with = "list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Http {
@@ -82,6 +95,39 @@ impl Default for Http {
             max_body_bytes: 1 << 20,
             secure_cookies: false,
             session_ttl_hours: 24 * 7,
+            header_read_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            max_connections: 10_000,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// Login throttling, password hashing and the sweep of expired sessions and tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Login {
+    /// Failed logins for one user name within a window before logins for it are refused.
+    pub max_failures_per_user: u64,
+    /// Failed logins from one client address (IPv6: its /64) within a window before logins
+    /// from it are refused.
+    pub max_failures_per_address: u64,
+    /// The counting window, counted from a key's first failure.
+    pub window_seconds: u64,
+    /// Password hashes computed at once (each takes ~19 MiB); 0 = the number of CPUs.
+    pub hash_concurrency: usize,
+    /// How often expired sessions and API tokens are deleted.
+    pub sweep_every_seconds: u64,
+}
+
+impl Default for Login {
+    fn default() -> Login {
+        Login {
+            max_failures_per_user: 10,
+            max_failures_per_address: 100,
+            window_seconds: 900,
+            hash_concurrency: 0,
+            sweep_every_seconds: 60,
         }
     }
 }
@@ -223,7 +269,7 @@ pub struct Runner {
     pub name: Option<String>,
     /// Scripts run at once.
     pub capacity: u32,
-    #[serde(deserialize_with = "labels")]
+    #[serde(deserialize_with = "list")]
     pub labels: Vec<String>,
     /// Where task working directories go; defaults to `<data_dir>/work`.
     pub work_dir: Option<PathBuf>,
@@ -324,8 +370,8 @@ macro_rules! debug_masked {
 
 debug_masked!(Config, Database, Ha, Redis);
 
-/// Labels as a list, or as one comma-separated string (the form environment variables give).
-fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// A list, or one comma-separated string (the form environment variables give).
+fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -380,7 +426,18 @@ impl Config {
         self.ha.node_id.as_deref().unwrap_or("baton")
     }
 
+    /// `http.trusted_proxies` as networks (an address is a network of one); always all of them
+    /// once the configuration is validated.
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        self.http.trusted_proxies.iter().filter_map(|p| parse_net(p)).collect()
+    }
+
     pub fn work_dir(&self) -> PathBuf {
         self.runner.work_dir.clone().unwrap_or_else(|| self.data_dir.join("work"))
     }
+}
+
+/// A CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address.
+pub(crate) fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }

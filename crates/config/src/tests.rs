@@ -194,3 +194,20 @@ fn debug_never_shows_a_secret() {
         assert!(printed.contains("********"), "{printed}");
     }
 }
+
+#[test]
+fn trusted_proxies_and_limits_are_checked() {
+    let cfg = load_from(None, env(&[("BATON_HTTP_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7,fd00::/8")])).unwrap();
+    assert_eq!(cfg.http.trusted_proxies, vec!["10.0.0.0/8", "192.168.1.7", "fd00::/8"]);
+    let nets: Vec<String> = cfg.trusted_proxies().iter().map(ToString::to_string).collect();
+    assert_eq!(nets, vec!["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]);
+    assert!(load_from(None, env(&[])).unwrap().trusted_proxies().is_empty(), "no proxy is trusted by default");
+
+    let err = load_from(None, env(&[("BATON_HTTP_TRUSTED_PROXIES", "10.0.0.0/8,lb.internal")])).unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("http.trusted_proxies") && err.contains("lb.internal"), "{err}");
+    let err = load_from(None, env(&[("BATON_LOGIN_WINDOW_SECONDS", "0")])).unwrap_err().to_string();
+    assert!(err.contains("login.window_seconds") && err.contains("900"), "{err}");
+    let err = load_from(None, env(&[("BATON_HTTP_MAX_CONNECTIONS", "0")])).unwrap_err().to_string();
+    assert!(err.contains("http.max_connections"), "{err}");
+}

@@ -177,8 +177,32 @@ pub fn check(mut cfg: Config) -> Result<Config> {
     if cfg.http.session_ttl_hours == 0 {
         return Err(Error::invalid("http.session_ttl_hours", "is 0", "set it to at least 1 (default 168)"));
     }
+    check_http_and_login(&cfg)?;
     if cfg.admin.username.as_deref().is_some_and(str::is_empty) {
         return Err(Error::invalid("admin.username", "is empty", "give a user name or unset it"));
     }
     Ok(cfg)
+}
+
+fn check_http_and_login(cfg: &Config) -> Result<()> {
+    let at_least_one = [
+        ("http.header_read_timeout_seconds", cfg.http.header_read_timeout_seconds, "10"),
+        ("http.idle_timeout_seconds", cfg.http.idle_timeout_seconds, "60"),
+        ("http.max_connections", cfg.http.max_connections as u64, "10000"),
+        ("login.max_failures_per_user", cfg.login.max_failures_per_user, "10"),
+        ("login.max_failures_per_address", cfg.login.max_failures_per_address, "100"),
+        ("login.window_seconds", cfg.login.window_seconds, "900"),
+        ("login.sweep_every_seconds", cfg.login.sweep_every_seconds, "60"),
+    ];
+    if let Some((key, _, default)) = at_least_one.iter().find(|(_, v, _)| *v == 0) {
+        return Err(Error::invalid(key, "is 0", format!("set it to at least 1 (default {default})")));
+    }
+    if let Some(bad) = cfg.http.trusted_proxies.iter().find(|p| crate::model::parse_net(p).is_none()) {
+        return Err(Error::invalid(
+            "http.trusted_proxies",
+            format!("{bad:?} is not an address or a CIDR"),
+            "list your load balancers as addresses or networks, such as 10.0.0.0/8,192.168.1.7",
+        ));
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Beat, Coord, Coordinator, Error, Lock, NodeInfo, Queued, Result, Subscription};
+use crate::{Beat, Coord, Coordinator, Count, Error, Lock, NodeInfo, Queued, Result, Subscription};
 
 /// How long one call may take before the backend counts as down.
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -135,6 +135,21 @@ impl Coordinator for Guarded {
         self.call(self.inner.unlock(lock)).await
     }
 
+    // Counters fail fast like everything else while the backend is down. Their users must not
+    // treat that as "no count" (failing open) nor as "over the limit" (locking everyone out):
+    // the gateway's login throttle keeps counting in process until coordination returns.
+    async fn hit(&self, key: &str, window: Duration) -> Result<Count> {
+        self.call(self.inner.hit(key, window)).await
+    }
+
+    async fn peek(&self, key: &str) -> Result<Count> {
+        self.call(self.inner.peek(key)).await
+    }
+
+    async fn clear(&self, key: &str) -> Result<()> {
+        self.call(self.inner.clear(key)).await
+    }
+
     async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat> {
         self.call(self.inner.beat(node, ttl)).await
     }
@@ -228,6 +243,18 @@ mod tests {
             self.gate()?;
             self.inner.unlock(lock).await
         }
+        async fn hit(&self, key: &str, window: Duration) -> Result<Count> {
+            self.gate()?;
+            self.inner.hit(key, window).await
+        }
+        async fn peek(&self, key: &str) -> Result<Count> {
+            self.gate()?;
+            self.inner.peek(key).await
+        }
+        async fn clear(&self, key: &str) -> Result<()> {
+            self.gate()?;
+            self.inner.clear(key).await
+        }
         async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat> {
             self.gate()?;
             self.inner.beat(node, ttl).await
@@ -275,6 +302,25 @@ mod tests {
         health.wait_for(|up| *up).await.unwrap();
         assert!(guarded.healthy());
         assert_eq!(guarded.queue_page(None, 10).await.unwrap(), vec![q]);
+        stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counters_fail_fast_while_down_and_count_again_after() {
+        let flaky = Arc::new(Flaky::default());
+        let guarded = Guarded::new(flaky.clone());
+        let window = Duration::from_secs(60);
+        assert_eq!(guarded.hit("k", window).await.unwrap().n, 1);
+        flaky.down.store(true, Ordering::SeqCst);
+        assert!(guarded.hit("k", window).await.is_err());
+        let reached = flaky.calls.load(Ordering::SeqCst);
+        assert!(guarded.peek("k").await.is_err() && guarded.clear("k").await.is_err());
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), reached, "calls while down must not reach the backend");
+        flaky.down.store(false, Ordering::SeqCst);
+        let stop = CancellationToken::new();
+        tokio::spawn(guarded.clone().probe(stop.clone()));
+        guarded.health().wait_for(|up| *up).await.unwrap();
+        assert_eq!(guarded.hit("k", window).await.unwrap().n, 2, "the count kept in the backend goes on");
         stop.cancel();
     }
 }

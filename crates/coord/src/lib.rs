@@ -1,5 +1,5 @@
 //! Coordination between services and nodes: pub/sub of task events, log lines, cancellations and
-//! dispatch wake-ups; the ready queue; locks; node heartbeats. Coordination is only ever a hint:
+//! dispatch wake-ups; the ready queue; locks; node heartbeats; expiring counters. Coordination is only ever a hint:
 //! SQL decides every state change, so a lost message, a flushed queue or a lock held twice costs
 //! latency or duplicated (idempotent) work, never correctness.
 //!
@@ -67,6 +67,15 @@ pub(crate) fn clamp_priority(priority: i32) -> i32 {
 pub struct Lock {
     pub name: String,
     pub token: String,
+}
+
+/// A fixed-window counter as [`Coordinator::hit`] and [`Coordinator::peek`] report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Count {
+    /// Hits since the window began; 0 when no window is open.
+    pub n: u64,
+    /// Until the window ends and the count starts again from 0; zero when no window is open.
+    pub resets_in: Duration,
 }
 
 /// What a node says about itself in its heartbeat.
@@ -138,6 +147,24 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
 
     /// Releases a lock if `lock.token` still holds it.
     async fn unlock(&self, lock: &Lock) -> Result<()>;
+
+    // --- counters ---
+    //
+    // Fixed-window counters, e.g. of failed logins per user name, shared by every node. The first
+    // hit of a key opens a window of the given length; later hits count into it whatever window
+    // they pass; when it ends the key is gone and the next hit opens a new one. Fixed rather than
+    // sliding windows: one atomic increment per hit, and a `resets_in` that is an honest
+    // `Retry-After`.
+
+    /// Counts one hit of `key` and returns the count including it. Opens a window of `window`
+    /// when none is open.
+    async fn hit(&self, key: &str, window: Duration) -> Result<Count>;
+
+    /// The count of `key` without changing it (`n == 0` when no window is open).
+    async fn peek(&self, key: &str) -> Result<Count>;
+
+    /// Ends the window of `key` at once: the count is 0 again.
+    async fn clear(&self, key: &str) -> Result<()>;
 
     // --- nodes ---
 

@@ -1,5 +1,5 @@
-//! The in-process coordinator: a broadcast channel per topic, and the queue, locks and node
-//! records in memory. Exactly the semantics of the Redis one within a single process, which is all
+//! The in-process coordinator: a broadcast channel per topic, and the queue, locks, counters and
+//! node records in memory. Exactly the semantics of the Redis one within a single process, which is all
 //! the embedded default has.
 
 use std::collections::{BTreeSet, HashMap};
@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use crate::{Beat, Coordinator, Error, Lock, NodeInfo, Queued, Result, Subscription, clamp_priority};
+use crate::{Beat, Coordinator, Count, Error, Lock, NodeInfo, Queued, Result, Subscription, clamp_priority};
 
 /// How many messages a slow subscriber may fall behind before it sees `Lagged`.
 const TOPIC_CAPACITY: usize = 4096;
@@ -24,6 +24,36 @@ pub struct Local {
     work: watch::Sender<u64>,
     locks: Mutex<HashMap<String, Held>>,
     nodes: Mutex<HashMap<String, Held<NodeInfo>>>,
+    counters: Mutex<Counters>,
+}
+
+/// Open counter windows. Expired ones are dropped when the map has doubled since the last
+/// sweep, so keys that are hit once and never again (a flood of made-up user names) cannot
+/// pile up, at an amortised constant cost per hit.
+#[derive(Debug, Default)]
+struct Counters {
+    open: HashMap<String, Held<u64>>,
+    sweep_at: usize,
+}
+
+/// The size below which counters are never swept.
+const COUNTERS_MIN_SWEEP: usize = 1024;
+
+impl Counters {
+    fn live(&self, key: &str, now: Instant) -> Option<&Held<u64>> {
+        self.open.get(key).filter(|h| h.live(now))
+    }
+
+    fn sweep_if_grown(&mut self, now: Instant) {
+        if self.open.len() >= self.sweep_at.max(COUNTERS_MIN_SWEEP) {
+            self.open.retain(|_, h| h.live(now));
+            self.sweep_at = 2 * self.open.len();
+        }
+    }
+}
+
+fn count_of(h: &Held<u64>, now: Instant) -> Count {
+    Count { n: h.value, resets_in: h.expires.saturating_duration_since(now) }
 }
 
 /// The ready queue: the placement order, and each task's (clamped) priority to find its entry.
@@ -69,6 +99,7 @@ impl Default for Local {
             work: watch::Sender::new(0),
             locks: Mutex::default(),
             nodes: Mutex::default(),
+            counters: Mutex::default(),
         }
     }
 }
@@ -193,6 +224,28 @@ impl Coordinator for Local {
         Ok(())
     }
 
+    async fn hit(&self, key: &str, window: Duration) -> Result<Count> {
+        let now = Instant::now();
+        let mut counters = lock(&self.counters);
+        counters.sweep_if_grown(now);
+        let h = counters.open.entry(key.to_owned()).or_insert(Held { value: 0, expires: now });
+        if !h.live(now) {
+            *h = Held { value: 0, expires: now + window };
+        }
+        h.value = h.value.saturating_add(1);
+        Ok(count_of(h, now))
+    }
+
+    async fn peek(&self, key: &str) -> Result<Count> {
+        let now = Instant::now();
+        Ok(lock(&self.counters).live(key, now).map(|h| count_of(h, now)).unwrap_or_default())
+    }
+
+    async fn clear(&self, key: &str) -> Result<()> {
+        lock(&self.counters).open.remove(key);
+        Ok(())
+    }
+
     async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat> {
         let now = Instant::now();
         let mut nodes = lock(&self.nodes);
@@ -263,6 +316,21 @@ mod tests {
         drop(sub);
         c.publish("t", Bytes::new()).await.unwrap();
         assert!(c.topics.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_counters_are_swept_once_the_map_has_grown() {
+        let c = Local::new();
+        for i in 0..COUNTERS_MIN_SWEEP - 1 {
+            c.hit(&format!("k{i}"), Duration::from_secs(1)).await.unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(c.counters.lock().unwrap().open.len(), COUNTERS_MIN_SWEEP - 1, "no sweep below the floor");
+        c.hit("fresh", Duration::from_secs(1)).await.unwrap();
+        c.hit("fresh", Duration::from_secs(1)).await.unwrap();
+        let counters = c.counters.lock().unwrap();
+        assert_eq!(counters.open.len(), 1, "expired windows stay after a sweep");
+        assert_eq!(counters.open["fresh"].value, 2);
     }
 
     #[tokio::test]

@@ -1,8 +1,11 @@
 //! API errors: a code from [`ErrorCode`] and a message for people, rendered as
-//! `{"error": {"code": "...", "message": "..."}}` with the code's HTTP status.
+//! `{"error": {"code": "...", "message": "..."}}` with the code's HTTP status, and `Retry-After`
+//! when the error says when to try again.
+
+use std::time::Duration;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use baton_core::{Coded, ErrorCode};
 
@@ -14,11 +17,18 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct Error {
     pub code: ErrorCode,
     pub message: String,
+    /// Sent as `Retry-After` (whole seconds, rounded up).
+    pub retry_after: Option<Duration>,
 }
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Error {
-        Error { code, message: message.into() }
+        Error { code, message: message.into(), retry_after: None }
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn rate_limited(message: impl Into<String>, retry_after: Duration) -> Error {
+        Error { retry_after: Some(retry_after), ..Error::new(ErrorCode::RateLimited, message) }
     }
 
     /// 400 about one field of the input.
@@ -76,6 +86,30 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(after)));
+        }
+        resp
+    }
+}
+
+/// `Retry-After` in whole seconds: rounded up, and at least 1 (0 would invite an instant retry).
+pub fn retry_after_secs(after: Duration) -> u64 {
+    after.as_millis().div_ceil(1000).max(1) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(900)), 900);
+        let resp = Error::rate_limited("slow down", Duration::from_millis(2500)).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "3");
     }
 }

@@ -3,10 +3,15 @@
 //! through the dispatcher's gRPC `Tasks` service, never by writing the dispatcher's tables.
 
 mod auth;
+mod client_addr;
 mod error;
 mod extract;
+mod hashing;
 mod model;
 mod routes;
+mod serve;
+mod sweeper;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +24,12 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub use auth::{hash_password, verify_password};
+pub use client_addr::client_addr;
 pub use error::Error;
+pub use serve::{Limits as HttpLimits, serve};
+pub use throttle::Limits as LoginLimits;
 
-/// The gateway's settings.
+/// The gateway's settings. `Debug` shows no secret: the seal key prints masked.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub node_id: String,
@@ -32,6 +40,16 @@ pub struct Options {
     pub runner_lease: Duration,
     /// Seals project secrets.
     pub seal_key: std::sync::Arc<baton_core::sealed::SealKey>,
+    /// When failed logins are refused.
+    pub login: LoginLimits,
+    /// Password hashes computed at once; 0 = one per CPU.
+    pub hash_concurrency: usize,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Timeouts and the connection limit of the HTTP server.
+    pub http: HttpLimits,
+    /// How often expired sessions and API tokens are deleted.
+    pub sweep_every: Duration,
 }
 
 /// What the gateway needs from outside.
@@ -64,6 +82,8 @@ struct State {
     coord: baton_coord::Coord,
     /// Which database the node uses, for the cluster view.
     dialect: &'static str,
+    throttle: throttle::Throttle,
+    hasher: hashing::Hasher,
 }
 
 type AppState = Arc<State>;
@@ -77,6 +97,8 @@ pub struct Service {
 impl Service {
     pub fn new(opts: Options, deps: Deps) -> Service {
         let state = State {
+            throttle: throttle::Throttle::new(deps.coord.clone(), opts.login),
+            hasher: hashing::Hasher::new(opts.hash_concurrency),
             opts,
             dialect: deps.store.dialect(),
             tables: baton_store::gateway::Tables::new(deps.store),
@@ -93,14 +115,37 @@ impl Service {
         routes::router(self.state.clone())
     }
 
-    /// Serves HTTP on `listener` until `shutdown`, then finishes in-flight requests.
-    pub async fn run(self, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
-        use axum::serve::ListenerExt;
-        let app = self.router();
-        // Answers are small: do not hold them back for Nagle's algorithm.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    /// Serves HTTP on `listener` and sweeps expired sessions and tokens until `shutdown`, then
+    /// finishes in-flight requests.
+    pub async fn run(self, listener: tokio::net::TcpListener, shutdown: CancellationToken) {
+        let s = &self.state;
+        let sweep = sweeper::run(s.tables.clone(), s.coord.clone(), s.opts.sweep_every, shutdown.clone());
+        tokio::join!(serve(listener, self.router(), s.opts.http, shutdown.clone()), sweep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_do_not_print_the_seal_key() {
+        let key = "c2VjcmV0LXNlYWwta2V5LW9mLTMyLWJ5dGVzLWxvbmc=";
+        let opts = Options {
+            node_id: "n".into(),
+            max_body_bytes: 1,
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(1),
+            runner_lease: Duration::from_secs(1),
+            seal_key: Arc::new(baton_core::sealed::SealKey::from_base64(key).unwrap()),
+            login: LoginLimits::default(),
+            hash_concurrency: 1,
+            trusted_proxies: Vec::new(),
+            http: HttpLimits::default(),
+            sweep_every: Duration::from_secs(1),
+        };
+        let shown = format!("{opts:?}");
+        assert!(shown.contains("SealKey(********)"), "{shown}");
+        assert!(!shown.contains(key) && !shown.contains("secret-seal-key"), "{shown}");
     }
 }

@@ -25,12 +25,34 @@ pub use error::{Error, Result};
 pub use spec::{LogLine, LogStream, TaskSpec};
 
 /// How to reach the database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
+    /// Holds the database password: never print it (`Debug` masks it).
     pub url: String,
     pub max_connections: u32,
     pub connect_timeout: Duration,
     pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("url", &masked_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
+/// `url` with the password of its user info replaced by `********`.
+fn masked_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((auth, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
+        None => url.to_owned(),
+    }
 }
 
 /// A cheap-to-clone handle on the connection pool.
@@ -116,4 +138,21 @@ pub(crate) async fn end_tx<T>(tx: sea_orm::DatabaseTransaction, result: Result<T
 /// Milliseconds since the Unix epoch, the unit of every time column.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn options_do_not_print_the_password() {
+        let t = std::time::Duration::from_secs(1);
+        let opts = super::Options {
+            url: "postgres://baton:hunter2@db/baton".into(),
+            max_connections: 1,
+            connect_timeout: t,
+            acquire_timeout: t,
+        };
+        let shown = format!("{opts:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("postgres://baton:********@db/baton"), "{shown}");
+        assert_eq!(super::masked_url("sqlite://./x.db"), "sqlite://./x.db");
+    }
 }

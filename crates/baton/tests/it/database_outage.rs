@@ -66,3 +66,20 @@ async fn a_postgres_restart_in_the_middle_of_a_run_loses_nothing() {
     let next = c.submit(pid, c.template(pid, json!({"script": "echo after"})).await).await;
     assert_eq!(c.wait_final(pid, next, Duration::from_secs(30)).await["status"], "succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_names_a_database_outage_without_the_drivers_words() {
+    let pg = PrivatePostgres::start();
+    // Pool waits shorter than the probe's own 2 s, so the driver's error reaches the probe.
+    let srv =
+        TestServer::start_on(TestDatabase::existing(&pg.url()), |cfg| cfg.database.acquire_timeout_seconds = 1).await;
+    pg.stop();
+    let ready = wait_for_status(&srv, "/api/ready", 503, Duration::from_secs(10)).await;
+    // A short reason only: no host, port, user or driver message for an unauthenticated caller.
+    assert_eq!(
+        ready.body,
+        json!({"error": {"code": "unavailable", "message": "database unreachable"}}),
+        "{}",
+        ready.text
+    );
+}

@@ -10,12 +10,14 @@
 //! | `{prefix}work`           | channel: "a task was enqueued"                            |
 //! | `{prefix}topic:{topic}`  | channel of a pub/sub topic                                |
 //! | `{prefix}lock:{name}`    | a lock's random token, with the lock's time to live        |
+//! | `{prefix}count:{key}`    | a counter, with its window as time to live ([`counters`])  |
 //! | `{prefix}node:{id}`      | a node's `NodeInfo` JSON, with the heartbeat's time to live |
 //! | `{prefix}nodes`          | set of node ids that may still have a record               |
 //!
-//! The Lua scripts ([`locks`], [`nodes`]) read keys they build from the prefix, so this needs a
+//! The Lua scripts ([`locks`], [`nodes`], [`counters`]) read keys they build from the prefix, so this needs a
 //! single Redis (or a primary with replicas), not Redis Cluster.
 
+mod counters;
 mod locks;
 mod nodes;
 mod pubsub;
@@ -29,7 +31,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_redis::{Manager, Pool, Runtime};
 
-use crate::{Beat, Coordinator, Error, Lock, NodeInfo, Queued, Result, Subscription};
+use crate::{Beat, Coordinator, Count, Error, Lock, NodeInfo, Queued, Result, Subscription};
 
 /// How long to wait for a TCP (and TLS) connection to Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -70,6 +72,7 @@ struct Keys {
     work: String,
     topic_prefix: String,
     lock_prefix: String,
+    counter_prefix: String,
     node_prefix: String,
     nodes: String,
 }
@@ -82,6 +85,7 @@ impl Keys {
             work: format!("{prefix}work"),
             topic_prefix: format!("{prefix}topic:"),
             lock_prefix: format!("{prefix}lock:"),
+            counter_prefix: format!("{prefix}count:"),
             node_prefix: format!("{prefix}node:"),
             nodes: format!("{prefix}nodes"),
         }
@@ -93,6 +97,10 @@ impl Keys {
 
     fn lock(&self, name: &str) -> String {
         format!("{}{name}", self.lock_prefix)
+    }
+
+    fn counter(&self, key: &str) -> String {
+        format!("{}{key}", self.counter_prefix)
     }
 
     fn node(&self, id: &str) -> String {
@@ -159,6 +167,8 @@ struct Scripts {
     enqueue: ::redis::Script,
     extend: ::redis::Script,
     unlock: ::redis::Script,
+    hit: ::redis::Script,
+    peek: ::redis::Script,
     beat: ::redis::Script,
     leave: ::redis::Script,
     nodes: ::redis::Script,
@@ -170,6 +180,8 @@ impl Scripts {
             enqueue: ::redis::Script::new(queue::ENQUEUE),
             extend: ::redis::Script::new(locks::EXTEND),
             unlock: ::redis::Script::new(locks::UNLOCK),
+            hit: ::redis::Script::new(counters::HIT),
+            peek: ::redis::Script::new(counters::PEEK),
             beat: ::redis::Script::new(nodes::BEAT),
             leave: ::redis::Script::new(nodes::LEAVE),
             nodes: ::redis::Script::new(nodes::LIVE),
@@ -317,6 +329,23 @@ impl Coordinator for Redis {
     async fn unlock(&self, lock: &Lock) -> Result<()> {
         let mut c = self.conn("unlock").await?;
         locks::unlock(&mut c, &self.keys, &self.scripts.unlock, lock).await.map_err(|e| self.unavailable("unlock", e))
+    }
+
+    async fn hit(&self, key: &str, window: Duration) -> Result<Count> {
+        let mut c = self.conn("counter").await?;
+        counters::hit(&mut c, &self.keys, &self.scripts.hit, key, window)
+            .await
+            .map_err(|e| self.unavailable("counter", e))
+    }
+
+    async fn peek(&self, key: &str) -> Result<Count> {
+        let mut c = self.conn("counter").await?;
+        counters::peek(&mut c, &self.keys, &self.scripts.peek, key).await.map_err(|e| self.unavailable("counter", e))
+    }
+
+    async fn clear(&self, key: &str) -> Result<()> {
+        let mut c = self.conn("counter").await?;
+        counters::clear(&mut c, &self.keys, key).await.map_err(|e| self.unavailable("counter", e))
     }
 
     async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat> {

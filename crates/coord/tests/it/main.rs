@@ -29,6 +29,7 @@ macro_rules! both {
     )*};
 }
 
+mod counters;
 mod locks;
 mod nodes;
 mod pubsub;

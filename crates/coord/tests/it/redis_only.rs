@@ -89,6 +89,9 @@ async fn calls_fail_fast_while_redis_is_down_and_work_again_after() {
     unavailable("beat", one.beat(&node("n", "i"), LONG)).await;
     unavailable("leave", one.leave("n", "i")).await;
     unavailable("nodes", one.nodes()).await;
+    unavailable("counter hit", one.hit("c", LONG)).await;
+    unavailable("counter peek", one.peek("c")).await;
+    unavailable("counter clear", one.clear("c")).await;
 
     server.start_again();
     // Every live subscription learns it may have missed messages, then receives new ones.
@@ -110,6 +113,26 @@ async fn calls_fail_fast_while_redis_is_down_and_work_again_after() {
     let (woken, _one) = within(5, waiter).await.unwrap();
     assert!(woken.unwrap());
     assert_eq!(two.queue_page(None, 10).await.unwrap(), vec![q]);
+}
+
+#[tokio::test]
+async fn a_counter_is_one_key_under_the_prefix_expiring_with_its_window() {
+    let server = PrivateRedis::start();
+    let prefix = unique_prefix();
+    let c = connect(&server.url(), &prefix).await;
+    c.hit("login:user:x", LONG).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}count:login:user:x");
+    let value: i64 = redis::cmd("GET").arg(&key).query_async(&mut raw).await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut raw).await.unwrap();
+    assert_eq!(value, 1);
+    assert!(ttl > 0 && ttl <= LONG.as_millis() as i64, "the window is the key's time to live: {ttl}");
+    // A key that lost its time to live (set by hand, say) gets the window on the next hit.
+    redis::cmd("PERSIST").arg(&key).query_async::<i64>(&mut raw).await.unwrap();
+    assert!(c.hit("login:user:x", LONG).await.unwrap().resets_in <= LONG);
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut raw).await.unwrap();
+    assert!(ttl > 0, "a counter never lives forever: {ttl}");
 }
 
 #[tokio::test]

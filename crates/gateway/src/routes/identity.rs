@@ -1,4 +1,6 @@
-//! Login and logout, the caller's identity, users (admins only) and the caller's API tokens.
+//! Login and logout (throttled, see `throttle.rs`), the caller's identity and password, users
+//! (admins only) and the caller's API tokens. Every password hash goes through the bounded
+//! hashing pool (`hashing.rs`).
 
 use axum::Json;
 use axum::extract::State;
@@ -10,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{self, Caller, SESSION_COOKIE};
+use crate::client_addr::ClientAddr;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath};
 use crate::{AppState, model};
@@ -21,25 +24,20 @@ pub struct Login {
     password: String,
 }
 
-/// Hashing is slow on purpose; keep it off the async workers.
-async fn verify(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash)).await.unwrap_or(false)
-}
-
-async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?
-        .map_err(|e| Error::new(ErrorCode::Internal, e))
-}
-
-pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> Result<Response> {
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(body): ApiJson<Login>,
+) -> Result<Response> {
+    // Refused before anything is hashed: a throttled attacker costs no more than a lookup.
+    state.throttle.check(&body.username, addr).await?;
     let user = state.tables.user_by_name(&body.username).await?;
-    let stored = user.as_ref().map_or_else(|| auth::DUMMY_HASH.clone(), |u| u.password_hash.clone());
-    let ok = verify(body.password, stored).await;
+    let ok = state.hasher.verify(body.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     let Some(user) = user.filter(|_| ok) else {
+        state.throttle.failed(&body.username, addr).await;
         return Err(Error::new(ErrorCode::Unauthenticated, "wrong username or password"));
     };
+    state.throttle.succeeded(&body.username).await;
     let session = token::generate("bts_");
     let ttl = state.opts.session_ttl;
     state.tables.create_session(user.id, &token::digest(&session), ttl.as_millis() as i64).await?;
@@ -60,6 +58,48 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
 
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
     Ok(Json(model::user(&state.tables.user(caller.id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current_password: String,
+    password: String,
+}
+
+/// `PATCH /users/me`: a new password, given the current one. Every other session of the caller
+/// ends; the one making the change stays. A wrong current password is a 400 naming the field
+/// (the caller is authenticated and may change their password; one field of the input is
+/// wrong), and counts as a failed login, so a stolen session cannot guess the password
+/// faster than the login form could.
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<Json<Value>> {
+    check_password(&body.password)?;
+    let user = state.tables.user(caller.id).await?;
+    state.throttle.check(&user.username, addr).await?;
+    if !state.hasher.verify(body.current_password, Some(user.password_hash)).await? {
+        state.throttle.failed(&user.username, addr).await;
+        return Err(Error::field("current_password", "is not your current password"));
+    }
+    state.throttle.succeeded(&user.username).await;
+    let changes = UserChanges {
+        password_hash: Some(state.hasher.hash(body.password).await?),
+        keep_session: own_session(&headers),
+        ..Default::default()
+    };
+    let user = state.tables.update_user(caller.id, changes).await?;
+    tracing::info!(user_id = user.id, "password changed; other sessions ended");
+    Ok(Json(model::user(&user)))
+}
+
+/// The digest of the session the request came with, if any.
+fn own_session(headers: &HeaderMap) -> Option<String> {
+    auth::session_cookie(headers).map(|s| token::digest(&s))
 }
 
 pub async fn list_users(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
@@ -99,7 +139,7 @@ pub async fn create_user(
     caller.require_admin()?;
     check_username(&body.username)?;
     check_password(&body.password)?;
-    let password_hash = hash(body.password).await?;
+    let password_hash = state.hasher.hash(body.password).await?;
     let new = NewUser { username: &body.username, password_hash: &password_hash, admin: body.admin };
     let user = state.tables.create_user(new).await?;
     Ok((StatusCode::CREATED, Json(model::user(&user))))
@@ -113,10 +153,13 @@ pub struct UserPatch {
     admin: Option<bool>,
 }
 
+/// An administrator's change of a user; a new password ends that user's sessions (all of them,
+/// or all but the caller's own when administrators change their own password this way).
 pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(uid): ApiPath<i64>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<UserPatch>,
 ) -> Result<Json<Value>> {
     caller.require_admin()?;
@@ -129,11 +172,12 @@ pub async fn update_user(
     let password_hash = match body.password {
         Some(pw) => {
             check_password(&pw)?;
-            Some(hash(pw).await?)
+            Some(state.hasher.hash(pw).await?)
         }
         None => None,
     };
-    let changes = UserChanges { username: body.username, password_hash, admin: body.admin };
+    let keep_session = if uid == caller.id { own_session(&headers) } else { None };
+    let changes = UserChanges { username: body.username, password_hash, admin: body.admin, keep_session };
     Ok(Json(model::user(&state.tables.update_user(uid, changes).await?)))
 }
 

@@ -28,7 +28,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/auth/login", post(identity::login))
         .route("/auth/logout", post(identity::logout))
-        .route("/users/me", get(identity::me))
+        .route("/users/me", get(identity::me).patch(identity::change_password))
         .route("/users", get(identity::list_users).post(identity::create_user))
         .route("/users/{uid}", axum::routing::patch(identity::update_user).delete(identity::delete_user))
         .route("/tokens", get(identity::list_tokens).post(identity::create_token))

@@ -167,7 +167,13 @@ pub async fn log(
     })))
 }
 
-/// The whole log as plain text, one line per line.
+/// Lines per read of `log/raw`: one page is all it holds in memory at a time.
+const RAW_PAGE: usize = 1000;
+
+/// The whole log as plain text, one line per line, streamed page by page from SQL so that a log
+/// of any size costs one page of memory. The first page is read before answering, so a failure
+/// there is still an error response; a failure later aborts the body (the client sees a broken
+/// transfer, never a log that silently ends early).
 pub async fn raw_log(
     State(state): State<AppState>,
     caller: Caller,
@@ -175,20 +181,44 @@ pub async fn raw_log(
 ) -> Result<Response> {
     visible(&state, &caller, pid).await?;
     state.tables.project_task(pid, id).await?;
-    let mut out = String::new();
-    let mut after = 0;
-    loop {
-        let page = state.tables.log_page(id, after, 10_000).await?;
-        for l in &page.lines {
-            out.push_str(&l.text);
-            out.push('\n');
+    let first = state.tables.log_page(id, 0, RAW_PAGE).await?;
+    let tables = state.tables.clone();
+    let pages = futures::stream::unfold(RawPages::Ready(first), move |at| {
+        let tables = tables.clone();
+        async move {
+            let page = match at {
+                RawPages::Ready(page) => page,
+                RawPages::After(after) => match tables.log_page(id, after, RAW_PAGE).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!(task_id = id, error = %e, "log/raw: reading the next page failed");
+                        return Some((Err(std::io::Error::other("reading the log failed")), RawPages::Done));
+                    }
+                },
+                RawPages::Done => return None,
+            };
+            let mut text = String::with_capacity(page.lines.iter().map(|l| l.text.len() + 1).sum());
+            for l in &page.lines {
+                text.push_str(&l.text);
+                text.push('\n');
+            }
+            let next = match page.lines.last() {
+                Some(l) if page.more => RawPages::After(l.seq),
+                _ => RawPages::Done,
+            };
+            Some((Ok(bytes::Bytes::from(text)), next))
         }
-        match page.lines.last() {
-            Some(l) if page.more => after = l.seq,
-            _ => break,
-        }
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response())
+    });
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], axum::body::Body::from_stream(pages)).into_response())
+}
+
+/// Where `log/raw` stands.
+enum RawPages {
+    /// A page read and not sent yet.
+    Ready(baton_store::views::LogPage),
+    /// The next page starts after this sequence number.
+    After(i64),
+    Done,
 }
 
 pub async fn cancel(

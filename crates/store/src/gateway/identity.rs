@@ -1,12 +1,15 @@
 //! Users, login sessions and API tokens. Secrets arrive here already hashed: passwords as argon2id
 //! strings, session and API tokens as SHA-256 digests.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set,
+};
 
 use super::Tables;
 use crate::entity::{api_token, session, user};
-use crate::error::found;
-use crate::{Error, Result, now_ms};
+use crate::error::{found, on_deadlock};
+use crate::{Error, Result, end_tx, now_ms};
 
 pub struct NewUser<'a> {
     pub username: &'a str,
@@ -15,11 +18,15 @@ pub struct NewUser<'a> {
 }
 
 /// Fields of a user to change; `None` leaves one as it is.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct UserChanges {
     pub username: Option<String>,
+    /// A new password ends every session of the user but `keep_session`, in the same
+    /// transaction: whoever held the old password is logged out with it.
     pub password_hash: Option<String>,
     pub admin: Option<bool>,
+    /// The digest of the session that stays when the password changes (the caller's own).
+    pub keep_session: Option<String>,
 }
 
 impl Tables {
@@ -54,17 +61,34 @@ impl Tables {
     }
 
     pub async fn update_user(&self, id: i64, changes: UserChanges) -> Result<user::Model> {
-        let mut row: user::ActiveModel = self.user(id).await?.into();
-        if let Some(v) = changes.username {
-            row.username = Set(v);
+        // MySQL may pick this transaction as a deadlock victim against a login of the same user
+        // (both touch the user's range of the sessions index); it left nothing behind then.
+        on_deadlock(|| self.update_user_once(id, changes.clone())).await
+    }
+
+    async fn update_user_once(&self, id: i64, changes: UserChanges) -> Result<user::Model> {
+        let tx = self.write_tx().await?;
+        let result = async {
+            let found = user::Entity::find_by_id(id).one(&tx).await?;
+            let mut row: user::ActiveModel = found.ok_or_else(|| Error::NotFound(format!("user {id}")))?.into();
+            let new_password = changes.password_hash.is_some();
+            if let Some(v) = changes.username {
+                row.username = Set(v);
+            }
+            if let Some(v) = changes.password_hash {
+                row.password_hash = Set(v);
+            }
+            if let Some(v) = changes.admin {
+                row.admin = Set(v);
+            }
+            let updated = row.update(&tx).await?;
+            if new_password {
+                end_sessions(&tx, id, changes.keep_session.as_deref()).await?;
+            }
+            Ok(updated)
         }
-        if let Some(v) = changes.password_hash {
-            row.password_hash = Set(v);
-        }
-        if let Some(v) = changes.admin {
-            row.admin = Set(v);
-        }
-        Ok(row.update(self.conn()).await?)
+        .await;
+        end_tx(tx, result).await
     }
 
     /// Deletes a user with their sessions and tokens.
@@ -100,6 +124,48 @@ impl Tables {
             Some(s) => Ok(user::Entity::find_by_id(s.user_id).one(self.conn()).await?),
             None => Ok(None),
         }
+    }
+
+    /// Ends every session of `user_id` except `keep` (a digest); returns how many ended.
+    pub async fn end_sessions(&self, user_id: i64, keep: Option<&str>) -> Result<u64> {
+        end_sessions(self.conn(), user_id, keep).await
+    }
+
+    /// Deletes up to `batch` sessions that expired by `now` (Unix ms), oldest first; returns how
+    /// many. Fewer than `batch` means none is left.
+    pub async fn delete_expired_sessions(&self, now: i64, batch: u64) -> Result<u64> {
+        let ids: Vec<i64> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::ExpiresAt.lte(now))
+            .order_by_asc(session::Column::Id)
+            .limit(batch)
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let res = session::Entity::delete_many().filter(session::Column::Id.is_in(ids)).exec(self.conn()).await?;
+        Ok(res.rows_affected)
+    }
+
+    /// Deletes up to `batch` API tokens that expired by `now` (Unix ms); returns how many.
+    pub async fn delete_expired_tokens(&self, now: i64, batch: u64) -> Result<u64> {
+        let ids: Vec<i64> = api_token::Entity::find()
+            .select_only()
+            .column(api_token::Column::Id)
+            .filter(api_token::Column::ExpiresAt.lte(now))
+            .order_by_asc(api_token::Column::Id)
+            .limit(batch)
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let res = api_token::Entity::delete_many().filter(api_token::Column::Id.is_in(ids)).exec(self.conn()).await?;
+        Ok(res.rows_affected)
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
@@ -155,4 +221,12 @@ impl Tables {
             _ => Ok(None),
         }
     }
+}
+
+async fn end_sessions(c: &impl ConnectionTrait, user_id: i64, keep: Option<&str>) -> Result<u64> {
+    let mut q = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
+    if let Some(keep) = keep {
+        q = q.filter(session::Column::TokenHash.ne(keep));
+    }
+    Ok(q.exec(c).await?.rows_affected)
 }

@@ -120,3 +120,72 @@ async fn delete_user_removes_sessions_and_tokens() {
     assert_eq!(g.session_user(&digest('o')).await.unwrap(), Some(other), "others untouched");
     assert!(matches!(g.delete_user(u.id).await, Err(Error::NotFound(_))));
 }
+
+/// How many session rows there are, expired or not.
+async fn session_rows(g: &baton_store::gateway::Tables) -> u64 {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    baton_store::entity::session::Entity::find().count(g.conn()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_new_password_ends_every_session_but_the_one_kept() {
+    let db = support::db().await;
+    let g = db.gateway();
+    let u = g.create_user(user("u")).await.unwrap();
+    let other = g.create_user(user("other")).await.unwrap();
+    for c in ['a', 'b', 'c'] {
+        g.create_session(u.id, &digest(c), 60_000).await.unwrap();
+    }
+    g.create_session(other.id, &digest('o'), 60_000).await.unwrap();
+
+    // Changing anything but the password keeps every session.
+    g.update_user(u.id, UserChanges { admin: Some(true), ..Default::default() }).await.unwrap();
+    assert_eq!(session_rows(&g).await, 4);
+
+    let change = UserChanges {
+        password_hash: Some("$argon2id$new".into()),
+        keep_session: Some(digest('b')),
+        ..Default::default()
+    };
+    let changed = g.update_user(u.id, change).await.unwrap();
+    assert_eq!(changed.password_hash, "$argon2id$new");
+    assert_eq!(g.session_user(&digest('a')).await.unwrap(), None);
+    assert_eq!(g.session_user(&digest('c')).await.unwrap(), None);
+    assert_eq!(g.session_user(&digest('b')).await.unwrap().map(|u| u.id), Some(u.id), "the kept one stays");
+    assert_eq!(g.session_user(&digest('o')).await.unwrap(), Some(other.clone()), "others untouched");
+
+    // Without a session to keep (an administrator changing it), all of them end.
+    g.update_user(u.id, UserChanges { password_hash: Some("h2".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(g.session_user(&digest('b')).await.unwrap(), None);
+    assert_eq!(session_rows(&g).await, 1);
+    assert_eq!(g.end_sessions(other.id, None).await.unwrap(), 1);
+    let missing = g.update_user(other.id + 100, UserChanges { password_hash: Some("h".into()), ..Default::default() });
+    assert!(matches!(missing.await, Err(Error::NotFound(_))));
+}
+
+#[tokio::test]
+async fn expired_sessions_and_tokens_are_swept_in_batches() {
+    let db = support::db().await;
+    let g = db.gateway();
+    let u = g.create_user(user("u")).await.unwrap();
+    for (i, c) in ['a', 'b', 'c'].into_iter().enumerate() {
+        g.create_session(u.id, &digest(c), -1_000 - i as i64).await.unwrap();
+    }
+    g.create_session(u.id, &digest('l'), 60_000).await.unwrap();
+    g.create_token(u.id, "old1", &digest('1'), Some(now_ms() - 1)).await.unwrap();
+    g.create_token(u.id, "old2", &digest('2'), Some(now_ms() - 5_000)).await.unwrap();
+    g.create_token(u.id, "later", &digest('3'), Some(now_ms() + 60_000)).await.unwrap();
+    g.create_token(u.id, "forever", &digest('4'), None).await.unwrap();
+
+    let now = now_ms();
+    assert_eq!(g.delete_expired_sessions(now, 2).await.unwrap(), 2, "one batch");
+    assert_eq!(g.delete_expired_sessions(now, 2).await.unwrap(), 1, "the rest");
+    assert_eq!(g.delete_expired_sessions(now, 2).await.unwrap(), 0);
+    assert_eq!(session_rows(&g).await, 1, "the live session stays");
+    assert_eq!(g.session_user(&digest('l')).await.unwrap().map(|u| u.id), Some(u.id));
+
+    assert_eq!(g.delete_expired_tokens(now, 10).await.unwrap(), 2);
+    assert_eq!(g.delete_expired_tokens(now, 10).await.unwrap(), 0);
+    let names: Vec<String> = g.tokens_of(u.id).await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["later", "forever"]);
+}
