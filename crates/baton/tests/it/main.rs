@@ -14,6 +14,7 @@ mod limits;
 mod remote_runners;
 mod restart;
 mod retention;
+mod runner_bounds;
 mod runner_resilience;
 mod schedules;
 mod secrets;
