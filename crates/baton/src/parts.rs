@@ -158,6 +158,8 @@ pub async fn local_runner(
         work_dir: cfg.work_dir(),
         kill_grace: Duration::from_millis(cfg.runner.kill_grace_ms),
         shutdown_grace: Duration::from_secs(cfg.shutdown.grace_seconds),
+        max_log_bytes: cfg.runner.max_log_bytes,
+        hold: baton_runner::HoldLimits::default(),
     })?;
     let token = CancellationToken::new();
     let handle = AbortOnDropHandle::new(tokio::spawn(runner.clone().run(token.clone())));

@@ -275,11 +275,21 @@ pub struct Runner {
     pub work_dir: Option<PathBuf>,
     /// Between SIGTERM and SIGKILL when a script is cancelled or times out.
     pub kill_grace_ms: u64,
+    /// Log text kept per task attempt; later output is read and dropped, and one last line says
+    /// how much. From 64 KiB to 1 TiB (the range `baton_runner::MAX_LOG_BYTES`).
+    pub max_log_bytes: u64,
 }
 
 impl Default for Runner {
     fn default() -> Runner {
-        Runner { name: None, capacity: 4, labels: Vec::new(), work_dir: None, kill_grace_ms: 1000 }
+        Runner {
+            name: None,
+            capacity: 4,
+            labels: Vec::new(),
+            work_dir: None,
+            kill_grace_ms: 1000,
+            max_log_bytes: 64 << 20,
+        }
     }
 }
 

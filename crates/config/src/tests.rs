@@ -94,6 +94,20 @@ fn bad_values_name_the_key_and_the_fix() {
 
     let err = load_from(None, env(&[("BATON_RUNNER_LABELS", "ok,not ok")])).unwrap_err().to_string();
     assert!(err.contains("runner.labels"), "{err}");
+
+    for bad in ["0", "65535", "1099511627777"] {
+        let err = load_from(None, env(&[("BATON_RUNNER_MAX_LOG_BYTES", bad)])).unwrap_err().to_string();
+        assert!(err.contains("runner.max_log_bytes") && err.contains("BATON_RUNNER_MAX_LOG_BYTES"), "{err}");
+        assert!(err.contains("between 65536 (64 KiB) and 1099511627776 (1 TiB)"), "{err}");
+    }
+}
+
+#[test]
+fn the_log_cap_defaults_to_64_mib_and_follows_its_key() {
+    assert_eq!(load_from(None, env(&[])).unwrap().runner.max_log_bytes, 64 << 20);
+    let cfg = load_from(None, env(&[("BATON_RUNNER_MAX_LOG_BYTES", "1048576")])).unwrap();
+    assert_eq!(cfg.runner.max_log_bytes, 1 << 20);
+    assert!(cfg.to_masked_toml().contains("max_log_bytes = 1048576"), "{}", cfg.to_masked_toml());
 }
 
 #[test]

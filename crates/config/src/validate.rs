@@ -164,6 +164,14 @@ pub fn check(mut cfg: Config) -> Result<Config> {
             "use letters, digits and - _ . : = (at most 64)",
         ));
     }
+    // The runner crate checks the same range; this crate does not depend on it.
+    if !((64 << 10)..=(1 << 40)).contains(&cfg.runner.max_log_bytes) {
+        return Err(Error::invalid(
+            "runner.max_log_bytes",
+            format!("{} is out of range", cfg.runner.max_log_bytes),
+            "set it between 65536 (64 KiB) and 1099511627776 (1 TiB); the default is 67108864 (64 MiB)",
+        ));
+    }
     if cfg.dispatcher.heartbeat_seconds == 0 {
         return Err(Error::invalid("dispatcher.heartbeat_seconds", "is 0", "set it to at least 1 (default 2)"));
     }

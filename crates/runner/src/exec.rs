@@ -1,25 +1,24 @@
 //! Running one script: in a fresh working directory, in its own process group, with a clean
 //! environment (the runner's own, minus every `BATON_` variable, plus the task's), stdout and
-//! stderr read line by line. Cancellation, timeout and shutdown end the whole process group with
+//! stderr read line by line (`lines.rs`) into the task's sink (`sink.rs`). Cancellation, timeout and shutdown end the whole process group with
 //! SIGTERM and, after a grace period, SIGKILL.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::v1::{Outcome, Stream};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::held::Reservation;
+use crate::lines::Pipe;
 use crate::mask::Masker;
-
-/// Longest line kept whole; longer ones are split, so one runaway line cannot exhaust memory.
-const MAX_LINE: usize = 16 * 1024;
+use crate::sink::Sink;
 
 /// Why a script is being stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +53,7 @@ impl Control {
 }
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Job {
     pub task_id: i64,
     pub attempt: u32,
@@ -68,27 +67,70 @@ pub struct Job {
     pub timeout: Option<Duration>,
 }
 
+/// Shows the names of the secrets, never their values.
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Job { task_id, attempt, project_id, template_id, script, shell, env, secrets, timeout } = self;
+        f.debug_struct("Job")
+            .field("task_id", task_id)
+            .field("attempt", attempt)
+            .field("project_id", project_id)
+            .field("template_id", template_id)
+            .field("script", script)
+            .field("shell", shell)
+            .field("env", env)
+            .field("secrets", &secrets.keys().collect::<Vec<_>>())
+            .field("timeout", timeout)
+            .finish()
+    }
+}
+
 /// What the script does, as it happens.
 #[derive(Debug)]
 pub enum Event {
     Started,
-    Line { stream: Stream, text: String },
-    Exited { outcome: Outcome, exit_code: Option<i32>, error: String },
+    /// A line and the bytes it holds against the runner's bounds until it is acknowledged.
+    Line {
+        stream: Stream,
+        text: String,
+        held: Option<Reservation>,
+    },
+    Exited {
+        outcome: Outcome,
+        exit_code: Option<i32>,
+        error: String,
+    },
 }
 
-/// Runs `job` to its end, reporting through `events`. Never panics on script behaviour.
-pub async fn run(job: Job, dirs: &Dirs, kill_grace: Duration, control: Control, events: mpsc::UnboundedSender<Event>) {
-    let masker = std::sync::Arc::new(Masker::new(job.secrets.values()));
-    let (outcome, exit_code, error) = match spawn_and_wait(&job, dirs, kill_grace, &control, &events, &masker).await {
-        Ok(end) => end,
-        Err(e) => (Outcome::Failed, None, format!("cannot start the script: {e}")),
-    };
-    let error = masker.mask(&error).into_owned();
-    if !error.is_empty() {
-        let _ = events.send(Event::Line { stream: Stream::System, text: error.clone() });
+/// A script to run, and everything running it needs.
+#[derive(Debug)]
+pub struct Exec {
+    pub job: Job,
+    pub dirs: Dirs,
+    /// Between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    pub control: Control,
+    pub sink: Arc<Sink>,
+}
+
+impl Exec {
+    /// Runs the script to its end, reporting through the sink. Never panics on script behaviour.
+    pub async fn run(self) {
+        let masker = Arc::new(Masker::new(self.job.secrets.values()));
+        let (outcome, exit_code, error) = match spawn_and_wait(&self, &masker).await {
+            Ok(end) => end,
+            Err(e) => (Outcome::Failed, None, format!("cannot start the script: {e}")),
+        };
+        if let Some(t) = self.sink.truncation() {
+            self.sink.system(t);
+        }
+        let error = masker.mask(&error).into_owned();
+        if !error.is_empty() {
+            self.sink.system(error.clone());
+        }
+        self.sink.event(Event::Exited { outcome, exit_code, error });
+        self.dirs.remove(&self.job);
     }
-    let _ = events.send(Event::Exited { outcome, exit_code, error });
-    dirs.remove(&job);
 }
 
 /// Where a job's files go.
@@ -116,14 +158,11 @@ impl Dirs {
 
 type End = (Outcome, Option<i32>, String);
 
-async fn spawn_and_wait(
-    job: &Job,
-    dirs: &Dirs,
-    kill_grace: Duration,
-    control: &Control,
-    events: &mpsc::UnboundedSender<Event>,
-    masker: &std::sync::Arc<Masker>,
-) -> std::io::Result<End> {
+/// Why the script ended early: `Some(None)` is the timeout.
+type Why = Option<Option<StopReason>>;
+
+async fn spawn_and_wait(x: &Exec, masker: &Arc<Masker>) -> std::io::Result<End> {
+    let Exec { job, dirs, kill_grace, control, sink } = x;
     let workdir = dirs.workdir(job);
     let _ = std::fs::remove_dir_all(&workdir);
     std::fs::create_dir_all(&workdir)?;
@@ -136,10 +175,12 @@ async fn spawn_and_wait(
         // Lets a restarted runner find and kill this group if the runner dies first.
         std::fs::write(crate::reap::pid_file(&dirs.root, job.task_id, job.attempt), pg.to_string())?;
     }
-    let _ = events.send(Event::Started);
+    sink.event(Event::Started);
+    let ended = CancellationToken::new();
+    let pipe = |stream| Pipe { stream, masker: masker.clone(), sink: sink.clone(), ended: ended.clone() };
     let readers = [
-        child.stdout.take().map(|r| tokio::spawn(read_lines(r, Stream::Stdout, masker.clone(), events.clone()))),
-        child.stderr.take().map(|r| tokio::spawn(read_lines(r, Stream::Stderr, masker.clone(), events.clone()))),
+        child.stdout.take().map(|r| tokio::spawn(pipe(Stream::Stdout).read(r))),
+        child.stderr.take().map(|r| tokio::spawn(pipe(Stream::Stderr).read(r))),
     ];
     let timeout = async {
         match job.timeout {
@@ -147,7 +188,7 @@ async fn spawn_and_wait(
             None => std::future::pending().await,
         }
     };
-    let mut why = None;
+    let mut why: Why = None;
     let status = tokio::select! {
         s = child.wait() => {
             tracing::debug!(task_id = job.task_id, "script exited");
@@ -155,11 +196,11 @@ async fn spawn_and_wait(
         }
         _ = timeout => {
             why = Some(None);
-            terminate(&mut child, pgid, kill_grace).await?
+            terminate(&mut child, pgid, *kill_grace).await?
         }
         _ = control.token.cancelled() => {
             why = Some(control.reason());
-            let grace = if control.reason() == Some(StopReason::Fenced) { Duration::ZERO } else { kill_grace };
+            let grace = if control.reason() == Some(StopReason::Fenced) { Duration::ZERO } else { *kill_grace };
             terminate(&mut child, pgid, grace).await?
         }
     };
@@ -167,14 +208,22 @@ async fn spawn_and_wait(
     if let Some(pg) = pgid {
         let _ = killpg(pg, Signal::SIGKILL);
     }
+    // The readers still take what the script wrote before it ended (as fast as the runner may
+    // hold it: no timeout here, or that output would be lost while a server is slow), and stop
+    // on their own when a process that left the group holds a pipe open.
+    ended.cancel();
     for r in readers.into_iter().flatten() {
-        // A process that escaped the group may hold the pipe open; do not wait for it forever.
-        let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
+        let _ = r.await;
     }
+    Ok(end(job, why, status))
+}
+
+/// How the script ended, as reported.
+fn end(job: &Job, why: Why, status: std::process::ExitStatus) -> End {
     let code = status.code();
     let signal = std::os::unix::process::ExitStatusExt::signal(&status);
     tracing::debug!(task_id = job.task_id, ?code, ?signal, "script ended");
-    Ok(match why {
+    match why {
         Some(None) => {
             (Outcome::TimedOut, code, format!("timed out after {}s; killed", job.timeout.unwrap_or_default().as_secs()))
         }
@@ -191,7 +240,7 @@ async fn spawn_and_wait(
             (None, Some(sig)) => (Outcome::Failed, None, format!("killed by signal {sig}")),
             (None, None) => (Outcome::Failed, None, "ended without an exit code".into()),
         },
-    })
+    }
 }
 
 /// The shell's absolute path, found on the runner's `PATH`. An absolute program lets the standard
@@ -249,53 +298,6 @@ async fn terminate(
                 let _ = killpg(pg, Signal::SIGKILL);
             }
             child.wait().await
-        }
-    }
-}
-
-/// Sends each line of `r`, masked. A line longer than `MAX_LINE` is sent in pieces, cut where no
-/// secret value and no character is split.
-async fn read_lines(
-    r: impl AsyncRead + Unpin,
-    stream: Stream,
-    masker: std::sync::Arc<Masker>,
-    events: mpsc::UnboundedSender<Event>,
-) {
-    let mut r = BufReader::new(r);
-    let mut pending: Vec<u8> = Vec::with_capacity(256);
-    let send = |bytes: &[u8]| {
-        let text = String::from_utf8_lossy(bytes);
-        events.send(Event::Line { stream, text: masker.mask(&text).into_owned() }).is_ok()
-    };
-    loop {
-        let room = MAX_LINE.saturating_sub(pending.len()).max(1) as u64;
-        match (&mut r).take(room).read_until(b'\n', &mut pending).await {
-            Ok(0) | Err(_) => {
-                if !pending.is_empty() {
-                    send(&pending);
-                }
-                return;
-            }
-            Ok(_) => {}
-        }
-        if pending.last() == Some(&b'\n') {
-            pending.pop();
-            if pending.last() == Some(&b'\r') {
-                pending.pop();
-            }
-            if !send(&pending) {
-                return;
-            }
-            pending.clear();
-        } else if pending.len() >= MAX_LINE {
-            let cut = match masker.safe_cut(&pending, MAX_LINE) {
-                0 => MAX_LINE,
-                c => c,
-            };
-            if !send(&pending[..cut]) {
-                return;
-            }
-            pending.drain(..cut);
         }
     }
 }

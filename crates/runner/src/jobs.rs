@@ -2,7 +2,9 @@
 //! the server acknowledges it; after a reconnect every unacknowledged report is sent again, in
 //! order. Log lines are cut into chunks with at most one chunk in flight per task: the first line
 //! goes out at once, and while a chunk awaits its acknowledgement the next lines gather into the
-//! following chunk, so batching grows with load by itself.
+//! following chunk, so batching grows with load by itself. Every line carries the reservation
+//! of bytes it holds (`held.rs`) into its chunk, and gives it back when the chunk is acknowledged
+//! or the job is dropped.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,23 +16,27 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::Options;
 use crate::exec::{self, Control, Event, StopReason};
+use crate::held::{self, HoldLimits, Pool, Reservation, TaskPool};
+use crate::sink::Sink;
 
 /// A chunk is cut at this many lines or bytes of text, whichever comes first.
 const CHUNK_LINES: usize = 1000;
 const CHUNK_BYTES: usize = 32 * 1024;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Jobs {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
     /// Something new to send.
     changed: Notify,
     /// A job left the table.
     left: Notify,
+    /// Bytes of output held, for all jobs.
+    pool: Pool,
 }
 
 #[derive(Debug, Default)]
@@ -43,12 +49,32 @@ struct State {
 struct Job {
     epoch: i64,
     control: Control,
+    /// Closed when the job is dropped, so its pipe readers stop waiting to hold more.
+    pool: TaskPool,
     started: Option<(Timestamp, bool)>,
     next_seq: i64,
     buffer: Vec<pb::LogLine>,
     buffer_bytes: usize,
-    chunks: VecDeque<(pb::LogChunk, i64, bool)>,
+    /// What the lines in `buffer` hold.
+    buffer_held: Option<Reservation>,
+    chunks: VecDeque<Chunk>,
     finished: Option<(pb::TaskFinished, bool)>,
+}
+
+/// A chunk of log lines waiting for its acknowledgement.
+#[derive(Debug)]
+struct Chunk {
+    msg: pb::LogChunk,
+    last_seq: i64,
+    sent: bool,
+    /// Given back when the chunk is acknowledged (dropped).
+    _held: Option<Reservation>,
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.pool.close();
+    }
 }
 
 impl Job {
@@ -59,8 +85,9 @@ impl Job {
     fn cut_chunk(&mut self, task_id: i64) {
         let lines = std::mem::take(&mut self.buffer);
         self.buffer_bytes = 0;
-        let last = lines.last().map_or(0, |l| l.seq);
-        self.chunks.push_back((pb::LogChunk { task: Some(self.task(task_id)), lines }, last, false));
+        let last_seq = lines.last().map_or(0, |l| l.seq);
+        let msg = pb::LogChunk { task: Some(self.task(task_id)), lines };
+        self.chunks.push_back(Chunk { msg, last_seq, sent: false, _held: self.buffer_held.take() });
     }
 
     /// The messages this job may send now, marked as sent.
@@ -70,14 +97,14 @@ impl Job {
             *sent = true;
             out.push(Msg::Started(pb::TaskStarted { task: Some(task), time: Some(*at) }));
         }
-        let in_flight = self.chunks.iter().any(|c| c.2);
+        let in_flight = self.chunks.iter().any(|c| c.sent);
         if !in_flight {
             if self.chunks.is_empty() && !self.buffer.is_empty() {
                 self.cut_chunk(task_id);
             }
-            if let Some((chunk, _, sent)) = self.chunks.front_mut() {
-                *sent = true;
-                out.push(Msg::Log(chunk.clone()));
+            if let Some(chunk) = self.chunks.front_mut() {
+                chunk.sent = true;
+                out.push(Msg::Log(chunk.msg.clone()));
             }
         }
         if self.chunks.is_empty()
@@ -96,6 +123,22 @@ fn now() -> Timestamp {
 }
 
 impl Jobs {
+    pub fn new(limits: HoldLimits) -> Jobs {
+        let inner =
+            Inner { state: Mutex::default(), changed: Notify::new(), left: Notify::new(), pool: Pool::new(limits) };
+        Jobs { inner: Arc::new(inner) }
+    }
+
+    pub fn held_bytes(&self) -> usize {
+        self.inner.pool.held()
+    }
+
+    /// Bytes task `id` holds now.
+    #[cfg(test)]
+    pub fn task_held(&self, id: i64) -> usize {
+        self.lock().jobs.get(&id).map_or(0, |j| j.pool.held())
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -147,7 +190,7 @@ impl Jobs {
                 *sent = false;
             }
             for c in job.chunks.iter_mut() {
-                c.2 = false;
+                c.sent = false;
             }
             if let Some((_, sent)) = &mut job.finished {
                 *sent = false;
@@ -176,7 +219,7 @@ impl Jobs {
         let Some(job) = state.jobs.get_mut(&task.task_id).filter(|j| j.epoch == task.epoch) else { return };
         match what {
             0 => {
-                while job.chunks.front().is_some_and(|c| c.1 <= ack.last_seq) {
+                while job.chunks.front().is_some_and(|c| c.last_seq <= ack.last_seq) {
                     job.chunks.pop_front();
                 }
             }
@@ -215,6 +258,7 @@ impl Jobs {
     pub fn start(&self, a: Assignment, opts: &Options) {
         let Some(task) = a.task else { return };
         let control = Control::default();
+        let pool = self.inner.pool.task();
         {
             let mut state = self.lock();
             if state.jobs.get(&task.task_id).is_some_and(|j| j.epoch >= task.epoch) {
@@ -223,10 +267,12 @@ impl Jobs {
             let job = Job {
                 epoch: task.epoch,
                 control: control.clone(),
+                pool: pool.clone(),
                 started: None,
                 next_seq: a.first_seq.max(1),
                 buffer: Vec::new(),
                 buffer_bytes: 0,
+                buffer_held: None,
                 chunks: VecDeque::new(),
                 finished: None,
             };
@@ -243,11 +289,17 @@ impl Jobs {
             secrets: a.secrets,
             timeout: (a.timeout_seconds > 0).then(|| std::time::Duration::from_secs(a.timeout_seconds.into())),
         };
+        // Unbounded, yet bounded: every line in it holds its reservation.
         let (tx, rx) = mpsc::unbounded_channel();
-        let dirs = exec::Dirs { root: opts.work_dir.clone() };
-        let grace = opts.kill_grace;
+        let exec = exec::Exec {
+            job,
+            dirs: exec::Dirs { root: opts.work_dir.clone() },
+            kill_grace: opts.kill_grace,
+            control,
+            sink: Arc::new(Sink::new(tx, pool, opts.max_log_bytes)),
+        };
         tracing::info!(task_id = task.task_id, epoch = task.epoch, attempt = a.attempt, "starting task");
-        tokio::spawn(async move { exec::run(job, &dirs, grace, control, tx).await });
+        tokio::spawn(exec.run());
         tokio::spawn(self.clone().record(task, rx));
     }
 
@@ -260,7 +312,8 @@ impl Jobs {
             };
             match ev {
                 Event::Started => job.started = Some((now(), false)),
-                Event::Line { stream, text } => {
+                Event::Line { stream, text, held } => {
+                    held::merge(&mut job.buffer_held, held);
                     job.buffer_bytes += text.len();
                     job.buffer.push(pb::LogLine { seq: job.next_seq, time: Some(now()), stream: stream as i32, text });
                     job.next_seq += 1;

@@ -45,7 +45,7 @@ pub enum RunnerCommand {
 }
 
 /// The runner's config file.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunnerFile {
     url: String,
@@ -61,9 +61,44 @@ struct RunnerFile {
     kill_grace_ms: u64,
     #[serde(default = "default_shutdown_grace")]
     shutdown_grace_seconds: u64,
+    /// Log text kept per task attempt; absent from files written before it existed.
+    #[serde(default = "default_max_log_bytes")]
+    max_log_bytes: u64,
     /// The CA that signed the server's certificate (PEM), for an https:// URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ca_file: Option<PathBuf>,
+}
+
+/// Masks the secret. Every field is named, so a new one cannot be forgotten here.
+impl std::fmt::Debug for RunnerFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let RunnerFile {
+            url,
+            runner_id,
+            secret: _,
+            name,
+            labels,
+            capacity,
+            work_dir,
+            kill_grace_ms,
+            shutdown_grace_seconds,
+            max_log_bytes,
+            ca_file,
+        } = self;
+        f.debug_struct("RunnerFile")
+            .field("url", url)
+            .field("runner_id", runner_id)
+            .field("secret", &"********")
+            .field("name", name)
+            .field("labels", labels)
+            .field("capacity", capacity)
+            .field("work_dir", work_dir)
+            .field("kill_grace_ms", kill_grace_ms)
+            .field("shutdown_grace_seconds", shutdown_grace_seconds)
+            .field("max_log_bytes", max_log_bytes)
+            .field("ca_file", ca_file)
+            .finish()
+    }
 }
 
 /// How the runner verifies the server: TLS for an https:// URL, trusting the system roots and
@@ -94,6 +129,10 @@ fn default_kill_grace() -> u64 {
 
 fn default_shutdown_grace() -> u64 {
     30
+}
+
+fn default_max_log_bytes() -> u64 {
+    baton_runner::DEFAULT_MAX_LOG_BYTES
 }
 
 /// Runs `cmd`; `file` is the runner's config file (`--config`, default `runner.toml`).
@@ -137,6 +176,7 @@ pub async fn run(cmd: RunnerCommand, file: PathBuf) -> anyhow::Result<()> {
                 work_dir: None,
                 kill_grace_ms: default_kill_grace(),
                 shutdown_grace_seconds: default_shutdown_grace(),
+                max_log_bytes: default_max_log_bytes(),
                 ca_file,
             };
             write_private(&file, &toml::to_string_pretty(&cfg)?)?;
@@ -162,7 +202,10 @@ pub async fn run(cmd: RunnerCommand, file: PathBuf) -> anyhow::Result<()> {
                 work_dir,
                 kill_grace: Duration::from_millis(cfg.kill_grace_ms),
                 shutdown_grace: Duration::from_secs(cfg.shutdown_grace_seconds),
-            })?;
+                max_log_bytes: cfg.max_log_bytes,
+                hold: baton_runner::HoldLimits::default(),
+            })
+            .with_context(|| format!("{} is not a valid runner config", file.display()))?;
             let stop = CancellationToken::new();
             let signal = stop.clone();
             tokio::spawn(async move {
@@ -190,4 +233,41 @@ pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     f.write_all(text.as_bytes())?;
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+url = "http://baton.internal:7000"
+runner_id = 3
+secret = "s3cr3t-runner-secret"
+name = "build-1"
+capacity = 2
+"#;
+
+    #[test]
+    fn a_file_without_the_newer_keys_gets_their_defaults() {
+        let cfg: RunnerFile = toml::from_str(FILE).expect("an older runner.toml still loads");
+        assert_eq!(cfg.max_log_bytes, baton_runner::DEFAULT_MAX_LOG_BYTES);
+        assert_eq!((cfg.kill_grace_ms, cfg.shutdown_grace_seconds), (1000, 30));
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let cfg: RunnerFile = toml::from_str(FILE).expect("valid");
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("s3cr3t") && shown.contains("********"), "{shown}");
+    }
+
+    #[test]
+    fn the_local_runner_and_runner_toml_share_the_log_cap() {
+        assert_eq!(baton_config::Runner::default().max_log_bytes, baton_runner::DEFAULT_MAX_LOG_BYTES);
+        let (lo, hi) = (*baton_runner::MAX_LOG_BYTES.start(), *baton_runner::MAX_LOG_BYTES.end());
+        for (value, ok) in [(lo - 1, false), (lo, true), (hi, true), (hi + 1, false)] {
+            let vars = [("BATON_RUNNER_MAX_LOG_BYTES".to_owned(), value.to_string())];
+            assert_eq!(baton_config::load_from(None, vars).is_ok(), ok, "runner.max_log_bytes = {value}");
+        }
+    }
 }

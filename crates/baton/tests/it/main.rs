@@ -19,6 +19,7 @@ mod migrate_command;
 mod remote_runners;
 mod restart;
 mod retention;
+mod runner_bounds;
 mod runner_resilience;
 mod runner_trust;
 mod schedules;
