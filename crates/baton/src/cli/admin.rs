@@ -41,6 +41,11 @@ pub enum AdminCommand {
         /// Write the token to this file (mode 0600) instead of standard output.
         #[arg(long)]
         output: Option<std::path::PathBuf>,
+        /// Use the token in this file instead of a new one, creating it or renewing its labels,
+        /// project, expiry and uses (for a token kept in a secret store, applied at every
+        /// deployment). At least 32 characters.
+        #[arg(long, conflicts_with = "output")]
+        token_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -72,24 +77,57 @@ pub async fn run(cfg: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AdminCommand::CreateRegistrationToken { labels, project_id, expires_in_seconds, max_uses, output } => {
+        AdminCommand::CreateRegistrationToken {
+            labels,
+            project_id,
+            expires_in_seconds,
+            max_uses,
+            output,
+            token_file,
+        } => {
             if let Some(bad) = labels.iter().find(|l| !baton_core::names::valid_label(l)) {
                 anyhow::bail!("--labels: {bad:?} is not a valid label (letters, digits and - _ . : =)");
             }
             let store = super::open_store(cfg).await?;
             store.migrate().await?;
-            let token = baton_core::token::generate("brt_");
+            let given = match &token_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("--token-file: cannot read {}", path.display()))?;
+                    let token = text.trim().to_owned();
+                    if token.chars().count() < 32 || token.chars().any(char::is_whitespace) {
+                        anyhow::bail!(
+                            "--token-file: {} must hold one token of at least 32 characters without spaces \
+                             (e.g. `openssl rand -hex 32`)",
+                            path.display()
+                        );
+                    }
+                    Some(token)
+                }
+                None => None,
+            };
+            let token = given.clone().unwrap_or_else(|| baton_core::token::generate("brt_"));
             let expires_at = baton_store::now_ms() + expires_in_seconds.clamp(1, 365 * 86_400) as i64 * 1000;
+            let new = baton_store::dispatcher::runners::NewRegistrationToken {
+                token_hash: &baton_core::token::digest(&token),
+                labels: &labels,
+                project_id,
+                expires_at,
+                max_uses: max_uses.min(i32::MAX as u32) as i32,
+            };
             // The dispatcher owns these rows; this operator tool acts for it, like the API would.
-            baton_store::dispatcher::Tables::new(store)
-                .create_registration_token(baton_store::dispatcher::runners::NewRegistrationToken {
-                    token_hash: &baton_core::token::digest(&token),
-                    labels: &labels,
-                    project_id,
-                    expires_at,
-                    max_uses: max_uses.min(i32::MAX as u32) as i32,
-                })
-                .await?;
+            let tables = baton_store::dispatcher::Tables::new(store);
+            if given.is_some() {
+                tables.ensure_registration_token(new).await?;
+                let until = chrono::DateTime::from_timestamp_millis(expires_at).unwrap_or_default();
+                println!(
+                    "the registration token in {} is valid until {}",
+                    token_file.unwrap_or_default().display(),
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                return Ok(());
+            }
+            tables.create_registration_token(new).await?;
             match output {
                 Some(path) => super::runner::write_private(&path, &token)?,
                 None => println!("{token}"),

@@ -137,6 +137,23 @@ impl Tables {
         Ok(row.insert(self.conn()).await?)
     }
 
+    /// Creates the token, or when one with the same digest exists gives it these labels, project,
+    /// expiry and use limit (keeping its count of uses): for a token an operator keeps in a
+    /// secret store and re-applies on every deployment.
+    pub async fn ensure_registration_token(&self, t: NewRegistrationToken<'_>) -> Result<registration_token::Model> {
+        let existing = registration_token::Entity::find()
+            .filter(registration_token::Column::TokenHash.eq(t.token_hash))
+            .one(self.conn())
+            .await?;
+        let Some(row) = existing else { return self.create_registration_token(t).await };
+        let mut row: registration_token::ActiveModel = row.into();
+        row.labels = Set(serde_json::to_string(t.labels).unwrap_or_default());
+        row.project_id = Set(t.project_id);
+        row.expires_at = Set(t.expires_at);
+        row.max_uses = Set(t.max_uses.max(0));
+        Ok(row.update(self.conn()).await?)
+    }
+
     /// Creates the runner `spec.name` if `token_hash` belongs to an unexpired registration token
     /// with a use left, and counts the use — in one transaction, so concurrent registrations
     /// cannot use a token more often than allowed, and a refused runner (its name is taken)
