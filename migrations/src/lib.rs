@@ -11,6 +11,7 @@ mod m0003_project_secrets;
 mod m0004_runner_project;
 mod m0005_schedules;
 mod m0006_registration_token_uses;
+mod m0007_teams;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_runner_project::Migration),
             Box::new(m0005_schedules::Migration),
             Box::new(m0006_registration_token_uses::Migration),
+            Box::new(m0007_teams::Migration),
         ]
     }
 }

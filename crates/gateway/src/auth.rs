@@ -6,29 +6,64 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use baton_core::token;
-use baton_store::entity::user;
+use baton_store::entity::{api_token, user};
+
+use crate::access::Role;
 
 use crate::AppState;
 use crate::error::{Error, Result};
 
 pub const SESSION_COOKIE: &str = "baton_session";
 
-/// The authenticated caller.
+/// The authenticated caller: a user, and the API token they came with, if any. What they may do
+/// is decided in `access.rs`.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub id: i64,
-    pub admin: bool,
+    pub username: String,
+    /// The user is an administrator. Their rights apply through a session or an unnarrowed
+    /// token only (see [`Caller::is_admin`]).
+    pub user_admin: bool,
+    pub token: Option<TokenScope>,
+}
+
+/// The API token a request came with, and what it was narrowed to.
+#[derive(Debug, Clone)]
+pub struct TokenScope {
+    pub id: i64,
+    /// The only project the token sees.
+    pub project_id: Option<i64>,
+    /// The highest role the token acts with.
+    pub role: Option<Role>,
 }
 
 impl Caller {
-    pub fn require_admin(&self) -> Result<()> {
-        if self.admin { Ok(()) } else { Err(Error::forbidden("only administrators may do this")) }
+    /// Whether the caller acts as an administrator: an administrator not narrowed by a token.
+    pub fn is_admin(&self) -> bool {
+        self.user_admin && self.token.as_ref().is_none_or(|t| t.project_id.is_none() && t.role.is_none())
     }
-}
 
-impl From<user::Model> for Caller {
-    fn from(u: user::Model) -> Caller {
-        Caller { id: u.id, admin: u.admin }
+    /// `role`, lowered to what the caller's token allows.
+    pub fn cap(&self, role: Role) -> Role {
+        match self.token.as_ref().and_then(|t| t.role) {
+            Some(cap) => role.min(cap),
+            None => role,
+        }
+    }
+
+    /// `Ok` if the caller acts as an administrator.
+    pub fn require_admin(&self) -> Result<()> {
+        crate::access::admin(self)
+    }
+
+    fn of(u: user::Model, token: Option<&api_token::Model>) -> Caller {
+        let token = token.map(|t| TokenScope {
+            id: t.id,
+            project_id: t.project_id,
+            // A role this version does not know narrows to the weakest, never to nothing.
+            role: t.role.as_deref().map(|r| Role::parse(r).unwrap_or(Role::Viewer)),
+        });
+        Caller { id: u.id, username: u.username, user_admin: u.admin, token }
     }
 }
 
@@ -36,14 +71,19 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller> {
-        let user = if let Some(bearer) = bearer(parts) {
-            state.tables.token_user(&token::digest(bearer)).await?
+        let caller = if let Some(bearer) = bearer(parts) {
+            state.tables.token_user(&token::digest(bearer)).await?.map(|(u, t)| Caller::of(u, Some(&t)))
         } else if let Some(session) = session_cookie(&parts.headers) {
-            state.tables.session_user(&token::digest(&session)).await?
+            state.tables.session_user(&token::digest(&session)).await?.map(|u| Caller::of(u, None))
         } else {
             None
         };
-        user.map(Caller::from).ok_or_else(Error::unauthenticated)
+        let caller = caller.ok_or_else(Error::unauthenticated)?;
+        // The audit log records who made a write; it learns it here.
+        if let Some(seen) = parts.extensions.get::<crate::audit::Seen>() {
+            seen.set(&caller);
+        }
+        Ok(caller)
     }
 }
 

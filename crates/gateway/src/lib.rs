@@ -2,6 +2,8 @@
 //! tokens, projects and templates; it reads tasks and logs from SQL, and creates and cancels tasks
 //! through the dispatcher's gRPC `Tasks` service, never by writing the dispatcher's tables.
 
+mod access;
+mod audit;
 mod auth;
 mod client_addr;
 mod error;
@@ -26,6 +28,7 @@ use tonic::transport::Channel;
 pub use auth::{hash_password, verify_password};
 pub use client_addr::client_addr;
 pub use error::Error;
+pub use routes::ROUTES;
 pub use serve::{Limits as HttpLimits, serve};
 pub use throttle::Limits as LoginLimits;
 

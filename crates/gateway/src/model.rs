@@ -38,7 +38,10 @@ pub fn user(u: &user::Model) -> Value {
 }
 
 pub fn token(t: &api_token::Model) -> Value {
-    json!({"id": t.id, "name": t.name, "created_at": time(t.created_at), "expires_at": opt_time(t.expires_at)})
+    json!({
+        "id": t.id, "name": t.name, "created_at": time(t.created_at), "expires_at": opt_time(t.expires_at),
+        "project_id": t.project_id, "role": t.role,
+    })
 }
 
 pub fn project(p: &project::Model) -> Value {

@@ -93,6 +93,28 @@ impl Store {
             .await?)
     }
 
+    /// Runners that are not revoked, newest first, below the cursor `before`; only those of
+    /// `projects` when given.
+    pub async fn runners_page(
+        &self,
+        projects: Option<&[i64]>,
+        before: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<crate::entity::runner::Model>> {
+        use crate::entity::runner;
+        let mut q = runner::Entity::find()
+            .filter(runner::Column::Revoked.eq(false))
+            .order_by_desc(runner::Column::Id)
+            .limit(limit);
+        if let Some(projects) = projects {
+            q = q.filter(runner::Column::ProjectId.is_in(projects.iter().copied()));
+        }
+        if let Some(before) = before {
+            q = q.filter(runner::Column::Id.lt(before));
+        }
+        Ok(q.all(self.conn()).await?)
+    }
+
     /// Runners that are not revoked, oldest first.
     pub async fn runners(&self) -> Result<Vec<crate::entity::runner::Model>> {
         use crate::entity::runner;

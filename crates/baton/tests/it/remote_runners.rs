@@ -125,8 +125,8 @@ async fn labels_route_tasks_and_a_bad_token_is_refused() {
     let runners = c.get("/api/v1/runners").await.expect(200);
     let names: Vec<_> =
         runners["items"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(names, vec!["plain", "gpu"]);
-    assert_eq!(runners["items"][1]["labels"], json!(["linux", "gpu"]));
+    assert_eq!(names, vec!["gpu", "plain"], "newest first");
+    assert_eq!(runners["items"][0]["labels"], json!(["linux", "gpu"]));
     drop(plain);
 
     let dir = tempfile::tempdir().unwrap();

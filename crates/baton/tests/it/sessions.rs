@@ -96,7 +96,7 @@ async fn expired_api_tokens_are_swept() {
         let list = c.get("/api/v1/tokens").await.expect(200);
         list["items"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
     };
-    assert_eq!(names().await, ["brief", "lasting"]);
+    assert_eq!(names().await, ["lasting", "brief"], "newest first");
     let deadline = Instant::now() + Duration::from_secs(10);
     while names().await != ["lasting"] {
         assert!(Instant::now() < deadline, "the expired token is still there: {:?}", names().await);

@@ -11,10 +11,13 @@ use baton_store::gateway::identity::{NewUser, UserChanges};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::{ListQuery, page_limit};
+use crate::audit::Note;
 use crate::auth::{self, Caller, SESSION_COOKIE};
 use crate::client_addr::ClientAddr;
 use crate::error::{Error, Result};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::model::Page;
 use crate::{AppState, model};
 
 #[derive(Deserialize)]
@@ -24,14 +27,42 @@ pub struct Login {
     password: String,
 }
 
+/// Logs in; the audit log records the attempt, failed ones too, under the name given.
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     ApiJson(body): ApiJson<Login>,
-) -> Result<Response> {
+) -> Response {
+    let name = body.username.clone();
+    let (user_id, result) = try_login(&state, addr, body).await;
+    let detail = match &result {
+        Ok(_) => "logged in".to_owned(),
+        Err(e) => format!("refused: {}", e.message),
+    };
+    let mut resp = result.into_response();
+    resp.extensions_mut().insert(Note { detail, user: Some((user_id, name)) });
+    resp
+}
+
+async fn try_login(state: &AppState, addr: std::net::IpAddr, body: Login) -> (Option<i64>, Result<Response>) {
     // Refused before anything is hashed: a throttled attacker costs no more than a lookup.
-    state.throttle.check(&body.username, addr).await?;
-    let user = state.tables.user_by_name(&body.username).await?;
+    if let Err(e) = state.throttle.check(&body.username, addr).await {
+        return (None, Err(e));
+    }
+    let user = match state.tables.user_by_name(&body.username).await {
+        Ok(u) => u,
+        Err(e) => return (None, Err(e.into())),
+    };
+    let user_id = user.as_ref().map(|u| u.id);
+    (user_id, finish_login(state, addr, body, user).await)
+}
+
+async fn finish_login(
+    state: &AppState,
+    addr: std::net::IpAddr,
+    body: Login,
+    user: Option<baton_store::entity::user::Model>,
+) -> Result<Response> {
     let ok = state.hasher.verify(body.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     let Some(user) = user.filter(|_| ok) else {
         state.throttle.failed(&body.username, addr).await;
@@ -102,10 +133,15 @@ fn own_session(headers: &HeaderMap) -> Option<String> {
     auth::session_cookie(headers).map(|s| token::digest(&s))
 }
 
-pub async fn list_users(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Value>>> {
     caller.require_admin()?;
-    let users = state.tables.users().await?;
-    Ok(Json(json!({"items": users.iter().map(model::user).collect::<Vec<_>>(), "next": null})))
+    let limit = page_limit(q.limit);
+    let users = state.tables.users(q.before, limit as u64 + 1).await?;
+    Ok(Json(Page::of(users, limit, |u| u.id, |u| model::user(&u))))
 }
 
 #[derive(Deserialize)]
@@ -191,54 +227,5 @@ pub async fn delete_user(
         return Err(Error::new(ErrorCode::Conflict, "you cannot delete yourself; ask another administrator"));
     }
     state.tables.delete_user(uid).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn list_tokens(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
-    let tokens = state.tables.tokens_of(caller.id).await?;
-    Ok(Json(json!({"items": tokens.iter().map(model::token).collect::<Vec<_>>(), "next": null})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    name: String,
-    expires_in_seconds: Option<u64>,
-}
-
-pub async fn create_token(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiJson(body): ApiJson<NewToken>,
-) -> Result<(StatusCode, Json<Value>)> {
-    if body.name.trim().is_empty() || body.name.len() > 100 {
-        return Err(Error::field("name", "must be 1 to 100 characters"));
-    }
-    let expires_at = match body.expires_in_seconds {
-        Some(0) => {
-            return Err(Error::field(
-                "expires_in_seconds",
-                "must be positive; leave it out for a token that never expires",
-            ));
-        }
-        Some(s) if s > 10 * 365 * 86_400 => {
-            return Err(Error::field("expires_in_seconds", "must be at most ten years"));
-        }
-        Some(s) => Some(baton_store::now_ms() + s as i64 * 1000),
-        None => None,
-    };
-    let secret = token::generate("bt_");
-    let row = state.tables.create_token(caller.id, &body.name, &token::digest(&secret), expires_at).await?;
-    let mut out = model::token(&row);
-    out["token"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(out)))
-}
-
-pub async fn delete_token(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<i64>,
-) -> Result<StatusCode> {
-    state.tables.delete_token(caller.id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

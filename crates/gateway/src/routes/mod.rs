@@ -1,8 +1,10 @@
 //! The route table of API.md, and what applies to every response: the `X-Baton-Node` header,
 //! JSON errors for unknown routes and methods, and the body size limit.
 
+mod audit;
 mod cluster;
 mod identity;
+mod members;
 mod probes;
 mod projects;
 mod queue_reason;
@@ -11,59 +13,79 @@ mod schedules;
 mod secrets;
 mod tasks;
 mod templates;
+mod tokens;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter};
 use baton_core::ErrorCode;
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::Error;
 
+/// Declares the route table once: it builds the router and lists every (method, path) in
+/// [`ROUTES`], which the permission test walks so that no route goes unchecked.
+macro_rules! routes {
+    ($($path:literal => { $($method:ident $handler:path),+ $(,)? }),* $(,)?) => {
+        /// Every route: (method, path).
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),*];
+
+        fn table() -> Router<AppState> {
+            Router::new()$(.route($path, MethodRouter::new()$(.on(MethodFilter::$method, $handler))+))*
+        }
+    };
+}
+
+routes! {
+    "/api/health" => { GET probes::health },
+    "/api/ready" => { GET probes::ready },
+    "/api/v1/auth/login" => { POST identity::login },
+    "/api/v1/auth/logout" => { POST identity::logout },
+    "/api/v1/users/me" => { GET identity::me, PATCH identity::change_password },
+    "/api/v1/users" => { GET identity::list_users, POST identity::create_user },
+    "/api/v1/users/{uid}" => { PATCH identity::update_user, DELETE identity::delete_user },
+    "/api/v1/tokens" => { GET tokens::list, POST tokens::create },
+    "/api/v1/tokens/{id}" => { DELETE tokens::delete },
+    "/api/v1/projects" => { GET projects::list, POST projects::create },
+    "/api/v1/projects/{pid}" => { GET projects::get, PATCH projects::update, DELETE projects::delete },
+    "/api/v1/projects/{pid}/members" => { GET members::list },
+    "/api/v1/projects/{pid}/members/{uid}" => { PUT members::put, DELETE members::delete },
+    "/api/v1/projects/{pid}/secrets" => { GET secrets::list, POST secrets::create },
+    "/api/v1/projects/{pid}/secrets/{name}" => { PUT secrets::update, DELETE secrets::delete },
+    "/api/v1/projects/{pid}/templates" => { GET templates::list, POST templates::create },
+    "/api/v1/projects/{pid}/templates/{tid}" => {
+        GET templates::get, PATCH templates::update, DELETE templates::delete
+    },
+    "/api/v1/projects/{pid}/tasks" => { GET tasks::list, POST tasks::create },
+    "/api/v1/projects/{pid}/tasks/{id}" => { GET tasks::get },
+    "/api/v1/projects/{pid}/tasks/{id}/log" => { GET tasks::log },
+    "/api/v1/projects/{pid}/tasks/{id}/log/raw" => { GET tasks::raw_log },
+    "/api/v1/projects/{pid}/tasks/{id}/cancel" => { POST tasks::cancel },
+    "/api/v1/projects/{pid}/schedules" => { GET schedules::list, POST schedules::create },
+    "/api/v1/projects/{pid}/schedules/{sid}" => {
+        GET schedules::get, PATCH schedules::update, DELETE schedules::delete
+    },
+    "/api/v1/projects/{pid}/schedules/{sid}/next" => { GET schedules::next },
+    "/api/v1/projects/{pid}/schedules/{sid}/fires" => { GET schedules::fires },
+    "/api/v1/projects/{pid}/runner-registration-tokens" => { POST runners::create_project_token },
+    "/api/v1/projects/{pid}/audit" => { GET audit::project },
+    "/api/v1/runner-registration-tokens" => { POST runners::create_token },
+    "/api/v1/runners" => { GET runners::list },
+    "/api/v1/runners/{id}" => { GET runners::get, PATCH runners::update, DELETE runners::delete },
+    "/api/v1/audit" => { GET audit::list },
+    "/api/v1/cluster" => { GET cluster::view },
+    "/api/v1/cluster/nodes/{node_id}/drain" => { POST cluster::drain },
+}
+
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/auth/login", post(identity::login))
-        .route("/auth/logout", post(identity::logout))
-        .route("/users/me", get(identity::me).patch(identity::change_password))
-        .route("/users", get(identity::list_users).post(identity::create_user))
-        .route("/users/{uid}", axum::routing::patch(identity::update_user).delete(identity::delete_user))
-        .route("/tokens", get(identity::list_tokens).post(identity::create_token))
-        .route("/tokens/{id}", axum::routing::delete(identity::delete_token))
-        .route("/projects", get(projects::list).post(projects::create))
-        .route("/projects/{pid}", get(projects::get).patch(projects::update).delete(projects::delete))
-        .route("/projects/{pid}/secrets", get(secrets::list).post(secrets::create))
-        .route("/projects/{pid}/secrets/{name}", axum::routing::put(secrets::update).delete(secrets::delete))
-        .route("/projects/{pid}/templates", get(templates::list).post(templates::create))
-        .route(
-            "/projects/{pid}/templates/{tid}",
-            get(templates::get).patch(templates::update).delete(templates::delete),
-        )
-        .route("/projects/{pid}/tasks", get(tasks::list).post(tasks::create))
-        .route("/projects/{pid}/tasks/{id}", get(tasks::get))
-        .route("/projects/{pid}/tasks/{id}/log", get(tasks::log))
-        .route("/projects/{pid}/tasks/{id}/log/raw", get(tasks::raw_log))
-        .route("/projects/{pid}/tasks/{id}/cancel", post(tasks::cancel))
-        .route("/projects/{pid}/schedules", get(schedules::list).post(schedules::create))
-        .route(
-            "/projects/{pid}/schedules/{sid}",
-            get(schedules::get).patch(schedules::update).delete(schedules::delete),
-        )
-        .route("/projects/{pid}/schedules/{sid}/next", get(schedules::next))
-        .route("/projects/{pid}/schedules/{sid}/fires", get(schedules::fires))
-        .route("/runner-registration-tokens", post(runners::create_token))
-        .route("/runners", get(runners::list))
-        .route("/runners/{id}", get(runners::get).patch(runners::update).delete(runners::delete))
-        .route("/cluster", get(cluster::view))
-        .route("/cluster/nodes/{node_id}/drain", post(cluster::drain));
     let max_body = state.opts.max_body_bytes;
-    Router::new()
-        .route("/api/health", get(probes::health))
-        .route("/api/ready", get(probes::ready))
-        .nest("/api/v1", api)
+    table()
+        // Only on matched routes: it names the write by its route.
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::audit::record))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

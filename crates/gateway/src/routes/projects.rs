@@ -1,5 +1,5 @@
-//! Projects. Until per-project roles arrive, administrators see and manage every project and
-//! other users see none (a project they cannot see is "not found", as for one that does not exist).
+//! Projects. Members see theirs (with their role), administrators all; administrators create
+//! them, and whoever creates one is its first owner. What each role may do is `access.rs`.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,48 +7,54 @@ use axum::http::StatusCode;
 use baton_core::ErrorCode;
 use baton_proto::v1::PurgeProjectRequest;
 use baton_store::entity::project;
-use baton_store::gateway::projects::ProjectChanges;
+use baton_store::gateway::projects::{NewProject, ProjectChanges};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{ListQuery, page_limit};
 use crate::AppState;
+use crate::access::{self, Permission, Role};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::{self, Page};
 
-/// The project if the caller may see it, else "not found".
-pub async fn visible(state: &AppState, caller: &Caller, pid: i64) -> Result<project::Model> {
-    if !caller.admin {
-        return Err(Error::not_found(format!("project {pid}")));
-    }
-    Ok(state.tables.project(pid).await?)
-}
-
-/// The project if the caller may change it.
-async fn managed(state: &AppState, caller: &Caller, pid: i64) -> Result<project::Model> {
-    let p = visible(state, caller, pid).await?;
-    caller.require_admin()?;
-    Ok(p)
-}
-
+/// The caller's projects with their role in each: every project for an administrator, their
+/// memberships for anyone else, and only its project for a token narrowed to one.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
     let limit = page_limit(q.limit);
-    if !caller.admin {
-        return Ok(Json(Page { items: Vec::new(), next: None }));
-    }
-    let rows = state.tables.projects(q.before, limit as u64 + 1).await?;
-    Ok(Json(Page::of(rows, limit, |p| p.id, |p| model::project(&p))))
+    let only = caller.token.as_ref().and_then(|t| t.project_id);
+    let rows: Vec<(project::Model, Role)> = if caller.user_admin {
+        let projects = match only {
+            Some(pid) => {
+                state.tables.project(pid).await.ok().filter(|p| q.before.is_none_or(|b| p.id < b)).into_iter().collect()
+            }
+            None => state.tables.projects(q.before, limit as u64 + 1).await?,
+        };
+        projects.into_iter().map(|p| (p, caller.cap(Role::Owner))).collect()
+    } else {
+        let mine = state.tables.projects_of(caller.id, q.before, limit as u64 + 1).await?;
+        mine.into_iter()
+            .filter(|(p, _)| only.is_none_or(|pid| pid == p.id))
+            .filter_map(|(p, r)| Role::parse(&r).map(|r| (p, caller.cap(r))))
+            .collect()
+    };
+    Ok(Json(Page::of(rows, limit, |(p, _)| p.id, |(p, role)| with_role(&p, role))))
+}
+
+fn with_role(p: &project::Model, role: Role) -> Value {
+    let mut v = model::project(p);
+    v["role"] = json!(role.as_str());
+    v
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewProject {
+pub struct NewProjectBody {
     name: String,
     description: Option<String>,
     max_parallel: Option<i32>,
@@ -71,19 +77,21 @@ fn check_max_parallel(n: i32) -> Result<()> {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<NewProject>,
+    ApiJson(body): ApiJson<NewProjectBody>,
 ) -> Result<(StatusCode, Json<Value>)> {
     caller.require_admin()?;
     check_name(&body.name)?;
     let max_parallel = body.max_parallel.unwrap_or(0);
     check_max_parallel(max_parallel)?;
-    let p =
-        state.tables.create_project(body.name.trim(), body.description.as_deref().unwrap_or(""), max_parallel).await?;
-    Ok((StatusCode::CREATED, Json(model::project(&p))))
+    let new =
+        NewProject { name: body.name.trim(), description: body.description.as_deref().unwrap_or(""), max_parallel };
+    let p = state.tables.create_project_owned(new, caller.id).await?;
+    Ok((StatusCode::CREATED, Json(with_role(&p, Role::Owner))))
 }
 
 pub async fn get(State(state): State<AppState>, caller: Caller, ApiPath(pid): ApiPath<i64>) -> Result<Json<Value>> {
-    Ok(Json(model::project(&visible(&state, &caller, pid).await?)))
+    let a = access::project(&state, &caller, pid, Permission::Read).await?;
+    Ok(Json(with_role(&a.project, a.role)))
 }
 
 #[derive(Deserialize)]
@@ -100,7 +108,7 @@ pub async fn update(
     ApiPath(pid): ApiPath<i64>,
     ApiJson(body): ApiJson<ProjectPatch>,
 ) -> Result<Json<Value>> {
-    managed(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Own).await?;
     if let Some(n) = &body.name {
         check_name(n)?;
     }
@@ -117,7 +125,7 @@ pub async fn update(
 
 /// Deletes a project with its templates, tasks and logs; refused while tasks are unfinished.
 pub async fn delete(State(state): State<AppState>, caller: Caller, ApiPath(pid): ApiPath<i64>) -> Result<StatusCode> {
-    managed(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Own).await?;
     let unfinished = state.tables.unfinished_tasks(pid).await?;
     if unfinished > 0 {
         return Err(Error::new(

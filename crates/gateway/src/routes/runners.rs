@@ -1,5 +1,7 @@
-//! Runners and their registration tokens (admins only). The dispatcher owns both, so changes go
-//! through its `Tasks` service; reads come from SQL.
+//! Runners and their registration tokens. Administrators see and manage every runner and mint
+//! global tokens; a project's owners mint tokens for runners that serve only their project, and
+//! see, pause and revoke those runners. The dispatcher owns both, so changes go through its
+//! `Tasks` service; reads come from SQL.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,9 +12,12 @@ use baton_store::entity::runner;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::{ListQuery, page_limit};
+use crate::access::{self, Permission, Role};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::model::Page;
 use crate::{AppState, model};
 
 #[derive(Deserialize)]
@@ -25,12 +30,33 @@ pub struct NewToken {
     max_uses: Option<u32>,
 }
 
+/// `POST /runner-registration-tokens` (administrators).
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<Value>)> {
     caller.require_admin()?;
+    mint(&state, body).await
+}
+
+/// `POST /projects/{pid}/runner-registration-tokens` (the project's owners): the same, for
+/// runners that serve only this project.
+pub async fn create_project_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(pid): ApiPath<i64>,
+    ApiJson(mut body): ApiJson<NewToken>,
+) -> Result<(StatusCode, Json<Value>)> {
+    access::project(&state, &caller, pid, Permission::Own).await?;
+    if body.project_id.is_some_and(|p| p != pid) {
+        return Err(Error::field("project_id", format!("a token minted here serves project {pid}; leave it out")));
+    }
+    body.project_id = Some(pid);
+    mint(&state, body).await
+}
+
+async fn mint(state: &AppState, body: NewToken) -> Result<(StatusCode, Json<Value>)> {
     let labels = body.labels.unwrap_or_default();
     if let Some(bad) = labels.iter().find(|l| !valid_label(l)) {
         return Err(Error::field("labels", format!("{bad:?} is not a valid label (letters, digits and - _ . : =)")));
@@ -71,22 +97,50 @@ fn render(state: &AppState, r: &runner::Model, running: i64) -> Value {
     })
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
-    caller.require_admin()?;
+/// Every runner for administrators; for anyone else, the runners of the projects they own.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Value>>> {
+    let limit = page_limit(q.limit);
+    let projects = if caller.is_admin() { None } else { Some(owned_projects(&state, &caller).await?) };
+    let rows = state.tables.runners_page(projects.as_deref(), q.before, limit as u64 + 1).await?;
     let running = state.tables.running_per_runner().await?;
-    let items: Vec<Value> = state
-        .tables
-        .runners()
-        .await?
-        .iter()
-        .map(|r| render(&state, r, running.get(&r.id).copied().unwrap_or(0)))
-        .collect();
-    Ok(Json(json!({"items": items, "next": null})))
+    Ok(Json(Page::of(rows, limit, |r| r.id, |r| render(&state, &r, running.get(&r.id).copied().unwrap_or(0)))))
+}
+
+/// The projects the caller may manage runners of.
+async fn owned_projects(state: &AppState, caller: &Caller) -> Result<Vec<i64>> {
+    let mut owned = Vec::new();
+    let candidates = match caller.token.as_ref().and_then(|t| t.project_id) {
+        Some(pid) => vec![pid],
+        None if caller.user_admin => return Ok(Vec::new()),
+        None => state.tables.projects_with_role(caller.id, "owner").await?,
+    };
+    for pid in candidates {
+        if access::role_in(state, caller, pid).await? == Some(Role::Owner) {
+            owned.push(pid);
+        }
+    }
+    Ok(owned)
+}
+
+/// The runner `id` if the caller may manage it: administrators any, a project's owners that
+/// project's. Any other runner is "not found".
+async fn managed(state: &AppState, caller: &Caller, id: i64) -> Result<runner::Model> {
+    let r = state.tables.active_runner(id).await?;
+    if caller.is_admin() {
+        return Ok(r);
+    }
+    match r.project_id {
+        Some(pid) if access::role_in(state, caller, pid).await? == Some(Role::Owner) => Ok(r),
+        _ => Err(Error::not_found(format!("runner {id}"))),
+    }
 }
 
 pub async fn get(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>> {
-    caller.require_admin()?;
-    let r = state.tables.active_runner(id).await?;
+    let r = managed(&state, &caller, id).await?;
     let running = state.tables.running_per_runner().await?.get(&id).copied().unwrap_or(0);
     Ok(Json(render(&state, &r, running)))
 }
@@ -103,16 +157,14 @@ pub async fn update(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Patch>,
 ) -> Result<Json<Value>> {
-    caller.require_admin()?;
-    state.tables.active_runner(id).await?;
+    managed(&state, &caller, id).await?;
     state.tasks.clone().set_runner_paused(SetRunnerPausedRequest { runner_id: id, paused: body.paused }).await?;
     get(State(state), caller, ApiPath(id)).await
 }
 
 /// Revokes the runner: it is disconnected at once and can never connect again.
 pub async fn delete(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<i64>) -> Result<StatusCode> {
-    caller.require_admin()?;
-    state.tables.active_runner(id).await?;
+    managed(&state, &caller, id).await?;
     state.tasks.clone().revoke_runner(RevokeRunnerRequest { runner_id: id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

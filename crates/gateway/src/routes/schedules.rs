@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::projects::visible;
 use super::{ListQuery, page_limit};
+use crate::access::{self, Permission};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -70,7 +70,7 @@ pub async fn list(
     ApiPath(pid): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Read).await?;
     let limit = page_limit(q.limit);
     let rows = state.tables.schedules(pid, q.before, limit as u64 + 1).await?;
     Ok(Json(Page::of(rows, limit, |s| s.id, |s| render(&s))))
@@ -82,7 +82,7 @@ pub async fn create(
     ApiPath(pid): ApiPath<i64>,
     ApiJson(body): ApiJson<Body>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Change).await?;
     if body.template_id.is_none() {
         return Err(Error::field("template_id", "is required"));
     }
@@ -97,7 +97,7 @@ pub async fn get(
     caller: Caller,
     ApiPath((pid, sid)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Value>> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Read).await?;
     Ok(Json(render(&state.tables.schedule(pid, sid).await?)))
 }
 
@@ -107,7 +107,7 @@ pub async fn update(
     ApiPath((pid, sid)): ApiPath<(i64, i64)>,
     ApiJson(body): ApiJson<Body>,
 ) -> Result<Json<Value>> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Change).await?;
     let fields = body.fields(&state, pid).await?;
     let req = UpdateScheduleRequest { project_id: pid, schedule_id: sid, fields: Some(fields) };
     state.schedules.clone().update_schedule(req).await?;
@@ -119,7 +119,7 @@ pub async fn delete(
     caller: Caller,
     ApiPath((pid, sid)): ApiPath<(i64, i64)>,
 ) -> Result<StatusCode> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Change).await?;
     state.schedules.clone().delete_schedule(DeleteScheduleRequest { project_id: pid, schedule_id: sid }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -136,7 +136,7 @@ pub async fn next(
     ApiPath((pid, sid)): ApiPath<(i64, i64)>,
     ApiQuery(q): ApiQuery<NextQuery>,
 ) -> Result<Json<Value>> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Read).await?;
     let count = q.count.unwrap_or(5);
     if !(1..=100).contains(&count) {
         return Err(Error::field("count", "must be between 1 and 100"));
@@ -154,7 +154,7 @@ pub async fn fires(
     ApiPath((pid, sid)): ApiPath<(i64, i64)>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Read).await?;
     state.tables.schedule(pid, sid).await?;
     // `before` is a due time in Unix milliseconds: the cursor `next` hands out.
     let limit = page_limit(q.limit);

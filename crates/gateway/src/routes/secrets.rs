@@ -9,10 +9,12 @@ use baton_core::sealed::secret_aad;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::projects::visible;
+use super::{ListQuery, page_limit};
+use crate::access::{self, Permission};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::model::Page;
 use crate::{AppState, model};
 
 /// Values larger than this are files, not secrets.
@@ -44,16 +46,17 @@ fn check(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller, ApiPath(pid): ApiPath<i64>) -> Result<Json<Value>> {
-    visible(&state, &caller, pid).await?;
-    let items: Vec<Value> = state
-        .tables
-        .project_secrets(pid)
-        .await?
-        .iter()
-        .map(|s| json!({"name": s.name, "created_at": model::time(s.created_at), "updated_at": model::time(s.updated_at)}))
-        .collect();
-    Ok(Json(json!({"items": items, "next": null})))
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(pid): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Value>>> {
+    access::project(&state, &caller, pid, Permission::Read).await?;
+    let limit = page_limit(q.limit);
+    let rows = state.tables.secrets_page(pid, q.before, limit as u64 + 1).await?;
+    let render = |s: baton_store::entity::project_secret::Model| json!({"name": s.name, "created_at": model::time(s.created_at), "updated_at": model::time(s.updated_at)});
+    Ok(Json(Page::of(rows, limit, |s| s.id, render)))
 }
 
 pub async fn create(
@@ -62,8 +65,7 @@ pub async fn create(
     ApiPath(pid): ApiPath<i64>,
     ApiJson(body): ApiJson<NewSecret>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    visible(&state, &caller, pid).await?;
-    caller.require_admin()?;
+    access::project(&state, &caller, pid, Permission::Change).await?;
     check(&body.name, &body.value)?;
     let sealed = state.opts.seal_key.seal(&body.value, &secret_aad(pid, &body.name));
     let row = state.tables.create_secret(pid, &body.name, &sealed).await?;
@@ -76,8 +78,7 @@ pub async fn update(
     ApiPath((pid, name)): ApiPath<(i64, String)>,
     ApiJson(body): ApiJson<SecretValue>,
 ) -> Result<Json<Value>> {
-    visible(&state, &caller, pid).await?;
-    caller.require_admin()?;
+    access::project(&state, &caller, pid, Permission::Change).await?;
     check(&name, &body.value)?;
     let sealed = state.opts.seal_key.seal(&body.value, &secret_aad(pid, &name));
     state.tables.update_secret(pid, &name, &sealed).await?;
@@ -89,8 +90,7 @@ pub async fn delete(
     caller: Caller,
     ApiPath((pid, name)): ApiPath<(i64, String)>,
 ) -> Result<StatusCode> {
-    visible(&state, &caller, pid).await?;
-    caller.require_admin()?;
+    access::project(&state, &caller, pid, Permission::Change).await?;
     state.tables.delete_secret(pid, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::page_limit;
-use super::projects::visible;
 use super::queue_reason::{Runners, annotate};
 use crate::AppState;
+use crate::access::{self, Permission};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -37,7 +37,7 @@ pub async fn create(
     ApiPath(pid): ApiPath<i64>,
     ApiJson(body): ApiJson<NewTask>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    let project = visible(&state, &caller, pid).await?;
+    let project = access::project(&state, &caller, pid, Permission::Run).await?.project;
     let template = state
         .tables
         .template(pid, body.template_id)
@@ -102,7 +102,7 @@ pub async fn list(
     ApiPath(pid): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Read).await?;
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
             let all: Vec<_> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
@@ -122,7 +122,7 @@ pub async fn get(
     caller: Caller,
     ApiPath((pid, id)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Value>> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Read).await?;
     let t = state.tables.project_task(pid, id).await?;
     let runners = runners_view(&state, t.status == "queued").await?;
     Ok(Json(render(&runners, &t)))
@@ -152,7 +152,7 @@ pub async fn log(
     ApiPath((pid, id)): ApiPath<(i64, i64)>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Json<Value>> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Read).await?;
     // Read the status before the lines: a task seen final has all its lines stored already.
     let task = state.tables.project_task(pid, id).await?;
     let finished = TaskStatus::parse(&task.status).is_some_and(TaskStatus::is_final);
@@ -179,7 +179,7 @@ pub async fn raw_log(
     caller: Caller,
     ApiPath((pid, id)): ApiPath<(i64, i64)>,
 ) -> Result<Response> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Read).await?;
     state.tables.project_task(pid, id).await?;
     let first = state.tables.log_page(id, 0, RAW_PAGE).await?;
     let tables = state.tables.clone();
@@ -226,7 +226,7 @@ pub async fn cancel(
     caller: Caller,
     ApiPath((pid, id)): ApiPath<(i64, i64)>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Run).await?;
     state.tables.project_task(pid, id).await?;
     state.tasks.clone().cancel_task(CancelTaskRequest { task_id: id }).await?;
     let task = state.tables.project_task(pid, id).await?;

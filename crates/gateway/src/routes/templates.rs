@@ -10,9 +10,9 @@ use baton_store::gateway::templates::TemplateFields;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::projects::visible;
 use super::{ListQuery, page_limit};
 use crate::AppState;
+use crate::access::{self, Permission};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -131,7 +131,7 @@ pub async fn list(
     ApiPath(pid): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Read).await?;
     let limit = page_limit(q.limit);
     let rows = state.tables.templates(pid, q.before, limit as u64 + 1).await?;
     let page = Page::of(rows, limit, |t| t.id, |t| t);
@@ -145,8 +145,7 @@ pub async fn create(
     ApiPath(pid): ApiPath<i64>,
     ApiJson(body): ApiJson<Body>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    visible(&state, &caller, pid).await?;
-    caller.require_admin()?;
+    access::project(&state, &caller, pid, Permission::Change).await?;
     if body.name.is_none() {
         return Err(Error::field("name", "is required"));
     }
@@ -164,7 +163,7 @@ pub async fn get(
     caller: Caller,
     ApiPath((pid, tid)): ApiPath<(i64, i64)>,
 ) -> Result<Json<Value>> {
-    visible(&state, &caller, pid).await?;
+    access::project(&state, &caller, pid, Permission::Read).await?;
     Ok(Json(render(&state.tables.template(pid, tid).await?)?))
 }
 
@@ -174,8 +173,7 @@ pub async fn update(
     ApiPath((pid, tid)): ApiPath<(i64, i64)>,
     ApiJson(body): ApiJson<Body>,
 ) -> Result<Json<Value>> {
-    visible(&state, &caller, pid).await?;
-    caller.require_admin()?;
+    access::project(&state, &caller, pid, Permission::Change).await?;
     let current = state.tables.template(pid, tid).await?;
     let fields = body.apply(TemplateFields::of(&current)?)?;
     Ok(Json(render(&state.tables.update_template(current, fields).await?)?))
@@ -186,8 +184,7 @@ pub async fn delete(
     caller: Caller,
     ApiPath((pid, tid)): ApiPath<(i64, i64)>,
 ) -> Result<StatusCode> {
-    visible(&state, &caller, pid).await?;
-    caller.require_admin()?;
+    access::project(&state, &caller, pid, Permission::Change).await?;
     state.tables.delete_template(pid, tid).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,6 +11,10 @@ pub struct Model {
     pub token_hash: String,
     pub created_at: i64,
     pub expires_at: Option<i64>,
+    /// Narrowed to this project: the token sees no other.
+    pub project_id: Option<i64>,
+    /// Narrowed to this role (`owner`, `manager`, `runner`, `viewer`) at most.
+    pub role: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,7 +2,9 @@
 //! JSON-valued columns are `String`s that the query modules parse.
 
 pub mod api_token;
+pub mod audit_entry;
 pub mod project;
+pub mod project_member;
 pub mod project_secret;
 pub mod registration_token;
 pub mod runner;

@@ -7,7 +7,7 @@ use sea_orm::{
 };
 
 use super::Tables;
-use crate::entity::{api_token, session, user};
+use crate::entity::{api_token, project_member, session, user};
 use crate::error::{found, on_deadlock};
 use crate::{Error, Result, end_tx, now_ms};
 
@@ -56,8 +56,13 @@ impl Tables {
         user::Entity::find_by_id(id).one(self.conn()).await?.ok_or_else(|| Error::NotFound(format!("user {id}")))
     }
 
-    pub async fn users(&self) -> Result<Vec<user::Model>> {
-        Ok(user::Entity::find().order_by_asc(user::Column::Id).all(self.conn()).await?)
+    /// Users newest first, below the cursor `before`.
+    pub async fn users(&self, before: Option<i64>, limit: u64) -> Result<Vec<user::Model>> {
+        let mut q = user::Entity::find().order_by_desc(user::Column::Id).limit(limit);
+        if let Some(before) = before {
+            q = q.filter(user::Column::Id.lt(before));
+        }
+        Ok(q.all(self.conn()).await?)
     }
 
     pub async fn update_user(&self, id: i64, changes: UserChanges) -> Result<user::Model> {
@@ -91,12 +96,19 @@ impl Tables {
         end_tx(tx, result).await
     }
 
-    /// Deletes a user with their sessions and tokens.
+    /// Deletes a user with their sessions, tokens and memberships. The sole owner of a project
+    /// cannot go: the project must keep an owner.
     pub async fn delete_user(&self, id: i64) -> Result<()> {
+        if let Some(pid) = self.sole_ownerships(id).await?.first() {
+            return Err(Error::Conflict(format!(
+                "user {id} is the only owner of project {pid}; make someone else owner first"
+            )));
+        }
         let res = user::Entity::delete_by_id(id).exec(self.conn()).await?;
         found(res.rows_affected, || format!("user {id}"))?;
         session::Entity::delete_many().filter(session::Column::UserId.eq(id)).exec(self.conn()).await?;
         api_token::Entity::delete_many().filter(api_token::Column::UserId.eq(id)).exec(self.conn()).await?;
+        project_member::Entity::delete_many().filter(project_member::Column::UserId.eq(id)).exec(self.conn()).await?;
         Ok(())
     }
 
@@ -171,55 +183,6 @@ impl Tables {
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         session::Entity::delete_many().filter(session::Column::TokenHash.eq(token_hash)).exec(self.conn()).await?;
         Ok(())
-    }
-
-    pub async fn create_token(
-        &self,
-        user_id: i64,
-        name: &str,
-        token_hash: &str,
-        expires_at: Option<i64>,
-    ) -> Result<api_token::Model> {
-        let row = api_token::ActiveModel {
-            user_id: Set(user_id),
-            name: Set(name.to_owned()),
-            token_hash: Set(token_hash.to_owned()),
-            created_at: Set(now_ms()),
-            expires_at: Set(expires_at),
-            ..Default::default()
-        };
-        Ok(row.insert(self.conn()).await?)
-    }
-
-    pub async fn tokens_of(&self, user_id: i64) -> Result<Vec<api_token::Model>> {
-        Ok(api_token::Entity::find()
-            .filter(api_token::Column::UserId.eq(user_id))
-            .order_by_asc(api_token::Column::Id)
-            .all(self.conn())
-            .await?)
-    }
-
-    /// Deletes one of `user_id`'s tokens; another user's token is "not found".
-    pub async fn delete_token(&self, user_id: i64, id: i64) -> Result<()> {
-        let res = api_token::Entity::delete_many()
-            .filter(api_token::Column::Id.eq(id))
-            .filter(api_token::Column::UserId.eq(user_id))
-            .exec(self.conn())
-            .await?;
-        found(res.rows_affected, || format!("token {id}"))?;
-        Ok(())
-    }
-
-    /// The user behind an unexpired API token.
-    pub async fn token_user(&self, token_hash: &str) -> Result<Option<user::Model>> {
-        let found =
-            api_token::Entity::find().filter(api_token::Column::TokenHash.eq(token_hash)).one(self.conn()).await?;
-        match found {
-            Some(t) if t.expires_at.is_none_or(|at| at > now_ms()) => {
-                Ok(user::Entity::find_by_id(t.user_id).one(self.conn()).await?)
-            }
-            _ => Ok(None),
-        }
     }
 }
 

@@ -1,10 +1,14 @@
-//! Queries on the tables the gateway owns: users, sessions, API tokens, projects, templates. Only
+//! Queries on the tables the gateway owns: users, sessions, API tokens, projects, members,
+//! templates, secrets and the audit log. Only
 //! the gateway (and operator tools acting for it, such as `baton admin`) builds a [`Tables`].
 
+pub mod audit;
 pub mod identity;
+pub mod members;
 pub mod projects;
 pub mod secrets;
 pub mod templates;
+pub mod tokens;
 
 /// The gateway's write access to its tables; reads of everything else go through the [`Store`](crate::Store)
 /// it derefs to.

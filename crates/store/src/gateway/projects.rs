@@ -1,9 +1,9 @@
 //! Projects.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::Tables;
-use crate::entity::{project, template};
+use crate::entity::{project, project_member, template};
 use crate::error::found;
 use crate::{Error, Result, now_ms};
 
@@ -22,18 +22,32 @@ fn duplicate(name: &str) -> impl Fn(sea_orm::DbErr) -> Error + '_ {
     }
 }
 
+/// A project to create.
+#[derive(Debug, Clone, Copy)]
+pub struct NewProject<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub max_parallel: i32,
+}
+
+pub(super) async fn insert_project(c: &impl ConnectionTrait, new: NewProject<'_>) -> Result<project::Model> {
+    let now = now_ms();
+    let row = project::ActiveModel {
+        name: Set(new.name.to_owned()),
+        description: Set(new.description.to_owned()),
+        max_parallel: Set(new.max_parallel),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    row.insert(c).await.map_err(duplicate(new.name))
+}
+
 impl Tables {
+    /// A project without members (an administrator's or a test's; the API gives every new
+    /// project an owner with [`Tables::create_project_owned`]).
     pub async fn create_project(&self, name: &str, description: &str, max_parallel: i32) -> Result<project::Model> {
-        let now = now_ms();
-        let row = project::ActiveModel {
-            name: Set(name.to_owned()),
-            description: Set(description.to_owned()),
-            max_parallel: Set(max_parallel),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        };
-        row.insert(self.conn()).await.map_err(duplicate(name))
+        insert_project(self.conn(), NewProject { name, description, max_parallel }).await
     }
 
     pub async fn project(&self, id: i64) -> Result<project::Model> {
@@ -70,6 +84,10 @@ impl Tables {
     /// them first.
     pub async fn delete_project(&self, id: i64) -> Result<()> {
         template::Entity::delete_many().filter(template::Column::ProjectId.eq(id)).exec(self.conn()).await?;
+        project_member::Entity::delete_many()
+            .filter(project_member::Column::ProjectId.eq(id))
+            .exec(self.conn())
+            .await?;
         let res = project::Entity::delete_by_id(id).exec(self.conn()).await?;
         found(res.rows_affected, || format!("project {id}"))?;
         Ok(())

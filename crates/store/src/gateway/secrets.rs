@@ -1,7 +1,7 @@
 //! Project secrets. Values arrive sealed; nothing here sees them in the clear.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::Tables;
 use crate::entity::project_secret;
@@ -48,6 +48,23 @@ impl Tables {
             .await?;
         found(res.rows_affected, || format!("secret {name:?} in project {project_id}"))?;
         Ok(())
+    }
+
+    /// A project's secrets newest first, below the cursor `before` (their values stay sealed).
+    pub async fn secrets_page(
+        &self,
+        project_id: i64,
+        before: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<project_secret::Model>> {
+        let mut q = project_secret::Entity::find()
+            .filter(project_secret::Column::ProjectId.eq(project_id))
+            .order_by_desc(project_secret::Column::Id)
+            .limit(limit);
+        if let Some(before) = before {
+            q = q.filter(project_secret::Column::Id.lt(before));
+        }
+        Ok(q.all(self.conn()).await?)
     }
 
     pub async fn delete_project_secrets(&self, project_id: i64) -> Result<()> {

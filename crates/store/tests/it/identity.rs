@@ -2,6 +2,7 @@
 
 use baton_store::Error;
 use baton_store::gateway::identity::{NewUser, UserChanges};
+use baton_store::gateway::tokens::NewToken;
 use baton_store::now_ms;
 
 use crate::support;
@@ -30,7 +31,7 @@ async fn create_user_and_duplicate_is_conflict() {
     assert_eq!(g.user_by_name("bob").await.unwrap(), Some(bob.clone()));
     assert_eq!(g.user_by_name("carol").await.unwrap(), None);
     assert_eq!(g.user(alice.id).await.unwrap(), alice);
-    assert_eq!(g.users().await.unwrap(), vec![alice.clone(), bob.clone()]);
+    assert_eq!(g.users(None, 100).await.unwrap(), vec![bob.clone(), alice.clone()], "newest first");
     assert!(matches!(g.user(bob.id + 10).await, Err(Error::NotFound(_))));
 
     // Renaming onto an existing name is a conflict too.
@@ -65,22 +66,22 @@ async fn tokens_find_their_user_until_expiry() {
     let db = support::db().await;
     let g = db.gateway();
     let u = g.create_user(user("u")).await.unwrap();
-    let forever = g.create_token(u.id, "ci", &digest('1'), None).await.unwrap();
-    let later = g.create_token(u.id, "later", &digest('2'), Some(now_ms() + 60_000)).await.unwrap();
-    g.create_token(u.id, "old", &digest('3'), Some(now_ms() - 1)).await.unwrap();
+    let forever = g.create_token(token(u.id, "ci", &digest('1'), None)).await.unwrap();
+    let later = g.create_token(token(u.id, "later", &digest('2'), Some(now_ms() + 60_000))).await.unwrap();
+    g.create_token(token(u.id, "old", &digest('3'), Some(now_ms() - 1))).await.unwrap();
 
     assert_eq!(forever.name, "ci");
     assert!(later.expires_at.is_some_and(|at| at > now_ms()));
-    assert_eq!(g.token_user(&digest('1')).await.unwrap(), Some(u.clone()));
-    assert_eq!(g.token_user(&digest('2')).await.unwrap(), Some(u.clone()));
-    assert_eq!(g.token_user(&digest('3')).await.unwrap(), None, "expired");
-    assert_eq!(g.token_user(&digest('4')).await.unwrap(), None, "unknown");
+    assert_eq!(g.token_user(&digest('1')).await.unwrap().map(|(u, _)| u), Some(u.clone()));
+    assert_eq!(g.token_user(&digest('2')).await.unwrap().map(|(u, _)| u), Some(u.clone()));
+    assert_eq!(g.token_user(&digest('3')).await.unwrap().map(|(u, _)| u), None, "expired");
+    assert_eq!(g.token_user(&digest('4')).await.unwrap().map(|(u, _)| u), None, "unknown");
 
-    let names: Vec<String> = g.tokens_of(u.id).await.unwrap().into_iter().map(|t| t.name).collect();
-    assert_eq!(names, ["ci", "later", "old"]);
+    let names: Vec<String> = g.tokens_of(u.id, None, 100).await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["old", "later", "ci"], "newest first");
 
     // Token digests are unique.
-    let dup = g.create_token(u.id, "again", &digest('1'), None).await;
+    let dup = g.create_token(token(u.id, "again", &digest('1'), None)).await;
     assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
 }
 
@@ -90,15 +91,15 @@ async fn delete_token_only_of_its_owner() {
     let g = db.gateway();
     let alice = g.create_user(user("alice")).await.unwrap();
     let bob = g.create_user(user("bob")).await.unwrap();
-    let tok = g.create_token(alice.id, "t", &digest('a'), None).await.unwrap();
+    let tok = g.create_token(token(alice.id, "t", &digest('a'), None)).await.unwrap();
 
     let res = g.delete_token(bob.id, tok.id).await;
     assert!(matches!(res, Err(Error::NotFound(_))), "{res:?}");
-    assert_eq!(g.token_user(&digest('a')).await.unwrap(), Some(alice.clone()), "still there");
+    assert_eq!(g.token_user(&digest('a')).await.unwrap().map(|(u, _)| u), Some(alice.clone()), "still there");
 
     g.delete_token(alice.id, tok.id).await.unwrap();
-    assert_eq!(g.token_user(&digest('a')).await.unwrap(), None);
-    assert!(g.tokens_of(alice.id).await.unwrap().is_empty());
+    assert_eq!(g.token_user(&digest('a')).await.unwrap().map(|(u, _)| u), None);
+    assert!(g.tokens_of(alice.id, None, 100).await.unwrap().is_empty());
     assert!(matches!(g.delete_token(alice.id, tok.id).await, Err(Error::NotFound(_))));
 }
 
@@ -109,14 +110,14 @@ async fn delete_user_removes_sessions_and_tokens() {
     let u = g.create_user(user("u")).await.unwrap();
     let other = g.create_user(user("other")).await.unwrap();
     g.create_session(u.id, &digest('s'), 60_000).await.unwrap();
-    g.create_token(u.id, "t", &digest('t'), None).await.unwrap();
+    g.create_token(token(u.id, "t", &digest('t'), None)).await.unwrap();
     g.create_session(other.id, &digest('o'), 60_000).await.unwrap();
 
     g.delete_user(u.id).await.unwrap();
     assert!(matches!(g.user(u.id).await, Err(Error::NotFound(_))));
     assert_eq!(g.session_user(&digest('s')).await.unwrap(), None);
-    assert_eq!(g.token_user(&digest('t')).await.unwrap(), None);
-    assert!(g.tokens_of(u.id).await.unwrap().is_empty());
+    assert_eq!(g.token_user(&digest('t')).await.unwrap().map(|(u, _)| u), None);
+    assert!(g.tokens_of(u.id, None, 100).await.unwrap().is_empty());
     assert_eq!(g.session_user(&digest('o')).await.unwrap(), Some(other), "others untouched");
     assert!(matches!(g.delete_user(u.id).await, Err(Error::NotFound(_))));
 }
@@ -172,10 +173,10 @@ async fn expired_sessions_and_tokens_are_swept_in_batches() {
         g.create_session(u.id, &digest(c), -1_000 - i as i64).await.unwrap();
     }
     g.create_session(u.id, &digest('l'), 60_000).await.unwrap();
-    g.create_token(u.id, "old1", &digest('1'), Some(now_ms() - 1)).await.unwrap();
-    g.create_token(u.id, "old2", &digest('2'), Some(now_ms() - 5_000)).await.unwrap();
-    g.create_token(u.id, "later", &digest('3'), Some(now_ms() + 60_000)).await.unwrap();
-    g.create_token(u.id, "forever", &digest('4'), None).await.unwrap();
+    g.create_token(token(u.id, "old1", &digest('1'), Some(now_ms() - 1))).await.unwrap();
+    g.create_token(token(u.id, "old2", &digest('2'), Some(now_ms() - 5_000))).await.unwrap();
+    g.create_token(token(u.id, "later", &digest('3'), Some(now_ms() + 60_000))).await.unwrap();
+    g.create_token(token(u.id, "forever", &digest('4'), None)).await.unwrap();
 
     let now = now_ms();
     assert_eq!(g.delete_expired_sessions(now, 2).await.unwrap(), 2, "one batch");
@@ -186,6 +187,10 @@ async fn expired_sessions_and_tokens_are_swept_in_batches() {
 
     assert_eq!(g.delete_expired_tokens(now, 10).await.unwrap(), 2);
     assert_eq!(g.delete_expired_tokens(now, 10).await.unwrap(), 0);
-    let names: Vec<String> = g.tokens_of(u.id).await.unwrap().into_iter().map(|t| t.name).collect();
-    assert_eq!(names, ["later", "forever"]);
+    let names: Vec<String> = g.tokens_of(u.id, None, 100).await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["forever", "later"], "newest first");
+}
+
+fn token<'a>(user_id: i64, name: &'a str, token_hash: &'a str, expires_at: Option<i64>) -> NewToken<'a> {
+    NewToken { user_id, name, token_hash, expires_at, project_id: None, role: None }
 }

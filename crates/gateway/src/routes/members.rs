@@ -1,0 +1,68 @@
+//! A project's members and their roles. Every member reads the list; owners add, change and
+//! remove members, and a project always keeps at least one owner (409 otherwise).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use baton_store::gateway::members::Member;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ListQuery, page_limit};
+use crate::AppState;
+use crate::access::{self, Permission, Role};
+use crate::audit::Note;
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::model::Page;
+
+fn render(m: &Member) -> Value {
+    json!({"user_id": m.user_id, "username": m.username, "role": m.role})
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(pid): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Value>>> {
+    access::project(&state, &caller, pid, Permission::Read).await?;
+    let limit = page_limit(q.limit);
+    let rows = state.tables.members(pid, q.before, limit as u64 + 1).await?;
+    Ok(Json(Page::of(rows, limit, |m| m.user_id, |m| render(&m))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Body {
+    role: String,
+}
+
+/// Adds the user to the project, or changes their role.
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((pid, uid)): ApiPath<(i64, i64)>,
+    ApiJson(body): ApiJson<Body>,
+) -> Result<Response> {
+    access::project(&state, &caller, pid, Permission::Own).await?;
+    let role =
+        Role::parse(&body.role).ok_or_else(|| Error::field("role", "must be owner, manager, runner or viewer"))?;
+    // A user that does not exist is the path's mistake, like any other missing thing.
+    state.tables.user(uid).await?;
+    let m = state.tables.set_member(pid, uid, role.as_str()).await?;
+    let note = Note::detail(format!("user {uid} ({}) is {role}", m.username));
+    Ok((axum::Extension(note), Json(render(&m))).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((pid, uid)): ApiPath<(i64, i64)>,
+) -> Result<Response> {
+    access::project(&state, &caller, pid, Permission::Own).await?;
+    state.tables.remove_member(pid, uid).await?;
+    Ok((StatusCode::NO_CONTENT, axum::Extension(Note::detail(format!("user {uid} removed")))).into_response())
+}
