@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Validates the deployment files without Docker or Kubernetes:
 #   - docker/Dockerfile (hadolint) and the shell scripts (shellcheck)
-#   - docker/haproxy.cfg (haproxy -c) and docker/nginx.conf (nginx -t)
+#   - docker/haproxy.cfg (haproxy -c, also with its runner TLS examples uncommented) and
+#     docker/nginx.conf (nginx -t); neither proxies the internal port, and HAProxy's statistics
+#     page refuses clients outside the internal network (HAProxy is run on loopback for that)
 #   - docker/compose.yaml and docker/compose.single.yaml (Compose's own `config` check), including
-#     that a missing secret makes Compose refuse to start
+#     that a missing secret makes Compose refuse to start, and the stack's properties: runners on
+#     a network shared only with the load balancers, ports published by the load balancers only,
+#     Redis behind its password, X-Forwarded-For trusted from the internal network only
 #   - helm/baton (helm lint --strict, rendering with several value sets, and the rendered manifests
 #     against the Kubernetes schemas)
+#
+# Each property check fails when its property is broken: change one on purpose to see it.
 #
 # Installs what it needs when missing: Python tools into a virtualenv under
 # ${DEPLOY_CHECK_CACHE:-~/.cache/baton-deploy-check}, haproxy and nginx with apt-get (as root, or
@@ -71,6 +77,9 @@ install_tools() {
   local missing=()
   command -v haproxy >/dev/null || missing+=(haproxy)
   command -v nginx >/dev/null || missing+=(nginx)
+  # A throwaway certificate for the TLS examples, and a client for HAProxy's statistics page.
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
   if ((${#missing[@]})); then
     echo "installing ${missing[*]} (apt)…"
     # apt starts no service in containers without an init system; nothing here needs one.
@@ -139,13 +148,70 @@ check_nginx() {
 }
 step "nginx -t docker/nginx.conf (nodes on 127.0.0.1)" check_nginx
 
+# The load balancers proxy HTTP and the runner port only, never a node's internal port (7001).
+lb_never_proxy_internal_port() {
+  local hits
+  hits=$(grep -nE '^[^#]*:7001\b' docker/haproxy.cfg docker/nginx.conf) || return 0
+  echo "a load balancer proxies the internal port 7001:" >&2
+  echo "$hits" >&2
+  return 1
+}
+step "load balancers never proxy the internal port" lb_never_proxy_internal_port
+
+# The commented examples of runners over TLS in haproxy.cfg stay valid: uncomment them, point
+# the certificate at a throwaway one, and check the result.
+check_haproxy_tls_examples() {
+  local cfg=$work/haproxy-tls.cfg
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=baton -keyout "$work/tls.key" \
+    -out "$work/tls.crt" 2>/dev/null || return 1
+  cat "$work/tls.crt" "$work/tls.key" >"$work/baton.pem"
+  sed -E -e '/^# BEGIN runner TLS examples/,/^# END runner TLS examples/ s/^#(frontend |backend |    [a-z#])/\1/' \
+    -e "s|/usr/local/etc/haproxy/certs/baton.pem|$work/baton.pem|" \
+    -e 's/^( *server baton-[0-9]+ )baton-[0-9]+:/\1127.0.0.1:/' docker/haproxy.cfg >"$cfg"
+  local n
+  n=$(grep -cE '^(frontend|backend) .*tls' "$cfg")
+  ((n == 3)) || { echo "expected 3 TLS frontends/backends once uncommented, found $n" >&2; return 1; }
+  haproxy -dW -c -f "$cfg" || return 1
+  echo "   $n uncommented sections valid"
+}
+step "haproxy.cfg runner TLS examples (uncommented)" check_haproxy_tls_examples
+
+# The statistics page names every node and its address: it must answer the nodes' network
+# (INTERNAL_SUBNET) and refuse everyone else, runners included. Run HAProxy on loopback ports and
+# ask it from 127.0.0.1, first as an outsider, then as a member of the internal network.
+check_haproxy_stats_acl() {
+  local cfg=$work/haproxy-stats.cfg base=$((20000 + RANDOM % 20000)) pid code status=0
+  sed -E -e "s/^( *bind ):80\b/\1127.0.0.1:$base/" -e "s/^( *bind ):7000\b/\1127.0.0.1:$((base + 1))/" \
+    -e "s/^( *bind ):8404\b/\1127.0.0.1:$((base + 2))/" \
+    -e 's/^( *server baton-[0-9]+ )baton-[0-9]+:/\1127.0.0.1:/' docker/haproxy.cfg >"$cfg"
+  stats_code() {
+    INTERNAL_SUBNET=$1 haproxy -db -f "$cfg" >/dev/null 2>&1 &
+    pid=$!
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$((base + 2))/") && break
+      sleep 0.2
+    done
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    echo "${code:-000}"
+  }
+  code=$(stats_code 10.255.255.0/24)
+  [[ $code == 000 ]] || { echo "stats answered $code to a client outside INTERNAL_SUBNET" >&2; status=1; }
+  code=$(stats_code 127.0.0.0/8)
+  [[ $code == 200 ]] || { echo "stats answered $code (not 200) to a client inside INTERNAL_SUBNET" >&2; status=1; }
+  ((status == 0)) && echo "   refused outside INTERNAL_SUBNET, served inside"
+  return $status
+}
+step "haproxy stats answer only the internal network" check_haproxy_stats_acl
+
 # ---------------------------------------------------------------------------------------------
 # Compose. Run in a clean environment with an explicit env file, so neither the caller's shell
 # nor a local docker/.env changes the outcome.
 
 cat >"$work/compose.env" <<'EOF'
 POSTGRES_PASSWORD=check0postgres0password
-BATON_CLUSTER_SECRET=check-cluster-secret
+BATON_CLUSTER_SECRET=check-cluster-secret-of-32-characters-x
+REDIS_PASSWORD=check0redis0password
 BATON_SECRETS_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
 BATON_ADMIN_PASSWORD=check-admin-password
 EOF
@@ -179,6 +245,133 @@ env_example_complete() {
   return $status
 }
 step "docker/.env.example lists every required variable" env_example_complete
+
+# Properties of the HA stack that a valid file can still lack, read from Compose's own view of it
+# (`config --format json`, the same interpolation as `up`).
+cat >"$work/compose_props.py" <<'PY'
+"""compose_props.py CONFIG_JSON REDIS_PASSWORD: the HA stack's network and secret properties."""
+
+import ipaddress
+import json
+import sys
+
+config = json.load(open(sys.argv[1]))
+redis_password = sys.argv[2]
+services, networks = config["services"], config.get("networks", {})
+errors = []
+
+
+def nets(svc):
+    return set(svc.get("networks") or {"default": None})
+
+
+def joined(*parts):
+    return " ".join(" ".join(p) if isinstance(p, list) else str(p or "") for p in parts)
+
+
+runners = {n for n, s in services.items() if "baton-runner-entrypoint" in joined(s.get("entrypoint"))}
+balancers = {n for n, s in services.items() if s.get("image", "").split(":")[0] in ("haproxy", "nginx")}
+nodes = {n for n, s in services.items() if (s.get("command") or [""])[0] in ("server", "gateway", "dispatcher", "scheduler")}
+for what, found in (("runners", runners), ("load balancers", balancers), ("nodes", nodes)):
+    if not found:
+        errors.append(f"found no {what}: this check no longer recognises the stack")
+
+# Runners: on one network, not internal (scripts need the internet), shared only with the load
+# balancers; everything else only on internal networks.
+runner_nets = set().union(*(nets(services[r]) for r in runners)) if runners else set()
+if len(runner_nets) != 1:
+    errors.append(f"runners are on networks {sorted(runner_nets)}; they must share exactly one")
+for net in runner_nets:
+    if networks.get(net, {}).get("internal"):
+        errors.append(f"the runners' network {net} is internal: their scripts cannot reach the internet")
+for name, svc in sorted(services.items()):
+    if name in runners:
+        continue
+    if nets(svc) & runner_nets and name not in balancers:
+        errors.append(f"{name} is on the runners' network {sorted(nets(svc) & runner_nets)}")
+    if name not in balancers:
+        for net in nets(svc):
+            if not networks.get(net, {}).get("internal"):
+                errors.append(f"{name} is on {net}, which is not internal")
+
+# Published ports: only the load balancers publish, and never the internal port.
+for name, svc in sorted(services.items()):
+    for port in svc.get("ports") or []:
+        if name not in balancers:
+            errors.append(f"{name} publishes port {port.get('target')}: only the load balancers may")
+        if int(port.get("target", 0)) == 7001 or str(port.get("published")) == "7001":
+            errors.append(f"{name} publishes 7001, the internal port's number")
+
+# Redis: requires the password, which stays off its command line; the nodes log in with it, in
+# parts (a URL would override the password).
+redis = services.get("redis", {})
+redis_env = redis.get("environment") or {}
+holders = [k for k, v in redis_env.items() if v == redis_password]
+command = joined(redis.get("entrypoint"), redis.get("command"))
+if redis_password in command:
+    errors.append("the Redis password is on Redis's command line (docker ps shows it)")
+if not holders or "requirepass" not in command or not any(f"${h}" in command for h in holders):
+    errors.append("redis does not start with requirepass taken from REDIS_PASSWORD")
+for name in sorted(nodes):
+    env = services[name].get("environment") or {}
+    if env.get("BATON_HA_REDIS_PASS") != redis_password:
+        errors.append(f"{name}: BATON_HA_REDIS_PASS is not REDIS_PASSWORD")
+    if "BATON_HA_REDIS_URL" in env:
+        errors.append(f"{name}: BATON_HA_REDIS_URL is set, and it overrides BATON_HA_REDIS_PASS")
+
+# X-Forwarded-For is believed only from the internal network, where the load balancers are and
+# the runners are not.
+internal_subnets = {
+    net: [ipaddress.ip_network(c["subnet"]) for c in (spec.get("ipam") or {}).get("config") or [] if "subnet" in c]
+    for net, spec in networks.items()
+    if spec.get("internal")
+}
+for name in sorted(nodes):
+    proxies = (services[name].get("environment") or {}).get("BATON_HTTP_TRUSTED_PROXIES") or ""
+    trusted = [ipaddress.ip_network(p.strip(), strict=False) for p in proxies.split(",") if p.strip()]
+    if not trusted:
+        errors.append(f"{name}: BATON_HTTP_TRUSTED_PROXIES is empty: every client looks like the load balancer")
+    for t in trusted:
+        if not any(t.subnet_of(s) for subnets in internal_subnets.values() for s in subnets):
+            errors.append(f"{name}: trusts {t}, which is not within an internal network's fixed subnet")
+    for lb in sorted(balancers):
+        if not any(
+            net in internal_subnets and any(s.subnet_of(t) for s in internal_subnets[net] for t in trusted)
+            for net in nets(services[lb])
+        ):
+            errors.append(f"{name}: does not trust {lb}'s internal network")
+haproxy_subnet = (services.get("haproxy", {}).get("environment") or {}).get("INTERNAL_SUBNET")
+if haproxy_subnet not in {str(s) for subnets in internal_subnets.values() for s in subnets}:
+    errors.append(f"haproxy's INTERNAL_SUBNET ({haproxy_subnet}) is not the internal network's subnet")
+
+for e in errors:
+    print(f"   {e}", file=sys.stderr)
+if not errors:
+    print(f"   runners {sorted(runners)} only on {sorted(runner_nets)}, with {sorted(balancers)}; "
+          "Redis password required; X-Forwarded-For trusted from the internal network only")
+sys.exit(1 if errors else 0)
+PY
+
+compose_properties() {
+  local profile
+  for profile in "" nginx; do
+    env -i PATH="$PATH" HOME="$HOME" "$compose" -f docker/compose.yaml --env-file "$work/compose.env" \
+      ${profile:+--profile "$profile"} config --format json >"$work/compose.json" || return 1
+    "$py" "$work/compose_props.py" "$work/compose.json" "$(sed -n 's/^REDIS_PASSWORD=//p' "$work/compose.env")" || return 1
+  done
+}
+step "compose.yaml: networks, published ports, Redis password, trusted proxies" compose_properties
+
+# The single node publishes HTTP and the runner port, never the internal port.
+compose_single_ports() {
+  local targets
+  targets=$(env -i PATH="$PATH" HOME="$HOME" "$compose" -f docker/compose.single.yaml --env-file /dev/null \
+    config --format json | "$py" -c 'import json, sys
+print(" ".join(sorted(str(p["target"]) for s in json.load(sys.stdin)["services"].values() for p in s.get("ports") or [])))')
+  [[ $targets == "3000 7000" ]] || { echo "compose.single.yaml publishes ports '$targets', not '3000 7000'" >&2; return 1; }
+  echo "   publishes $targets"
+}
+step "compose.single.yaml publishes 3000 and 7000 only" compose_single_ports
 
 # ---------------------------------------------------------------------------------------------
 # Helm: lint (strict) with the defaults and each value set in helm/baton/ci/, render each value set,
@@ -292,6 +485,7 @@ validate_manifests() {
   return $status
 }
 step "kubernetes-validate --strict -k $KUBE_VERSION (rendered chart)" validate_manifests
+
 
 # ---------------------------------------------------------------------------------------------
 
