@@ -81,12 +81,84 @@ app.kubernetes.io/component: {{ .component }}
 {{- if eq .Values.mode "combined" }}server{{ else }}gateway{{ end }}
 {{- end }}
 
-{{- define "baton.schedulerServiceName" -}}
-{{- printf "%s-scheduler" (include "baton.fullname" .) | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
 {{- define "baton.grpcComponent" -}}
 {{- if eq .Values.mode "combined" }}server{{ else }}dispatcher{{ end }}
+{{- end }}
+
+{{/*
+The ports a component listens on: every one serves HTTP; the dispatcher (and `server`) the
+runner port; the dispatcher, the scheduler (and `server`) the internal port. The gateway has no
+gRPC port at all.
+*/}}
+{{- define "baton.servesRunnerPort" -}}
+{{- if has . (list "dispatcher" "server") }}true{{ end }}
+{{- end }}
+
+{{- define "baton.servesInternalPort" -}}
+{{- if has . (list "dispatcher" "scheduler" "server") }}true{{ end }}
+{{- end }}
+
+{{/* Split mode: the ClusterIP Service of one role's internal port (7001), e.g. "dispatcher". */}}
+{{- define "baton.internalServiceName" -}}
+{{- printf "%s-%s-internal" (include "baton.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The URL other Baton pods dial for one role's internal port: https:// with tls.internal. */}}
+{{- define "baton.internalUrl" -}}
+{{- printf "%s://%s:7001" (ternary "https" "http" .root.Values.tls.internal.enabled) (include "baton.internalServiceName" .) }}
+{{- end }}
+
+{{/* Labels of every pod that is a Baton node (not runners, hooks or tests). */}}
+{{- define "baton.nodePodSelector" -}}
+matchLabels:
+  {{- include "baton.selectorLabels" . | nindent 2 }}
+matchExpressions:
+  - key: app.kubernetes.io/component
+    operator: In
+    values: {{ include "baton.components" . }}
+{{- end }}
+
+{{/*
+The port a `probe: grpc` checks, (dict "root" $ "component" "dispatcher"): the runner port, else
+the internal port, whichever the component serves in cleartext (the kubelet's gRPC probe speaks
+no TLS).
+*/}}
+{{- define "baton.grpcProbePort" -}}
+{{- $tls := .root.Values.tls }}
+{{- if and (include "baton.servesRunnerPort" .component) (not $tls.grpc.enabled) }}7000
+{{- else if and (include "baton.servesInternalPort" .component) (not $tls.internal.enabled) }}7001
+{{- else if eq .component "gateway" }}
+{{- fail "gateway.probe must be \"http\": the gateway serves no gRPC port" }}
+{{- else }}
+{{- fail (printf "%s.probe=grpc: every gRPC port of the %s uses TLS (tls.grpc, tls.internal), which the kubelet's gRPC probe cannot speak: use probe: http" .component .component) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The runners' registration token, base64: the live Secret's on upgrade, else one generated once
+per render. Both the chart's Secret and the hook Secret include it, so the generated value is
+kept in .Values (shared by every template of the render) for them to agree.
+*/}}
+{{- define "baton.runnerTokenB64" -}}
+{{- $live := (lookup "v1" "Secret" .Release.Namespace (include "baton.fullname" .)) | default dict }}
+{{- $old := get (get $live "data" | default dict) "runner-token" }}
+{{- if $old }}
+{{- $old }}
+{{- else }}
+{{- if not (hasKey .Values "__generatedRunnerToken") }}
+{{- $_ := set .Values "__generatedRunnerToken" (randAlphaNum 48) }}
+{{- end }}
+{{- get .Values "__generatedRunnerToken" | b64enc }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the hooks read: their own (hooks run before the chart's Secret exists), or existingSecret. */}}
+{{- define "baton.hookSecretName" -}}
+{{- if .Values.existingSecret }}
+{{- .Values.existingSecret }}
+{{- else }}
+{{- printf "%s-hooks" (include "baton.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
 {{- end }}
 
 {{- define "baton.shutdownGraceSeconds" -}}
@@ -137,17 +209,42 @@ The node id is the pod's name (downward API): stable for the pod's life and uniq
   value: "0.0.0.0:3000"
 - name: BATON_GRPC_LISTEN
   value: "0.0.0.0:7000"
+- name: BATON_CLUSTER_LISTEN
+  value: "0.0.0.0:7001"
 - name: BATON_DATA_DIR
   value: /var/lib/baton
 {{- if has .component (list "gateway" "scheduler") }}
-# Split mode: this service calls the dispatchers' gRPC through their Service.
+# Split mode: this service calls the dispatchers' internal port through their internal Service.
 - name: BATON_CLUSTER_DISPATCHER_URL
-  value: {{ printf "http://%s:%d" (include "baton.grpcServiceName" $root) (int $root.Values.service.grpc.port) | quote }}
+  value: {{ include "baton.internalUrl" (dict "root" $root "component" "dispatcher") | quote }}
 {{- end }}
 {{- if eq .component "gateway" }}
-# Split mode: schedules are changed through the schedulers' internal gRPC service.
+# Split mode: schedules are changed through the schedulers' internal port.
 - name: BATON_CLUSTER_SCHEDULER_URL
-  value: {{ printf "http://%s:%d" (include "baton.schedulerServiceName" $root) (int $root.Values.service.grpc.port) | quote }}
+  value: {{ include "baton.internalUrl" (dict "root" $root "component" "scheduler") | quote }}
+{{- end }}
+{{- if and $root.Values.tls.grpc.enabled (include "baton.servesRunnerPort" .component) }}
+- name: BATON_GRPC_TLS_CERT_FILE
+  value: /etc/baton/tls/grpc/tls.crt
+- name: BATON_GRPC_TLS_KEY_FILE
+  value: /etc/baton/tls/grpc/tls.key
+{{- end }}
+{{- if $root.Values.tls.internal.enabled }}
+{{- if include "baton.servesInternalPort" .component }}
+- name: BATON_CLUSTER_TLS_CERT_FILE
+  value: /etc/baton/tls/internal/tls.crt
+- name: BATON_CLUSTER_TLS_KEY_FILE
+  value: /etc/baton/tls/internal/tls.key
+{{- end }}
+{{- if $root.Values.tls.internal.caKey }}
+- name: BATON_CLUSTER_TLS_CA_FILE
+  value: /etc/baton/tls/internal/ca.crt
+{{- end }}
+{{- end }}
+{{- if and $root.Values.ingress.enabled $root.Values.ingress.tls (not (hasKey (get $root.Values.config "http" | default dict) "secure_cookies")) }}
+# TLS ends at the Ingress: the session cookie must only travel over HTTPS.
+- name: BATON_HTTP_SECURE_COOKIES
+  value: "true"
 {{- end }}
 - name: BATON_DATABASE_URL
   valueFrom:
