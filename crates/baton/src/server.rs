@@ -289,6 +289,8 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 trusted_proxies: cfg.trusted_proxies(),
                 http: http_limits(&cfg),
                 sweep_every: Duration::from_secs(cfg.login.sweep_every_seconds),
+                audit_max_age: (cfg.retention.max_age_seconds > 0)
+                    .then(|| Duration::from_secs(cfg.retention.max_age_seconds)),
             },
             baton_gateway::Deps {
                 store: store.clone(),

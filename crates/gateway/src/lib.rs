@@ -51,8 +51,10 @@ pub struct Options {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Timeouts and the connection limit of the HTTP server.
     pub http: HttpLimits,
-    /// How often expired sessions and API tokens are deleted.
+    /// How often expired sessions and API tokens (and old audit entries) are deleted.
     pub sweep_every: Duration,
+    /// Audit entries older than this are deleted (`retention.max_age_seconds`); `None` keeps them.
+    pub audit_max_age: Option<Duration>,
 }
 
 /// What the gateway needs from outside.
@@ -122,7 +124,12 @@ impl Service {
     /// finishes in-flight requests.
     pub async fn run(self, listener: tokio::net::TcpListener, shutdown: CancellationToken) {
         let s = &self.state;
-        let sweep = sweeper::run(s.tables.clone(), s.coord.clone(), s.opts.sweep_every, shutdown.clone());
+        let sweep = sweeper::run(
+            s.tables.clone(),
+            s.coord.clone(),
+            (s.opts.sweep_every, s.opts.audit_max_age),
+            shutdown.clone(),
+        );
         tokio::join!(serve(listener, self.router(), s.opts.http, shutdown.clone()), sweep);
     }
 }
@@ -146,6 +153,7 @@ mod tests {
             trusted_proxies: Vec::new(),
             http: HttpLimits::default(),
             sweep_every: Duration::from_secs(1),
+            audit_max_age: None,
         };
         let shown = format!("{opts:?}");
         assert!(shown.contains("SealKey(********)"), "{shown}");
