@@ -7,6 +7,7 @@ mod attempts;
 mod catalog;
 mod identity;
 mod logs;
+mod members;
 mod migrations;
 mod races;
 mod reports;
