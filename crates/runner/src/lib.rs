@@ -4,6 +4,7 @@
 //! broken stream or a restarted server loses nothing; how much it holds is bounded (`held.rs`),
 //! and a script printing faster than the server acknowledges blocks on its writes.
 
+mod clean_exit;
 mod conn;
 mod dial;
 mod exec;
@@ -126,7 +127,11 @@ impl Runner {
             tracing::warn!(killed, "killed scripts left running by a previous runner process");
         }
         let jobs = jobs::Jobs::new(opts.hold);
-        Ok(Runner { opts: Arc::new(opts), jobs, welcomed: Default::default() })
+        // A predecessor that left holding nothing started every assignment it received and had
+        // each end acknowledged: whatever the server still thinks this runner holds never
+        // reached it, exactly as for a process that reconnects (`Hello.resumed`).
+        let clean = clean_exit::take(&opts.work_dir, opts.runner_id);
+        Ok(Runner { opts: Arc::new(opts), jobs, welcomed: Arc::new(std::sync::atomic::AtomicBool::new(clean)) })
     }
 
     /// How many scripts run now.
@@ -158,6 +163,9 @@ impl Runner {
         }
         stop_conn.cancel();
         let _ = manager.await;
+        if self.jobs.len() == 0 {
+            clean_exit::mark(&self.opts.work_dir, self.opts.runner_id);
+        }
     }
 }
 

@@ -46,20 +46,21 @@ impl RunnerProcess {
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600, "the runner's secret must be readable by its owner only");
         let id = text.lines().find_map(|l| l.strip_prefix("runner_id = ")).unwrap().parse().unwrap();
-        let log = std::fs::File::create(dir.path().join("runner.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_baton"))
-            .args(["runner", "run", "--config"])
-            .arg(&file)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = run(dir.path());
         let r = RunnerProcess { child, dir, id };
         r.wait_online(c).await;
         r
+    }
+
+    /// SIGTERM, and waits until the process has drained and exited.
+    pub fn stop_gracefully(&mut self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+
+    /// Starts `baton runner run` again on the same config and work directory.
+    pub fn start_again(&mut self) {
+        self.child = run(self.dir.path());
     }
 
     pub async fn wait_online(&self, c: &Client) {
@@ -88,6 +89,21 @@ impl Drop for RunnerProcess {
     fn drop(&mut self) {
         self.sigkill();
     }
+}
+
+/// `baton runner run` on the config in `dir`, logging to `dir/runner.log`.
+fn run(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("runner.log")).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["runner", "run", "--config"])
+        .arg(dir.join("runner.toml"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 pub fn baton(args: &[&str], last: &Path) -> std::process::Output {

@@ -102,3 +102,25 @@ async fn an_assignment_made_over_a_dead_stream_is_found_and_queued_again() {
     let row = tables.task(held).await.unwrap();
     assert_eq!((row.status.as_str(), row.epoch, row.runner_id), ("assigned", got.epoch, Some(me.id)));
 }
+
+/// A runner process that stopped cleanly (holding nothing) leaves a mark, so the next process of
+/// the same runner counts as resumed: an assignment that was on its way when the old process
+/// stopped reading goes back to the queue instead of being declared lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_clean_runner_restart_an_undelivered_assignment_is_queued_again() {
+    let srv = TestServer::start_without_runner().await;
+    let c = &srv.client;
+    let mut runner = crate::remote_runners::RunnerProcess::start_on(c, &srv.grpc_url(), "clean", "clean").await;
+    let pid = c.project().await;
+    let tid = c.template(pid, json!({"script": "echo ran", "labels": ["nobody-has-this"], "max_attempts": 1})).await;
+    runner.stop_gracefully();
+    // What a dispatcher does when it claims the task just as the runner stops reading: the claim
+    // in SQL, and a message that never arrives.
+    let id = c.submit(pid, tid).await;
+    let tables = baton_store::dispatcher::Tables::new(srv.store().await);
+    let before = tables.task(id).await.unwrap();
+    tables.claim(id, before.epoch, runner.id).await.unwrap().expect("the claim");
+    runner.start_again();
+    let t = c.wait_status(pid, id, &["queued"], Duration::from_secs(15)).await;
+    assert_eq!(t["attempt"], 1, "the attempt was not used up: {t}");
+}

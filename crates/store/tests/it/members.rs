@@ -46,7 +46,8 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
         let (a, b) = (user(&g, &format!("a{round}")).await, user(&g, &format!("b{round}")).await);
         let pid = project(&g, a).await;
         g.set_member(pid, b, "owner").await.unwrap();
-        let (x, y) = (Tables::new(support::connect_to(db.url()).await), Tables::new(support::connect_to(db.url()).await));
+        let (x, y) =
+            (Tables::new(support::connect_to(db.url()).await), Tables::new(support::connect_to(db.url()).await));
         let (ra, rb) = tokio::join!(x.set_member(pid, a, "manager"), y.set_member(pid, b, "manager"));
         assert!(ra.is_ok() != rb.is_ok(), "exactly one demotion wins: {ra:?} {rb:?}");
         let owners = g.members(pid, None, 10).await.unwrap().into_iter().filter(|m| m.role == "owner").count();
