@@ -12,6 +12,7 @@ mod m0004_runner_project;
 mod m0005_schedules;
 mod m0006_registration_token_uses;
 mod m0007_teams;
+mod m0008_task_version;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_schedules::Migration),
             Box::new(m0006_registration_token_uses::Migration),
             Box::new(m0007_teams::Migration),
+            Box::new(m0008_task_version::Migration),
         ]
     }
 }

@@ -66,9 +66,10 @@ pub fn task(t: &task::Model) -> Value {
         "id": t.id, "project_id": t.project_id, "template_id": t.template_id, "status": t.status,
         "attempt": t.attempt, "max_attempts": t.max_attempts, "epoch": t.epoch, "priority": t.priority,
         "runner_id": t.runner_id, "exit_code": t.exit_code, "error": t.error, "schedule_id": t.schedule_id,
-        "created_by": t.created_by, "cancel_requested": t.cancel_requested,
+        "created_by": t.created_by, "cancel_requested": t.cancel_requested, "version": t.version,
         "created_at": time(t.created_at), "assigned_at": opt_time(t.assigned_at),
         "started_at": opt_time(t.started_at), "finished_at": opt_time(t.finished_at),
+        "updated_at": time(t.updated_at),
     })
 }
 

@@ -105,6 +105,8 @@ mod tests {
             assigned_at: None,
             started_at: None,
             finished_at: None,
+            version: 1,
+            updated_at: 0,
         }
     }
 

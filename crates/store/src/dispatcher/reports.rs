@@ -8,7 +8,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::Tables;
-use super::tasks::{Attempt, AttemptEnd, Lost, active, lose_in, record_attempt};
+use super::tasks::{Attempt, AttemptEnd, Lost, active, changing, lose_in, record_attempt};
 use crate::entity::task;
 use crate::error::on_deadlock;
 use crate::{Error, Result, end_tx, now_ms};
@@ -43,7 +43,7 @@ impl Tables {
     /// harmless and still `true`; `false` means the report is not this runner's to make (a stale
     /// epoch, or another runner's task).
     pub async fn mark_running(&self, f: Fence, started_at: i64) -> Result<bool> {
-        let update = task::Entity::update_many()
+        let update = changing()
             .col_expr(task::Column::Status, Expr::value(TaskStatus::Running.as_str()))
             .col_expr(task::Column::StartedAt, Expr::value(started_at))
             .filter(task::Column::Id.eq(f.task_id))
@@ -96,7 +96,7 @@ async fn finish_in(tx: &sea_orm::DatabaseTransaction, f: Finish) -> Result<bool>
         return Ok(t.status != TaskStatus::Queued.as_str());
     }
     let now = now_ms();
-    let res = task::Entity::update_many()
+    let res = changing()
         .col_expr(task::Column::Status, Expr::value(f.status.as_str()))
         .col_expr(task::Column::ExitCode, Expr::value(f.exit_code))
         .col_expr(task::Column::Error, Expr::value(f.error.clone()))

@@ -69,8 +69,18 @@ pub(crate) fn new_task_row(new: NewTask) -> task::ActiveModel {
         schedule_id: Set(new.schedule_id),
         created_by: Set(new.created_by),
         created_at: Set(now_ms()),
+        version: Set(1),
+        updated_at: Set(now_ms()),
         ..Default::default()
     }
+}
+
+/// An update of task rows that bumps each row's version and stamps the time of the change, in the
+/// same statement: every change of a task goes through it.
+pub(crate) fn changing() -> sea_orm::UpdateMany<task::Entity> {
+    task::Entity::update_many()
+        .col_expr(task::Column::Version, sea_orm::sea_query::ExprTrait::add(Expr::col(task::Column::Version), 1))
+        .col_expr(task::Column::UpdatedAt, Expr::value(now_ms()))
 }
 
 pub(super) fn active() -> [&'static str; 2] {
@@ -134,7 +144,7 @@ impl Tables {
     /// `queued → assigned` to `runner_id`, bumping the epoch. Returns the new epoch, or `None` if
     /// another dispatcher claimed (or someone cancelled) the task first.
     pub async fn claim(&self, task_id: i64, epoch: i64, runner_id: i64) -> Result<Option<i64>> {
-        let claim = task::Entity::update_many()
+        let claim = changing()
             .col_expr(task::Column::Status, Expr::value(TaskStatus::Assigned.as_str()))
             .col_expr(task::Column::Epoch, Expr::value(epoch + 1))
             .col_expr(task::Column::RunnerId, Expr::value(runner_id))
@@ -165,7 +175,7 @@ impl Tables {
     /// as `cancelled` instead. The epoch is bumped either way.
     pub async fn unassign(&self, task_id: i64, epoch: i64) -> Result<Lost> {
         let back = |status: TaskStatus| {
-            task::Entity::update_many()
+            changing()
                 .col_expr(task::Column::Status, Expr::value(status.as_str()))
                 .col_expr(task::Column::Epoch, Expr::value(epoch + 1))
                 .filter(task::Column::Id.eq(task_id))
@@ -191,7 +201,7 @@ impl Tables {
     /// Cancels a queued task at once, or marks an active one for its runner to stop. Finished
     /// tasks are a conflict.
     pub async fn cancel(&self, task_id: i64) -> Result<Cancel> {
-        let queued = task::Entity::update_many()
+        let queued = changing()
             .col_expr(task::Column::Status, Expr::value(TaskStatus::Cancelled.as_str()))
             .col_expr(task::Column::CancelRequested, Expr::value(true))
             .col_expr(task::Column::FinishedAt, Expr::value(now_ms()))
@@ -201,7 +211,7 @@ impl Tables {
         if res.rows_affected == 1 {
             return Ok(Cancel::Cancelled);
         }
-        let active = task::Entity::update_many()
+        let active = changing()
             .col_expr(task::Column::CancelRequested, Expr::value(true))
             .filter(task::Column::Id.eq(task_id))
             .filter(task::Column::Status.is_in(active()));
@@ -303,7 +313,7 @@ pub(super) async fn lose_in(tx: &sea_orm::DatabaseTransaction, a: Attempt, reaso
     } else {
         Lost::Ended
     };
-    let mut q = task::Entity::update_many()
+    let mut q = changing()
         .col_expr(task::Column::Epoch, Expr::value(epoch + 1))
         .filter(task::Column::Id.eq(task_id))
         .filter(task::Column::Epoch.eq(epoch))

@@ -27,6 +27,10 @@ pub struct Model {
     pub assigned_at: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// One more on every change of the row, in the same statement.
+    pub version: i64,
+    /// When the row last changed (ms).
+    pub updated_at: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -419,3 +419,26 @@ async fn queue_pages_continue_after_their_cursor() {
     assert_eq!(got, want);
     assert_eq!(t.queue_head(3).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), want[..3].to_vec());
 }
+
+/// Every change of a task bumps its version by one and stamps its time, in the same statement.
+#[tokio::test]
+async fn every_change_bumps_the_version() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let created = t.create_task(new_task(1, 1, 0, 2)).await.unwrap();
+    assert_eq!(created.version, 1);
+    let epoch = t.claim(created.id, 0, r).await.unwrap().unwrap();
+    let v = |row: baton_store::entity::task::Model| (row.status, row.version);
+    assert_eq!(v(t.task(created.id).await.unwrap()), ("assigned".into(), 2));
+    assert!(t.mark_running(fence(&t, created.id, epoch).await, now_ms()).await.unwrap());
+    assert_eq!(v(t.task(created.id).await.unwrap()), ("running".into(), 3));
+    assert!(!t.mark_running(fence(&t, created.id, epoch + 5).await, now_ms()).await.unwrap());
+    assert_eq!(t.task(created.id).await.unwrap().version, 3, "a refused change changes nothing");
+    assert_eq!(t.lose(created.id, epoch, "gone").await.unwrap(), Lost::Requeued);
+    let row = t.task(created.id).await.unwrap();
+    assert_eq!(v(row.clone()), ("queued".into(), 4));
+    assert!(row.updated_at >= created.updated_at);
+    assert!(matches!(t.cancel(created.id).await.unwrap(), Cancel::Cancelled));
+    assert_eq!(t.task(created.id).await.unwrap().version, 5);
+}
