@@ -86,6 +86,10 @@ pub struct Http {
     /// address; `a,b` in the environment.
     #[serde(deserialize_with = "list")]
     pub trusted_proxies: Vec<String>,
+    /// Origins besides the server's own whose pages may open the WebSocket (e.g.
+    /// `https://console.example.com`); `a,b` in the environment.
+    #[serde(deserialize_with = "list")]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Http {
@@ -99,6 +103,7 @@ impl Default for Http {
             idle_timeout_seconds: 60,
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -7,6 +7,12 @@ use baton_core::names::valid_label;
 
 use crate::{Config, Error, Result};
 
+/// `scheme://host[:port]`, as browsers send in `Origin`.
+fn valid_origin(o: &str) -> bool {
+    let Some((scheme, rest)) = o.split_once("://") else { return false };
+    matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(['/', '?', '#', ' '])
+}
+
 /// The shortest accepted `cluster.secret`: it is all that guards the internal services.
 const MIN_SECRET: usize = 32;
 
@@ -135,6 +141,13 @@ pub fn check(mut cfg: Config) -> Result<Config> {
                 "give the internal port's address, such as http://baton-dispatcher:7001 (https:// with cluster TLS)",
             ));
         }
+    }
+    if let Some(bad) = cfg.http.allowed_origins.iter().find(|o| !valid_origin(o)) {
+        return Err(Error::invalid(
+            "http.allowed_origins",
+            format!("{bad:?} is not an origin"),
+            "give scheme://host[:port] without a path, such as https://console.example.com",
+        ));
     }
     let node_id = match cfg.ha.node_id.take().filter(|n| !n.is_empty()) {
         Some(n) => n,

@@ -21,3 +21,40 @@ pub fn project(project_id: i64) -> String {
 pub fn task_log(task_id: i64) -> String {
     format!("task:{task_id}:log")
 }
+
+/// What the dispatcher announces on [`project`]: a task of the project changed (any change;
+/// readers take the task itself from SQL, which is the truth).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaskNotice {
+    pub task: i64,
+}
+
+/// What the dispatcher announces on [`task_log`]: lines up to `last` are stored (and, when they
+/// are few, here they are, as a shortcut), or the task has ended (`end`) and every line of it is
+/// stored. A reader that finds a gap between what it has and these lines reads SQL.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct LogNotice {
+    pub task: i64,
+    /// The sequence number of the last stored line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<i64>,
+    /// The lines just stored, when small enough to travel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<NoticeLine>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub end: bool,
+}
+
+/// A log line as it travels in a [`LogNotice`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NoticeLine {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub time: i64,
+    /// `stdout`, `stderr` or `system`.
+    pub stream: String,
+    pub text: String,
+}
+
+/// The most text a [`LogNotice`] carries; larger chunks go without their lines.
+pub const NOTICE_TEXT_MAX: usize = 16 * 1024;

@@ -10,10 +10,43 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Service;
 
-/// Announces a task's change to the project's subscribers. Best effort: readers fall back to SQL.
+/// Announces a task's change to the project's subscribers, and the end of its log once it is
+/// final (every line of it is stored by then: a runner reports the end only after its last log
+/// chunk is acknowledged). Best effort: readers fall back to SQL.
 pub async fn task_changed(svc: &Service, project_id: i64, task_id: i64, status: &str) {
-    let payload = serde_json::json!({"type": "task.updated", "data": {"id": task_id, "status": status}});
-    let _ = svc.inner.coord.publish(&topic::project(project_id), Bytes::from(payload.to_string())).await;
+    let notice = topic::TaskNotice { task: task_id };
+    publish(svc, &topic::project(project_id), &notice).await;
+    if TaskStatus::parse(status).is_some_and(|s| s.is_final()) {
+        let end = topic::LogNotice { task: task_id, end: true, ..Default::default() };
+        publish(svc, &topic::task_log(task_id), &end).await;
+    }
+}
+
+/// Announces lines of a task that are now stored, with the lines themselves when they are few.
+pub async fn log_stored(svc: &Service, task_id: i64, lines: &[baton_store::LogLine]) {
+    let Some(last) = lines.last().map(|l| l.seq) else { return };
+    let size: usize = lines.iter().map(|l| l.text.len()).sum();
+    let lines = if size <= topic::NOTICE_TEXT_MAX {
+        lines
+            .iter()
+            .map(|l| topic::NoticeLine {
+                seq: l.seq,
+                time: l.time_ms,
+                stream: l.stream.as_str().to_owned(),
+                text: l.text.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let notice = topic::LogNotice { task: task_id, last: Some(last), lines, end: false };
+    publish(svc, &topic::task_log(task_id), &notice).await;
+}
+
+async fn publish(svc: &Service, topic: &str, notice: &impl serde::Serialize) {
+    if let Ok(payload) = serde_json::to_vec(notice) {
+        let _ = svc.inner.coord.publish(topic, Bytes::from(payload)).await;
+    }
 }
 
 /// Asks this node's placement loop to look at the queue (a runner connected, a slot freed up).

@@ -203,7 +203,11 @@ impl Session {
         tracing::debug!(task_id = task.task_id, epoch = task.epoch, lines = lines.len(), "log chunk");
         let appended = self.svc.inner.tables.append_log(self.fence(task), &lines).await?;
         match appended {
-            Appended::Stored | Appended::Duplicate => self.ack(ack::What::Log(task), last).await,
+            Appended::Stored => {
+                self.ack(ack::What::Log(task), last).await;
+                events::log_stored(&self.svc, task.task_id, &lines).await;
+            }
+            Appended::Duplicate => self.ack(ack::What::Log(task), last).await,
             Appended::Stale => self.stop(task, "not this runner's task at this epoch").await,
         }
         Ok(())

@@ -67,16 +67,53 @@ impl Caller {
     }
 }
 
+/// What a request proves who it is with.
+#[derive(Clone)]
+pub enum Credential {
+    /// An API token (`Authorization: Bearer`, or `?token=` on the WebSocket).
+    Token(String),
+    /// A session id from the login cookie.
+    Session(String),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::Token(_) => "Token(********)",
+            Credential::Session(_) => "Session(********)",
+        })
+    }
+}
+
+impl Credential {
+    /// The bearer token, else the session cookie, of a request.
+    pub fn of(headers: &axum::http::HeaderMap) -> Option<Credential> {
+        let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        match bearer {
+            Some(t) => Some(Credential::Token(t.trim().to_owned())),
+            None => session_cookie(headers).map(Credential::Session),
+        }
+    }
+
+    /// Who this credential is now; `None` once it no longer is anybody (revoked, expired, logged
+    /// out).
+    pub async fn resolve(&self, state: &AppState) -> Result<Option<Caller>> {
+        Ok(match self {
+            Credential::Token(t) => {
+                state.tables.token_user(&token::digest(t)).await?.map(|(u, t)| Caller::of(u, Some(&t)))
+            }
+            Credential::Session(s) => state.tables.session_user(&token::digest(s)).await?.map(|u| Caller::of(u, None)),
+        })
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller> {
-        let caller = if let Some(bearer) = bearer(parts) {
-            state.tables.token_user(&token::digest(bearer)).await?.map(|(u, t)| Caller::of(u, Some(&t)))
-        } else if let Some(session) = session_cookie(&parts.headers) {
-            state.tables.session_user(&token::digest(&session)).await?.map(|u| Caller::of(u, None))
-        } else {
-            None
+        let caller = match Credential::of(&parts.headers) {
+            Some(c) => c.resolve(state).await?,
+            None => None,
         };
         let caller = caller.ok_or_else(Error::unauthenticated)?;
         // The audit log records who made a write; it learns it here.
@@ -85,10 +122,6 @@ impl FromRequestParts<AppState> for Caller {
         }
         Ok(caller)
     }
-}
-
-fn bearer(parts: &Parts) -> Option<&str> {
-    parts.headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
 /// The session id from the `Cookie` header, if any.

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod client_addr;
 mod error;
+mod events;
 mod extract;
 mod hashing;
 mod model;
@@ -49,6 +50,8 @@ pub struct Options {
     pub hash_concurrency: usize,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Origins besides the server's own whose pages may open the WebSocket.
+    pub allowed_origins: Vec<String>,
     /// Timeouts and the connection limit of the HTTP server.
     pub http: HttpLimits,
     /// How often expired sessions and API tokens (and old audit entries) are deleted.
@@ -89,6 +92,11 @@ struct State {
     dialect: &'static str,
     throttle: throttle::Throttle,
     hasher: hashing::Hasher,
+    /// This node's subscriptions to live events, shared by every client.
+    feeds: events::feed::Feeds,
+    /// Ends every WebSocket and SSE stream when the server stops (they would hold the graceful
+    /// shutdown open).
+    closing: CancellationToken,
 }
 
 type AppState = Arc<State>;
@@ -110,7 +118,9 @@ impl Service {
             tasks: TasksClient::with_interceptor(deps.dispatcher, deps.auth.clone()),
             schedules: baton_proto::v1::schedules_client::SchedulesClient::with_interceptor(deps.scheduler, deps.auth),
             membership: deps.membership,
+            feeds: events::feed::Feeds::new(deps.coord.clone()),
             coord: deps.coord,
+            closing: CancellationToken::new(),
         };
         Service { state: Arc::new(state) }
     }
@@ -124,6 +134,13 @@ impl Service {
     /// finishes in-flight requests.
     pub async fn run(self, listener: tokio::net::TcpListener, shutdown: CancellationToken) {
         let s = &self.state;
+        // Long-lived streams end when shutdown begins, so in-flight requests can finish.
+        let closing = s.closing.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            closing.cancel();
+        });
         let sweep = sweeper::run(
             s.tables.clone(),
             s.coord.clone(),
@@ -151,6 +168,7 @@ mod tests {
             login: LoginLimits::default(),
             hash_concurrency: 1,
             trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
             http: HttpLimits::default(),
             sweep_every: Duration::from_secs(1),
             audit_max_age: None,

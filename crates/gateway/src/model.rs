@@ -1,8 +1,8 @@
 //! The JSON shapes of API.md, built from store rows. Times are RFC 3339 UTC strings.
 
+use baton_store::LogLine;
 use baton_store::entity::{api_token, project, task, template, user};
 use baton_store::gateway::templates::TemplateFields;
-use baton_store::{LogLine, LogStream};
 use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -74,12 +74,7 @@ pub fn task(t: &task::Model) -> Value {
 }
 
 pub fn log_line(l: &LogLine) -> Value {
-    let stream = match l.stream {
-        LogStream::Stdout => "stdout",
-        LogStream::Stderr => "stderr",
-        LogStream::System => "system",
-    };
-    json!({"seq": l.seq, "time": time(l.time_ms), "stream": stream, "text": l.text})
+    json!({"seq": l.seq, "time": time(l.time_ms), "stream": l.stream.as_str(), "text": l.text})
 }
 
 #[cfg(test)]

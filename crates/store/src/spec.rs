@@ -44,6 +44,20 @@ pub enum LogStream {
 }
 
 impl LogStream {
+    /// The name the API uses: `stdout`, `stderr` or `system`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+            LogStream::System => "system",
+        }
+    }
+
+    /// The stream a name of [`LogStream::as_str`] stands for.
+    pub fn parse(s: &str) -> Option<LogStream> {
+        [LogStream::Stdout, LogStream::Stderr, LogStream::System].into_iter().find(|x| x.as_str() == s)
+    }
+
     fn tag(self) -> &'static str {
         match self {
             LogStream::Stdout => "o",

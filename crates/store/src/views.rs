@@ -38,6 +38,37 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("task {id} in project {project_id}")))
     }
 
+    /// A task of any project, if it exists (live events find the project of a log topic).
+    pub async fn find_task(&self, id: i64) -> Result<Option<task::Model>> {
+        Ok(task::Entity::find_by_id(id).one(self.conn()).await?)
+    }
+
+    /// Up to `limit` tasks of a project changed at or after `since` (ms), in the order of their
+    /// last change, continuing after `after` (the (time, id) of the last one of the previous
+    /// page): a live-event subscriber coming back catches up with these.
+    pub async fn tasks_changed_since(
+        &self,
+        project_id: i64,
+        since: i64,
+        after: Option<(i64, i64)>,
+        limit: u64,
+    ) -> Result<Vec<task::Model>> {
+        let mut q = task::Entity::find()
+            .filter(task::Column::ProjectId.eq(project_id))
+            .filter(task::Column::UpdatedAt.gte(since))
+            .order_by_asc(task::Column::UpdatedAt)
+            .order_by_asc(task::Column::Id)
+            .limit(limit);
+        if let Some((t, id)) = after {
+            q = q.filter(
+                sea_orm::Condition::any()
+                    .add(task::Column::UpdatedAt.gt(t))
+                    .add(sea_orm::Condition::all().add(task::Column::UpdatedAt.eq(t)).add(task::Column::Id.gt(id))),
+            );
+        }
+        Ok(q.all(self.conn()).await?)
+    }
+
     /// A project's tasks, newest first.
     pub async fn project_tasks(&self, project_id: i64, f: &TaskFilter) -> Result<Vec<task::Model>> {
         let mut q = task::Entity::find()

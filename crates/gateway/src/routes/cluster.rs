@@ -52,7 +52,7 @@ pub async fn drain(
     }
 }
 
-fn render(n: &NodeInfo) -> Value {
+pub fn render(n: &NodeInfo) -> Value {
     json!({
         "id": n.id, "services": n.services, "version": n.version,
         "started_at": model::time(n.started_at), "last_seen": model::time(n.last_seen),

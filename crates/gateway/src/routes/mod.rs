@@ -11,9 +11,11 @@ mod queue_reason;
 mod runners;
 mod schedules;
 mod secrets;
+mod sse;
 mod tasks;
 mod templates;
 mod tokens;
+mod ws;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -64,6 +66,7 @@ routes! {
     "/api/v1/projects/{pid}/tasks/{id}" => { GET tasks::get },
     "/api/v1/projects/{pid}/tasks/{id}/log" => { GET tasks::log },
     "/api/v1/projects/{pid}/tasks/{id}/log/raw" => { GET tasks::raw_log },
+    "/api/v1/projects/{pid}/tasks/{id}/log/stream" => { GET sse::stream },
     "/api/v1/projects/{pid}/tasks/{id}/cancel" => { POST tasks::cancel },
     "/api/v1/projects/{pid}/schedules" => { GET schedules::list, POST schedules::create },
     "/api/v1/projects/{pid}/schedules/{sid}" => {
@@ -79,7 +82,13 @@ routes! {
     "/api/v1/audit" => { GET audit::list },
     "/api/v1/cluster" => { GET cluster::view },
     "/api/v1/cluster/nodes/{node_id}/drain" => { POST cluster::drain },
+    "/api/v1/ws" => { GET ws::ws },
 }
+
+/// A node as the cluster view shows it (for live events).
+pub use cluster::render as node_json;
+/// A runner as `GET /runners/{id}` shows it (for live events).
+pub use runners::render as runner_json;
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.opts.max_body_bytes;

@@ -85,7 +85,7 @@ async fn mint(state: &AppState, body: NewToken) -> Result<(StatusCode, Json<Valu
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-fn render(state: &AppState, r: &runner::Model, running: i64) -> Value {
+pub fn render(state: &AppState, r: &runner::Model, running: i64) -> Value {
     let labels: Vec<String> = serde_json::from_str(&r.labels).unwrap_or_default();
     let lease = state.opts.runner_lease.as_millis() as i64;
     let online = r.last_seen.is_some_and(|t| t > baton_store::now_ms() - lease);

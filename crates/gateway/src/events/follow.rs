@@ -1,0 +1,289 @@
+//! Following one topic for one subscriber. Each follower subscribes to its topic's feed before it
+//! reads SQL, so nothing published meanwhile is missed, keeps its own position, and reads SQL
+//! whenever a notice does not continue exactly where it is, a gap is announced, or coordination
+//! is down (then once a second). Positions make repeats harmless: lines at or below the cursor
+//! and task versions at or below the highest sent are dropped.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use baton_coord::topic::{LogNotice, TaskNotice};
+use baton_core::TaskStatus;
+use baton_store::entity::task;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::feed::Feed;
+use super::topic::Topic;
+use super::{Event, Gone, Sink};
+use crate::{AppState, model};
+
+/// How often a follower looks at SQL by itself while coordination is down.
+const POLL: Duration = Duration::from_secs(1);
+/// How often the administrators' topics (runners, cluster) are compared with the last state.
+const VIEW_POLL: Duration = Duration::from_secs(2);
+/// Lines read from SQL at a time.
+const PAGE: usize = 500;
+/// Clocks of the nodes that stamp task changes may differ by this much: a project follower
+/// catching up reads back this far (versions drop what it had).
+const CLOCK_MARGIN_MS: i64 = 5_000;
+
+/// Where a follower starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resume(pub Option<i64>);
+
+/// Follows `topic` for `sink` until the subscriber is gone, `stop` fires, or (for a log) the
+/// task's log has ended. While the database does not answer it waits and goes on from where it
+/// was: a subscriber is never dropped silently.
+pub async fn follow(state: AppState, topic: Topic, resume: Resume, sink: &dyn Sink, stop: CancellationToken) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = run(&state, topic, resume, sink) => {}
+    }
+}
+
+#[derive(Debug)]
+enum Stop {
+    Gone,
+    Store(baton_store::Error),
+}
+
+impl From<Gone> for Stop {
+    fn from(_: Gone) -> Stop {
+        Stop::Gone
+    }
+}
+
+impl From<baton_store::Error> for Stop {
+    fn from(e: baton_store::Error) -> Stop {
+        Stop::Store(e)
+    }
+}
+
+async fn run(state: &AppState, topic: Topic, resume: Resume, sink: &dyn Sink) {
+    let mut log = Log { state, sink, topic: topic.name(), task: 0, cursor: resume.0.unwrap_or(0).max(0) };
+    let mut project = Project::new(state, sink, 0);
+    let mut since = resume.0;
+    loop {
+        let result = match topic {
+            Topic::TaskLog(id) => {
+                log.task = id;
+                log.run().await
+            }
+            Topic::Project(pid) => {
+                project.pid = pid;
+                project.run(since.take()).await
+            }
+            Topic::Runners => runners(state, sink).await,
+            Topic::Cluster => cluster(state, sink).await,
+        };
+        match result {
+            Err(Stop::Store(e)) => {
+                tracing::debug!(topic = %topic.name(), error = %e, "events wait for the database");
+                tokio::time::sleep(POLL).await;
+                // Go on from where the follower was.
+                since = Some(project.watermark - CLOCK_MARGIN_MS);
+            }
+            Ok(()) | Err(Stop::Gone) => return,
+        }
+    }
+}
+
+/// A task's log, from after `cursor` on.
+struct Log<'a> {
+    state: &'a AppState,
+    sink: &'a dyn Sink,
+    topic: String,
+    task: i64,
+    cursor: i64,
+}
+
+impl Log<'_> {
+    async fn run(&mut self) -> Result<(), Stop> {
+        let mut feed = self.state.feeds.subscribe(&self.topic);
+        if self.catch_up_or_end().await? {
+            return Ok(());
+        }
+        let mut poll = tokio::time::interval(POLL);
+        loop {
+            tokio::select! {
+                f = feed.next() => match f {
+                    Some(Feed::Notice(bytes)) => {
+                        let Ok(n) = serde_json::from_slice::<LogNotice>(&bytes) else { continue };
+                        if self.on_notice(n).await? {
+                            return Ok(());
+                        }
+                    }
+                    Some(Feed::Gap) => if self.catch_up_or_end().await? { return Ok(()) },
+                    None => return Ok(()),
+                },
+                _ = poll.tick() => if !self.state.coord.healthy() && self.catch_up_or_end().await? {
+                    return Ok(());
+                },
+            }
+        }
+    }
+
+    /// Delivers what a notice tells; `true` once the log has ended.
+    async fn on_notice(&mut self, n: LogNotice) -> Result<bool, Stop> {
+        let continues = n.lines.first().is_some_and(|l| l.seq <= self.cursor + 1);
+        if continues {
+            let fresh: Vec<Value> = n
+                .lines
+                .iter()
+                .filter(|l| l.seq > self.cursor)
+                .map(|l| json!({"seq": l.seq, "time": model::time(l.time), "stream": l.stream, "text": l.text}))
+                .collect();
+            if let Some(last) = n.lines.last().map(|l| l.seq).filter(|_| !fresh.is_empty()) {
+                self.sink.deliver(&self.topic, Event::Log { lines: fresh, last }).await?;
+                self.cursor = last;
+            }
+        } else if n.last.is_some_and(|last| last > self.cursor) {
+            self.catch_up().await?;
+        }
+        if n.end {
+            return self.catch_up_or_end().await;
+        }
+        Ok(false)
+    }
+
+    /// Delivers every stored line after the cursor.
+    async fn catch_up(&mut self) -> Result<(), Stop> {
+        loop {
+            let page = self.state.tables.log_page(self.task, self.cursor, PAGE).await?;
+            let Some(last) = page.lines.last().map(|l| l.seq) else { return Ok(()) };
+            let lines = page.lines.iter().map(model::log_line).collect();
+            self.sink.deliver(&self.topic, Event::Log { lines, last }).await?;
+            self.cursor = last;
+            if !page.more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Catches up and, when the task has ended (every line of it is stored by then), delivers
+    /// the end; `true` then.
+    async fn catch_up_or_end(&mut self) -> Result<bool, Stop> {
+        self.catch_up().await?;
+        let ended = self
+            .state
+            .tables
+            .find_task(self.task)
+            .await?
+            .is_none_or(|t| TaskStatus::parse(&t.status).is_some_and(|s| s.is_final()));
+        if ended {
+            // Lines stored between the read above and the end.
+            self.catch_up().await?;
+            self.sink.deliver(&self.topic, Event::LogEnd).await?;
+        }
+        Ok(ended)
+    }
+}
+
+/// A project's task changes.
+struct Project<'a> {
+    state: &'a AppState,
+    sink: &'a dyn Sink,
+    topic: String,
+    pid: i64,
+    /// The highest version sent of each task.
+    sent: HashMap<i64, i64>,
+    /// The latest change time seen; catching up reads from a little before it.
+    watermark: i64,
+}
+
+impl<'a> Project<'a> {
+    fn new(state: &'a AppState, sink: &'a dyn Sink, pid: i64) -> Project<'a> {
+        let topic = Topic::Project(pid).name();
+        Project { state, sink, topic, pid, sent: HashMap::new(), watermark: baton_store::now_ms() }
+    }
+
+    async fn run(&mut self, since: Option<i64>) -> Result<(), Stop> {
+        self.topic = Topic::Project(self.pid).name();
+        let mut feed = self.state.feeds.subscribe(&self.topic);
+        if let Some(since) = since {
+            self.catch_up(since).await?;
+        }
+        let mut poll = tokio::time::interval(POLL);
+        loop {
+            tokio::select! {
+                f = feed.next() => match f {
+                    Some(Feed::Notice(bytes)) => {
+                        let Ok(n) = serde_json::from_slice::<TaskNotice>(&bytes) else { continue };
+                        match self.state.tables.project_task(self.pid, n.task).await {
+                            Ok(t) => self.send(t).await?,
+                            Err(baton_store::Error::NotFound(_)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    Some(Feed::Gap) => self.catch_up(self.watermark - CLOCK_MARGIN_MS).await?,
+                    None => return Ok(()),
+                },
+                _ = poll.tick() => if !self.state.coord.healthy() {
+                    self.catch_up(self.watermark - CLOCK_MARGIN_MS).await?;
+                },
+            }
+        }
+    }
+
+    async fn catch_up(&mut self, since: i64) -> Result<(), Stop> {
+        let mut after = None;
+        loop {
+            let rows = self.state.tables.tasks_changed_since(self.pid, since, after, PAGE as u64).await?;
+            let full = rows.len() == PAGE;
+            after = rows.last().map(|t| (t.updated_at, t.id));
+            for t in rows {
+                self.send(t).await?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn send(&mut self, t: task::Model) -> Result<(), Stop> {
+        if self.sent.get(&t.id).is_some_and(|v| *v >= t.version) {
+            return Ok(());
+        }
+        self.watermark = self.watermark.max(t.updated_at);
+        self.sent.insert(t.id, t.version);
+        let event = Event::Task { task: model::task(&t), version: t.version, created: t.version == 1 };
+        Ok(self.sink.deliver(&self.topic, event).await?)
+    }
+}
+
+/// Runners as administrators see them, each time one changes.
+async fn runners(state: &AppState, sink: &dyn Sink) -> Result<(), Stop> {
+    let mut last: HashMap<i64, Value> = HashMap::new();
+    let mut tick = tokio::time::interval(VIEW_POLL);
+    loop {
+        tick.tick().await;
+        let running = state.tables.running_per_runner().await?;
+        for r in state.tables.runners().await? {
+            let v = crate::routes::runner_json(state, &r, running.get(&r.id).copied().unwrap_or(0));
+            if last.get(&r.id) != Some(&v) {
+                sink.deliver("runners", Event::Runner(v.clone())).await?;
+                last.insert(r.id, v);
+            }
+        }
+    }
+}
+
+/// Nodes as the cluster view shows them, each time one changes.
+async fn cluster(state: &AppState, sink: &dyn Sink) -> Result<(), Stop> {
+    let mut last: HashMap<String, Value> = HashMap::new();
+    let mut tick = tokio::time::interval(VIEW_POLL);
+    loop {
+        tick.tick().await;
+        for n in state.membership.nodes().await {
+            let v = crate::routes::node_json(&n);
+            // The time of the last heartbeat changes every beat; a change is anything else.
+            let mut key = v.clone();
+            key["last_seen"] = Value::Null;
+            if last.get(&n.id) != Some(&key) {
+                sink.deliver("cluster", Event::Node(v)).await?;
+                last.insert(n.id.clone(), key);
+            }
+        }
+    }
+}

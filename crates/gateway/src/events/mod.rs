@@ -1,0 +1,43 @@
+//! Live events to people (DESIGN.md, "Events to people"; API.md's WebSocket section and the
+//! `log/stream` route). SQL stays the truth for events too, and coordination only rings the
+//! doorbell: every subscriber keeps its own position (a log's last sequence number, the highest
+//! version of each task) and reads SQL whenever a notice reveals a gap, a notice may have been
+//! lost, or coordination is down — so every line reaches every subscriber once and in order,
+//! whatever node the subscriber and the runner are on.
+//!
+//! `feed.rs` keeps one coordination subscription per topic per node; `follow.rs` follows one
+//! topic for one subscriber; `outbox.rs` is a WebSocket client's bounded queue; `topic.rs` names
+//! the topics and who may read them. The WebSocket and SSE routes are `routes/ws.rs` and
+//! `routes/sse.rs`.
+
+pub mod feed;
+pub mod follow;
+pub mod outbox;
+pub mod topic;
+
+use serde_json::Value;
+
+/// Something a subscriber is told.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Consecutive log lines, as the log API renders them; `last` is the last one's sequence.
+    Log { lines: Vec<Value>, last: i64 },
+    /// The task has ended and every line of its log was sent.
+    LogEnd,
+    /// A task as `GET` returns it; `created` for its first version.
+    Task { task: Value, version: i64, created: bool },
+    /// A runner as `GET /runners/{id}` returns it.
+    Runner(Value),
+    /// A node as the cluster view shows it.
+    Node(Value),
+}
+
+/// The subscriber is gone (disconnected, unsubscribed, or told to resync): stop following.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone;
+
+/// Where a follower delivers: a WebSocket client's queue, or an SSE response.
+#[async_trait::async_trait]
+pub trait Sink: Send + Sync {
+    async fn deliver(&self, topic: &str, event: Event) -> Result<(), Gone>;
+}

@@ -1,0 +1,147 @@
+//! A WebSocket client's bounded queue of messages. A client too slow to keep up is never cut off
+//! and never sees a gap: when its queue is full, the backlog is dropped, the topics that lost
+//! events are marked stale (their followers stop: nothing more of them is queued), and the
+//! connection tells the client to resync them, after which it resubscribes from its resume points.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Mutex;
+
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use super::Gone;
+
+/// The queue of one client.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    ready: Notify,
+    cap: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Queued messages, with the topic of each event (`None` for answers to the client's ops).
+    items: VecDeque<(Option<String>, Value)>,
+    /// Topics whose events were dropped, to be resynced.
+    stale: BTreeSet<String>,
+    closed: bool,
+}
+
+/// What the connection sends next.
+#[derive(Debug, Default, PartialEq)]
+pub struct Batch {
+    pub messages: Vec<Value>,
+    /// Topics the client must resync (their subscriptions are over).
+    pub resync: Vec<String>,
+}
+
+impl Outbox {
+    pub fn new(cap: usize) -> Outbox {
+        Outbox { state: Mutex::new(State::default()), ready: Notify::new(), cap: cap.max(1) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an event of `topic`, unless the topic is stale or the queue is closed. A full
+    /// queue drops its backlog and makes every topic in it stale, this one too.
+    pub fn event(&self, topic: &str, message: Value) -> Result<(), Gone> {
+        let mut s = self.lock();
+        if s.closed || s.stale.contains(topic) {
+            return Err(Gone);
+        }
+        if s.items.iter().filter(|(t, _)| t.is_some()).count() >= self.cap {
+            let dropped: Vec<String> = s.items.iter().filter_map(|(t, _)| t.clone()).collect();
+            s.items.retain(|(t, _)| t.is_none());
+            s.stale.extend(dropped);
+            s.stale.insert(topic.to_owned());
+            drop(s);
+            self.ready.notify_one();
+            return Err(Gone);
+        }
+        s.items.push_back((Some(topic.to_owned()), message));
+        drop(s);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues an answer to the client (never dropped: the client's own requests bound them).
+    pub fn answer(&self, message: Value) {
+        let mut s = self.lock();
+        if s.closed {
+            return;
+        }
+        s.items.push_back((None, message));
+        drop(s);
+        self.ready.notify_one();
+    }
+
+    /// Takes everything queued, and the topics to resync (which are no longer stale after).
+    pub fn take(&self) -> Batch {
+        let mut s = self.lock();
+        let messages = s.items.drain(..).map(|(_, m)| m).collect();
+        let resync = std::mem::take(&mut s.stale).into_iter().collect();
+        Batch { messages, resync }
+    }
+
+    /// Waits until something is queued or stale.
+    pub async fn ready(&self) {
+        loop {
+            let notified = self.ready.notified();
+            {
+                let s = self.lock();
+                if !s.items.is_empty() || !s.stale.is_empty() || s.closed {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Refuses everything from now on (the connection is closing).
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_overflow_drops_the_backlog_and_asks_to_resync_every_topic_in_it() {
+        let o = Outbox::new(3);
+        o.event("a", json!(1)).unwrap();
+        o.answer(json!("op"));
+        o.event("b", json!(2)).unwrap();
+        o.event("a", json!(3)).unwrap();
+        assert_eq!(o.event("c", json!(4)), Err(Gone), "full");
+        assert_eq!(o.event("a", json!(5)), Err(Gone), "a stale topic takes nothing more");
+        o.event("d", json!(6)).unwrap();
+        let b = o.take();
+        assert_eq!(b.messages, vec![json!("op"), json!(6)], "answers stay, the backlog goes");
+        assert_eq!(b.resync, ["a", "b", "c"]);
+        o.event("a", json!(7)).unwrap();
+        assert_eq!(o.take().messages, vec![json!(7)], "resubscribed after the resync");
+    }
+
+    #[tokio::test]
+    async fn ready_wakes_for_events_and_closing() {
+        let o = std::sync::Arc::new(Outbox::new(2));
+        let waiter = tokio::spawn({
+            let o = o.clone();
+            async move { o.ready().await }
+        });
+        o.event("a", json!(1)).unwrap();
+        waiter.await.unwrap();
+        o.take();
+        o.close();
+        o.ready().await;
+        assert_eq!(o.event("a", json!(2)), Err(Gone));
+    }
+}

@@ -1,0 +1,95 @@
+//! `GET /api/v1/projects/{pid}/tasks/{id}/log/stream`: a task's log as server-sent events
+//! (API.md): `id: <seq>` and `data: {seq, time, stream, text}` per line, `event: end` once the
+//! task has finished and every line was sent, a comment every 15 s, resumable after
+//! `Last-Event-ID` or `?after=`. The same follower as the WebSocket's feeds it; a client that
+//! reads slowly only slows its own follower, which reads SQL from where it is when it falls
+//! behind, so there is never a gap to resync.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::sse::{Event as Frame, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::AppState;
+use crate::access::{self, Permission};
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::events::follow::{Resume, follow};
+use crate::events::topic::Topic;
+use crate::events::{Event, Gone, Sink};
+use crate::extract::{ApiPath, ApiQuery};
+
+/// Frames written ahead of a slow reader.
+const AHEAD: usize = 64;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    after: Option<i64>,
+}
+
+/// Frames of one response, written as the follower delivers.
+struct Frames(mpsc::Sender<std::result::Result<Frame, Infallible>>);
+
+#[async_trait::async_trait]
+impl Sink for Frames {
+    async fn deliver(&self, _topic: &str, event: Event) -> std::result::Result<(), Gone> {
+        match event {
+            Event::Log { lines, .. } => {
+                for line in lines {
+                    let id = line["seq"].as_i64().unwrap_or_default().to_string();
+                    self.0.send(Ok(Frame::default().id(id).data(line.to_string()))).await.map_err(|_| Gone)?;
+                }
+                Ok(())
+            }
+            Event::LogEnd => {
+                self.0.send(Ok(Frame::default().event("end").data("{}"))).await.map_err(|_| Gone)?;
+                // The response ends with the stream: nothing follows the end.
+                Err(Gone)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+pub async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((pid, id)): ApiPath<(i64, i64)>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    access::project(&state, &caller, pid, Permission::Read).await?;
+    state.tables.project_task(pid, id).await?;
+    let last_event = match headers.get("last-event-id").map(|v| v.to_str().map(str::parse::<i64>)) {
+        Some(Ok(Ok(n))) => Some(n),
+        Some(_) => return Err(Error::field("Last-Event-ID", "must be the sequence number of a line")),
+        None => None,
+    };
+    let after = last_event.or(q.after).unwrap_or(0).max(0);
+    let (tx, rx) = mpsc::channel(AHEAD);
+    let stop = state.closing.child_token();
+    // A client that goes away ends its follower, also while the log is quiet.
+    let (gone, ending) = (tx.clone(), stop.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = gone.closed() => ending.cancel(),
+            _ = ending.cancelled() => {}
+        }
+    });
+    let sink = Frames(tx);
+    tokio::spawn(async move { follow(state, Topic::TaskLog(id), Resume(Some(after)), &sink, stop).await });
+    let sse =
+        Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("ping"));
+    let mut resp = sse.into_response();
+    // Proxies that buffer responses (nginx) must pass every line on at once.
+    resp.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp.headers_mut().insert("cache-control", HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}

@@ -1,0 +1,290 @@
+//! `GET /api/v1/ws`: live events over a WebSocket (API.md). The client authenticates like the API
+//! (cookie, bearer header, or `?token=`), and a browser's `Origin` must be this server's own or
+//! one of `http.allowed_origins` — both are checked before the upgrade. Each subscription is a
+//! follower (`events/follow.rs`) writing into the connection's bounded queue
+//! (`events/outbox.rs`); the server pings every 20 s and closes a client silent for 60 s, and
+//! re-checks every subscription when a membership changes (and every half minute), ending those
+//! the caller may no longer read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+use crate::auth::{Caller, Credential};
+use crate::error::{Error, Result};
+use crate::events::follow::{Resume, follow};
+use crate::events::outbox::Outbox;
+use crate::events::topic::{self, Topic};
+use crate::events::{Event, Gone, Sink};
+
+const PING_EVERY: Duration = Duration::from_secs(20);
+const SILENT_FOR: Duration = Duration::from_secs(60);
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
+/// Events queued for one client before it is told to resync.
+const QUEUE: usize = 1024;
+/// Subscriptions one connection may hold.
+const MAX_TOPICS: usize = 256;
+/// The coordination topic on which membership changes are announced.
+pub const MEMBERS: &str = "members";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsQuery {
+    /// For clients that cannot set headers.
+    token: Option<String>,
+}
+
+pub async fn ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response> {
+    let credential = match Credential::of(&headers) {
+        Some(c) => c,
+        None => Credential::Token(q.token.ok_or_else(Error::unauthenticated)?),
+    };
+    let caller = credential.resolve(&state).await?.ok_or_else(Error::unauthenticated)?;
+    check_origin(&state, &headers)?;
+    Ok(upgrade.on_upgrade(move |socket| Connection::new(state, credential, caller).run(socket)))
+}
+
+/// A browser's page may open the socket only from this server's own origin or an allowed one.
+/// Clients that are not browsers send no `Origin`.
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<()> {
+    let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let own = [format!("http://{host}"), format!("https://{host}")];
+    if own.iter().any(|o| o == origin) || state.opts.allowed_origins.iter().any(|o| o == origin) {
+        return Ok(());
+    }
+    Err(Error::forbidden(format!(
+        "origin {origin} may not open this server's event stream; list it in http.allowed_origins"
+    )))
+}
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+enum Op {
+    Subscribe {
+        topics: Vec<String>,
+        #[serde(default)]
+        resume: HashMap<String, i64>,
+    },
+    Unsubscribe {
+        topics: Vec<String>,
+    },
+}
+
+/// A client's queue as a follower's sink.
+struct Queue(Arc<Outbox>);
+
+#[async_trait::async_trait]
+impl Sink for Queue {
+    async fn deliver(&self, topic: &str, event: Event) -> std::result::Result<(), Gone> {
+        let message = match event {
+            Event::Log { lines, last } => {
+                json!({"topic": topic, "type": "task.log", "seq": last, "data": {"lines": lines}})
+            }
+            Event::LogEnd => json!({"topic": topic, "type": "task.log.end"}),
+            Event::Task { task, version, created } => {
+                let kind = if created { "task.created" } else { "task.updated" };
+                json!({"topic": topic, "type": kind, "seq": version, "data": task})
+            }
+            Event::Runner(v) => json!({"topic": topic, "type": "runner.updated", "data": v}),
+            Event::Node(v) => json!({"topic": topic, "type": "node.updated", "data": v}),
+        };
+        self.0.event(topic, message)
+    }
+}
+
+struct Connection {
+    state: AppState,
+    credential: Credential,
+    caller: Caller,
+    outbox: Arc<Outbox>,
+    /// The subscriptions, by topic name, each with its follower's stop.
+    subs: HashMap<String, (Topic, CancellationToken)>,
+    stop: CancellationToken,
+}
+
+impl Connection {
+    fn new(state: AppState, credential: Credential, caller: Caller) -> Connection {
+        let stop = state.closing.child_token();
+        Connection { state, credential, caller, outbox: Arc::new(Outbox::new(QUEUE)), subs: HashMap::new(), stop }
+    }
+
+    async fn run(mut self, socket: WebSocket) {
+        let (mut tx, mut rx) = socket.split();
+        let mut members = self.state.feeds.subscribe(MEMBERS);
+        let mut ping = tokio::time::interval(PING_EVERY);
+        let mut recheck = tokio::time::interval(RECHECK_EVERY);
+        let mut heard = Instant::now();
+        let closing = loop {
+            let outbox = self.outbox.clone();
+            tokio::select! {
+                _ = self.stop.cancelled() => break Some("the server is stopping"),
+                m = rx.next() => match m {
+                    Some(Ok(Message::Text(t))) => {
+                        heard = Instant::now();
+                        self.on_text(&t).await;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                    Some(Ok(_)) => heard = Instant::now(),
+                },
+                _ = outbox.ready() => {
+                    if self.flush(&mut tx).await.is_err() {
+                        break None;
+                    }
+                }
+                _ = ping.tick() => {
+                    if heard.elapsed() > SILENT_FOR {
+                        break Some("silent for 60 s");
+                    }
+                    if tx.send(Message::Ping(Default::default())).await.is_err() {
+                        break None;
+                    }
+                }
+                _ = members.next() => self.recheck().await,
+                _ = recheck.tick() => self.recheck().await,
+            }
+        };
+        self.outbox.close();
+        for (_, stop) in self.subs.values() {
+            stop.cancel();
+        }
+        if let Some(reason) = closing {
+            let frame = CloseFrame { code: axum::extract::ws::close_code::AWAY, reason: Utf8Bytes::from(reason) };
+            let _ = tx.send(Message::Close(Some(frame))).await;
+        }
+    }
+
+    /// Sends what is queued; topics whose events were dropped end and are to be resynced.
+    async fn flush(
+        &mut self,
+        tx: &mut futures::stream::SplitSink<WebSocket, Message>,
+    ) -> std::result::Result<(), axum::Error> {
+        let batch = self.outbox.take();
+        if !batch.resync.is_empty() {
+            for t in &batch.resync {
+                if let Some((_, stop)) = self.subs.remove(t) {
+                    stop.cancel();
+                }
+            }
+            tx.send(text(json!({"op": "resync", "topics": batch.resync}))).await?;
+        }
+        for m in batch.messages {
+            tx.send(text(m)).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_text(&mut self, t: &str) {
+        match serde_json::from_str::<Op>(t) {
+            Ok(Op::Subscribe { topics, resume }) => self.subscribe(topics, resume).await,
+            Ok(Op::Unsubscribe { topics }) => {
+                for t in &topics {
+                    if let Some((_, stop)) = self.subs.remove(t) {
+                        stop.cancel();
+                    }
+                }
+                self.outbox.answer(json!({"op": "unsubscribed", "topics": topics}));
+            }
+            Err(e) => {
+                let error =
+                    json!({"code": "invalid_input", "message": format!("not a message this server understands: {e}")});
+                self.outbox.answer(json!({"op": "error", "error": error}));
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, topics: Vec<String>, resume: HashMap<String, i64>) {
+        let mut done = Vec::new();
+        for name in topics {
+            if self.subs.contains_key(&name) {
+                done.push(name);
+                continue;
+            }
+            match self.admit(&name).await {
+                Ok(t) => {
+                    let stop = self.stop.child_token();
+                    let (state, sink) = (self.state.clone(), Queue(self.outbox.clone()));
+                    let (r, s) = (Resume(resume.get(&name).copied()), stop.clone());
+                    tokio::spawn(async move { follow(state, t, r, &sink, s).await });
+                    self.subs.insert(name.clone(), (t, stop));
+                    done.push(name);
+                }
+                Err(e) => self.refuse(&name, &e),
+            }
+        }
+        self.outbox.answer(json!({"op": "subscribed", "topics": done}));
+    }
+
+    /// The topic named `name` if the caller may read it now.
+    async fn admit(&self, name: &str) -> Result<Topic> {
+        let t = Topic::parse(name).ok_or_else(|| {
+            Error::field("topics", format!("{name:?} is not a topic (project:<id>, task:<id>:log, runners, cluster)"))
+        })?;
+        if self.subs.len() >= MAX_TOPICS {
+            return Err(Error::field("topics", format!("at most {MAX_TOPICS} subscriptions per connection")));
+        }
+        topic::check(&self.state, &self.caller, t).await?;
+        Ok(t)
+    }
+
+    fn refuse(&self, name: &str, e: &Error) {
+        let error = json!({"code": e.code.as_str(), "message": e.message});
+        self.outbox.answer(json!({"op": "error", "topic": name, "error": error}));
+    }
+
+    /// Checks the credential and every subscription again; what the caller may no longer read
+    /// ends with an error.
+    async fn recheck(&mut self) {
+        let caller = match self.credential.resolve(&self.state).await {
+            Ok(Some(c)) => c,
+            // No longer anybody: nothing may be read.
+            Ok(None) => {
+                let topics: Vec<String> = self.subs.keys().cloned().collect();
+                for name in topics {
+                    self.end(&name, &Error::unauthenticated());
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot re-check a WebSocket's rights now; keeping them");
+                return;
+            }
+        };
+        self.caller = caller;
+        let subs: Vec<(String, Topic)> = self.subs.iter().map(|(n, (t, _))| (n.clone(), *t)).collect();
+        for (name, t) in subs {
+            match topic::check(&self.state, &self.caller, t).await {
+                Ok(_) => {}
+                Err(e) if matches!(e.code.http_status(), 403 | 404 | 401) => self.end(&name, &e),
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn end(&mut self, name: &str, e: &Error) {
+        if let Some((_, stop)) = self.subs.remove(name) {
+            stop.cancel();
+            self.refuse(name, e);
+        }
+    }
+}
+
+fn text(v: Value) -> Message {
+    Message::Text(Utf8Bytes::from(v.to_string()))
+}
