@@ -16,6 +16,7 @@ mod http_server;
 mod limits;
 mod logins;
 mod migrate_command;
+mod permissions;
 mod remote_runners;
 mod restart;
 mod retention;

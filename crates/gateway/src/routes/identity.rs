@@ -79,7 +79,9 @@ async fn finish_login(
     Ok(([(header::SET_COOKIE, cookie)], Json(json!({"user": model::user(&user)}))).into_response())
 }
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
+/// Ends the session the request came with. Like every route but login and the probes it needs
+/// credentials (API.md: 401 without them), which also tells the audit log who logged out.
+pub async fn logout(State(state): State<AppState>, _caller: Caller, headers: HeaderMap) -> Result<Response> {
     if let Some(session) = auth::session_cookie(&headers) {
         state.tables.delete_session(&token::digest(&session)).await?;
     }

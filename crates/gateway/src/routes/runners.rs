@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use baton_core::ErrorCode;
 use baton_core::names::valid_label;
 use baton_proto::v1::{CreateRegistrationTokenRequest, RevokeRunnerRequest, SetRunnerPausedRequest};
 use baton_store::entity::runner;
@@ -127,15 +128,19 @@ async fn owned_projects(state: &AppState, caller: &Caller) -> Result<Vec<i64>> {
 }
 
 /// The runner `id` if the caller may manage it: administrators any, a project's owners that
-/// project's. Any other runner is "not found".
+/// project's. The runner of a project the caller sees with a lesser role is refused like any
+/// owner's action there (403 naming the role); any other runner is "not found".
 async fn managed(state: &AppState, caller: &Caller, id: i64) -> Result<runner::Model> {
     let r = state.tables.active_runner(id).await?;
     if caller.is_admin() {
         return Ok(r);
     }
-    match r.project_id {
-        Some(pid) if access::role_in(state, caller, pid).await? == Some(Role::Owner) => Ok(r),
-        _ => Err(Error::not_found(format!("runner {id}"))),
+    let Some(pid) = r.project_id else { return Err(Error::not_found(format!("runner {id}"))) };
+    match access::project(state, caller, pid, Permission::Own).await {
+        // The runner is hidden as its project is: the answer names neither.
+        Err(e) if e.code == ErrorCode::NotFound => Err(Error::not_found(format!("runner {id}"))),
+        Err(e) => Err(e),
+        Ok(_) => Ok(r),
     }
 }
 
