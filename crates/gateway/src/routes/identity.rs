@@ -79,9 +79,19 @@ async fn finish_login(
     Ok(([(header::SET_COOKIE, cookie)], Json(json!({"user": model::user(&user)}))).into_response())
 }
 
-/// Ends the session the request came with. Like every route but login and the probes it needs
-/// credentials (API.md: 401 without them), which also tells the audit log who logged out.
-pub async fn logout(State(state): State<AppState>, _caller: Caller, headers: HeaderMap) -> Result<Response> {
+/// Ends the session the request came with, and clears the cookie whatever it holds: a browser
+/// whose session already expired must still be able to log out. The audit log learns who it was
+/// when the session was still valid.
+pub async fn logout(
+    State(state): State<AppState>,
+    seen: Option<axum::Extension<crate::audit::Seen>>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    if let (Some(axum::Extension(seen)), Some(credential)) = (seen, auth::Credential::of(&headers))
+        && let Ok(Some(caller)) = credential.resolve(&state).await
+    {
+        seen.set(&caller);
+    }
     if let Some(session) = auth::session_cookie(&headers) {
         state.tables.delete_session(&token::digest(&session)).await?;
     }

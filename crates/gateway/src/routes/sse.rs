@@ -84,7 +84,11 @@ pub async fn stream(
         }
     });
     let sink = Frames(tx);
-    tokio::spawn(async move { follow(state, Topic::TaskLog(id), Resume(Some(after)), &sink, stop).await });
+    tokio::spawn(async move {
+        follow(state, Topic::TaskLog(id), Resume(Some(after)), &sink, stop.clone()).await;
+        // Ends the watcher above, so that the last sender goes and the response ends.
+        stop.cancel();
+    });
     let sse =
         Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("ping"));
     let mut resp = sse.into_response();

@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
@@ -26,6 +27,7 @@ use crate::events::follow::{Resume, follow};
 use crate::events::outbox::Outbox;
 use crate::events::topic::{self, Topic};
 use crate::events::{Event, Gone, Sink};
+use crate::extract::ApiQuery;
 
 const PING_EVERY: Duration = Duration::from_secs(20);
 const SILENT_FOR: Duration = Duration::from_secs(60);
@@ -47,8 +49,8 @@ pub struct WsQuery {
 pub async fn ws(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<WsQuery>,
-    upgrade: WebSocketUpgrade,
+    ApiQuery(q): ApiQuery<WsQuery>,
+    upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
     let credential = match Credential::of(&headers) {
         Some(c) => c,
@@ -56,6 +58,9 @@ pub async fn ws(
     };
     let caller = credential.resolve(&state).await?.ok_or_else(Error::unauthenticated)?;
     check_origin(&state, &headers)?;
+    let upgrade = upgrade.map_err(|e| {
+        Error::field("Upgrade", format!("this route speaks WebSocket only; connect with a WebSocket client ({e})"))
+    })?;
     Ok(upgrade.on_upgrade(move |socket| Connection::new(state, credential, caller).run(socket)))
 }
 

@@ -171,6 +171,10 @@ impl World {
                 a.post(&format!("/api/v1/projects/{pid}/secrets"), body).await.expect(201);
             }
             Fresh::Task => ids.task = a.submit(pid, ids.template).await,
+            Fresh::FinishedTask => {
+                ids.task = a.submit(pid, ids.template).await;
+                a.post(&format!("/api/v1/projects/{pid}/tasks/{}/cancel", ids.task), json!({})).await.expect(202);
+            }
             Fresh::Member => {
                 set_role(a, pid, self.spare.id, "viewer").await.expect(200);
             }

@@ -124,6 +124,8 @@ pub enum Fresh {
     Secret,
     /// A queued task (`{id}` of `tasks`).
     Task,
+    /// A task that has ended (cancelled while queued).
+    FinishedTask,
     /// The spare user as a member of the shared project (`{uid}` of `members`).
     Member,
     User,
@@ -180,7 +182,8 @@ pub fn table() -> Vec<Row> {
         r("GET", "/api/health", Public, 200),
         r("GET", "/api/ready", Public, 200),
         r("POST", "/api/v1/auth/login", Public, 200).body(|c| json!({"username": c.spare.0, "password": c.spare.1})),
-        r("POST", "/api/v1/auth/logout", Anyone, 204).body(|_| json!({})),
+        // A browser whose session expired must still be able to clear its cookie.
+        r("POST", "/api/v1/auth/logout", Public, 204).body(|_| json!({})),
         r("GET", "/api/v1/users/me", Anyone, 200),
         r("PATCH", "/api/v1/users/me", Anyone, 200)
             .body(|c| json!({"current_password": c.password, "password": c.password})),
@@ -218,6 +221,8 @@ pub fn table() -> Vec<Row> {
         r("GET", "/api/v1/projects/{pid}/tasks/{id}", Project(Viewer), 200),
         r("GET", "/api/v1/projects/{pid}/tasks/{id}/log", Project(Viewer), 200),
         r("GET", "/api/v1/projects/{pid}/tasks/{id}/log/raw", Project(Viewer), 200),
+        // A finished task of its own, so that the event stream ends (after `event: end`).
+        r("GET", "/api/v1/projects/{pid}/tasks/{id}/log/stream", Project(Viewer), 200).fresh(Fresh::FinishedTask),
         // A queued task of its own, so that the allowed answer is 202, not 409.
         r("POST", "/api/v1/projects/{pid}/tasks/{id}/cancel", Project(Runner), 202).fresh(Fresh::Task),
         r("GET", "/api/v1/projects/{pid}/schedules", Project(Viewer), 200),
@@ -239,6 +244,9 @@ pub fn table() -> Vec<Row> {
         r("GET", "/api/v1/audit", Admin, 200),
         r("GET", "/api/v1/cluster", Admin, 200),
         r("POST", "/api/v1/cluster/nodes/{node_id}/drain", Admin, 200).body(|_| json!({"draining": false})),
+        // Without an upgrade a caller gets 400 (this route speaks WebSocket only); who may read
+        // which topic is checked per subscription (the `events` tests).
+        r("GET", "/api/v1/ws", Anyone, 400),
     ]
 }
 
