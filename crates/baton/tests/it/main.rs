@@ -8,6 +8,7 @@ mod bad_input;
 mod cancel_timeout;
 mod child_server;
 mod database_outage;
+mod events;
 mod execution;
 mod grpc_services;
 mod grpc_tls;

@@ -247,7 +247,8 @@ impl<'a> Project<'a> {
         }
         self.watermark = self.watermark.max(t.updated_at);
         self.sent.insert(t.id, t.version);
-        let event = Event::Task { task: model::task(&t), version: t.version, created: t.version == 1 };
+        let task = crate::routes::task_json(self.state, &t).await?;
+        let event = Event::Task { task, version: t.version, created: t.version == 1 };
         Ok(self.sink.deliver(&self.topic, event).await?)
     }
 }

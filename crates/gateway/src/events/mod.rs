@@ -41,3 +41,10 @@ pub struct Gone;
 pub trait Sink: Send + Sync {
     async fn deliver(&self, topic: &str, event: Event) -> Result<(), Gone>;
 }
+
+/// Tells every node that who may read what has changed (a member's role, a user, a token, a
+/// project): WebSocket connections check their subscriptions again at once. Best effort: they
+/// also check every half minute.
+pub async fn rights_changed(state: &crate::AppState) {
+    let _ = state.coord.publish(crate::routes::MEMBERS_TOPIC, bytes::Bytes::new()).await;
+}

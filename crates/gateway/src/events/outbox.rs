@@ -1,5 +1,6 @@
-//! A WebSocket client's bounded queue of messages. A client too slow to keep up is never cut off
-//! and never sees a gap: when its queue is full, the backlog is dropped, the topics that lost
+//! A WebSocket client's bounded queue of messages (bounded in bytes: a message may carry a
+//! thousand log lines). A client too slow to keep up is never cut off and never sees a gap: when
+//! its queue is full, the backlog is dropped, the topics that lost
 //! events are marked stale (their followers stop: nothing more of them is queued), and the
 //! connection tells the client to resync them, after which it resubscribes from its resume points.
 
@@ -16,13 +17,17 @@ use super::Gone;
 pub struct Outbox {
     state: Mutex<State>,
     ready: Notify,
+    /// The most bytes of events queued.
     cap: usize,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    /// Queued messages, with the topic of each event (`None` for answers to the client's ops).
-    items: VecDeque<(Option<String>, Value)>,
+    /// Queued messages, serialized, with the topic of each event (`None` for answers to the
+    /// client's ops).
+    items: VecDeque<(Option<String>, String)>,
+    /// Bytes of the events in `items`.
+    bytes: usize,
     /// Topics whose events were dropped, to be resynced.
     stale: BTreeSet<String>,
     closed: bool,
@@ -31,7 +36,7 @@ struct State {
 /// What the connection sends next.
 #[derive(Debug, Default, PartialEq)]
 pub struct Batch {
-    pub messages: Vec<Value>,
+    pub messages: Vec<String>,
     /// Topics the client must resync (their subscriptions are over).
     pub resync: Vec<String>,
 }
@@ -48,19 +53,22 @@ impl Outbox {
     /// Queues an event of `topic`, unless the topic is stale or the queue is closed. A full
     /// queue drops its backlog and makes every topic in it stale, this one too.
     pub fn event(&self, topic: &str, message: Value) -> Result<(), Gone> {
+        let message = message.to_string();
         let mut s = self.lock();
         if s.closed || s.stale.contains(topic) {
             return Err(Gone);
         }
-        if s.items.iter().filter(|(t, _)| t.is_some()).count() >= self.cap {
+        if s.bytes + message.len() > self.cap && s.bytes > 0 {
             let dropped: Vec<String> = s.items.iter().filter_map(|(t, _)| t.clone()).collect();
             s.items.retain(|(t, _)| t.is_none());
+            s.bytes = 0;
             s.stale.extend(dropped);
             s.stale.insert(topic.to_owned());
             drop(s);
             self.ready.notify_one();
             return Err(Gone);
         }
+        s.bytes += message.len();
         s.items.push_back((Some(topic.to_owned()), message));
         drop(s);
         self.ready.notify_one();
@@ -73,7 +81,7 @@ impl Outbox {
         if s.closed {
             return;
         }
-        s.items.push_back((None, message));
+        s.items.push_back((None, message.to_string()));
         drop(s);
         self.ready.notify_one();
     }
@@ -82,6 +90,7 @@ impl Outbox {
     pub fn take(&self) -> Batch {
         let mut s = self.lock();
         let messages = s.items.drain(..).map(|(_, m)| m).collect();
+        s.bytes = 0;
         let resync = std::mem::take(&mut s.stale).into_iter().collect();
         Batch { messages, resync }
     }
@@ -115,6 +124,7 @@ mod tests {
 
     #[test]
     fn an_overflow_drops_the_backlog_and_asks_to_resync_every_topic_in_it() {
+        // Three one-byte events fit.
         let o = Outbox::new(3);
         o.event("a", json!(1)).unwrap();
         o.answer(json!("op"));
@@ -124,10 +134,12 @@ mod tests {
         assert_eq!(o.event("a", json!(5)), Err(Gone), "a stale topic takes nothing more");
         o.event("d", json!(6)).unwrap();
         let b = o.take();
-        assert_eq!(b.messages, vec![json!("op"), json!(6)], "answers stay, the backlog goes");
+        assert_eq!(b.messages, ["\"op\"", "6"], "answers stay, the backlog goes");
         assert_eq!(b.resync, ["a", "b", "c"]);
         o.event("a", json!(7)).unwrap();
-        assert_eq!(o.take().messages, vec![json!(7)], "resubscribed after the resync");
+        assert_eq!(o.take().messages, ["7"], "resubscribed after the resync");
+        // One event larger than the bound still goes, alone.
+        o.event("big", json!("a long message")).unwrap();
     }
 
     #[tokio::test]

@@ -226,7 +226,9 @@ pub async fn update_user(
     };
     let keep_session = if uid == caller.id { own_session(&headers) } else { None };
     let changes = UserChanges { username: body.username, password_hash, admin: body.admin, keep_session };
-    Ok(Json(model::user(&state.tables.update_user(uid, changes).await?)))
+    let user = state.tables.update_user(uid, changes).await?;
+    crate::events::rights_changed(&state).await;
+    Ok(Json(model::user(&user)))
 }
 
 pub async fn delete_user(
@@ -239,5 +241,6 @@ pub async fn delete_user(
         return Err(Error::new(ErrorCode::Conflict, "you cannot delete yourself; ask another administrator"));
     }
     state.tables.delete_user(uid).await?;
+    crate::events::rights_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -53,6 +53,7 @@ pub async fn put(
     // A user that does not exist is the path's mistake, like any other missing thing.
     state.tables.user(uid).await?;
     let m = state.tables.set_member(pid, uid, role.as_str()).await?;
+    crate::events::rights_changed(&state).await;
     let note = Note::detail(format!("user {uid} ({}) is {role}", m.username));
     Ok((axum::Extension(note), Json(render(&m))).into_response())
 }
@@ -64,5 +65,6 @@ pub async fn delete(
 ) -> Result<Response> {
     access::project(&state, &caller, pid, Permission::Own).await?;
     state.tables.remove_member(pid, uid).await?;
+    crate::events::rights_changed(&state).await;
     Ok((StatusCode::NO_CONTENT, axum::Extension(Note::detail(format!("user {uid} removed")))).into_response())
 }

@@ -89,6 +89,10 @@ routes! {
 pub use cluster::render as node_json;
 /// A runner as `GET /runners/{id}` shows it (for live events).
 pub use runners::render as runner_json;
+/// A task as `GET` shows it (for live events).
+pub use tasks::task_json;
+/// Where changes of who may read what are announced.
+pub use ws::MEMBERS as MEMBERS_TOPIC;
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.opts.max_body_bytes;

@@ -136,5 +136,6 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, ApiPath(pid):
     state.tasks.clone().purge_project(PurgeProjectRequest { project_id: pid }).await?;
     state.tables.delete_project_secrets(pid).await?;
     state.tables.delete_project(pid).await?;
+    crate::events::rights_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -138,6 +138,13 @@ fn render(runners: &Runners, t: &baton_store::entity::task::Model) -> Value {
     annotate(model::task(t), runners.reason(t))
 }
 
+/// A task exactly as `GET` shows it, with the reason it waits if it is queued (for live events).
+pub async fn task_json(state: &AppState, t: &baton_store::entity::task::Model) -> baton_store::Result<Value> {
+    let queued = t.status == baton_core::TaskStatus::Queued.as_str();
+    let rows = if queued { state.tables.runners().await? } else { Vec::new() };
+    Ok(render(&Runners::new(&rows, state.opts.runner_lease.as_millis() as i64), t))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {

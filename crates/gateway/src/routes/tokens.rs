@@ -107,5 +107,6 @@ fn narrowed(caller: &Caller, project_id: Option<i64>, role: Option<Role>) -> Res
 
 pub async fn delete(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<i64>) -> Result<StatusCode> {
     state.tables.delete_token(caller.id, id).await?;
+    crate::events::rights_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -32,8 +32,8 @@ use crate::extract::ApiQuery;
 const PING_EVERY: Duration = Duration::from_secs(20);
 const SILENT_FOR: Duration = Duration::from_secs(60);
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
-/// Events queued for one client before it is told to resync.
-const QUEUE: usize = 1024;
+/// Bytes of events queued for one client before it is told to resync.
+const QUEUE: usize = 4 << 20;
 /// Subscriptions one connection may hold.
 const MAX_TOPICS: usize = 256;
 /// The coordination topic on which membership changes are announced.
@@ -190,7 +190,7 @@ impl Connection {
             tx.send(text(json!({"op": "resync", "topics": batch.resync}))).await?;
         }
         for m in batch.messages {
-            tx.send(text(m)).await?;
+            tx.send(Message::Text(Utf8Bytes::from(m))).await?;
         }
         Ok(())
     }
