@@ -43,6 +43,10 @@ pub struct LogNotice {
     pub lines: Vec<NoticeLine>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub end: bool,
+    /// When the lines were stored (Unix ms, the publishing node's clock): subscribers pass it on,
+    /// so a client can measure how long lines take to reach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_at: Option<i64>,
 }
 
 /// A log line as it travels in a [`LogNotice`].

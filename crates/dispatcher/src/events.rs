@@ -39,7 +39,8 @@ pub async fn log_stored(svc: &Service, task_id: i64, lines: &[baton_store::LogLi
     } else {
         Vec::new()
     };
-    let notice = topic::LogNotice { task: task_id, last: Some(last), lines, end: false };
+    let stored_at = Some(baton_store::now_ms());
+    let notice = topic::LogNotice { task: task_id, last: Some(last), lines, end: false, stored_at };
     publish(svc, &topic::task_log(task_id), &notice).await;
 }
 

@@ -135,7 +135,8 @@ impl Log<'_> {
                 .map(|l| json!({"seq": l.seq, "time": model::time(l.time), "stream": l.stream, "text": l.text}))
                 .collect();
             if let Some(last) = n.lines.last().map(|l| l.seq).filter(|_| !fresh.is_empty()) {
-                self.sink.deliver(&self.topic, Event::Log { lines: fresh, last }).await?;
+                let event = Event::Log { lines: fresh, last, stored_at: n.stored_at };
+                self.sink.deliver(&self.topic, event).await?;
                 self.cursor = last;
             }
         } else if n.last.is_some_and(|last| last > self.cursor) {
@@ -153,7 +154,7 @@ impl Log<'_> {
             let page = self.state.tables.log_page(self.task, self.cursor, PAGE).await?;
             let Some(last) = page.lines.last().map(|l| l.seq) else { return Ok(()) };
             let lines = page.lines.iter().map(model::log_line).collect();
-            self.sink.deliver(&self.topic, Event::Log { lines, last }).await?;
+            self.sink.deliver(&self.topic, Event::Log { lines, last, stored_at: None }).await?;
             self.cursor = last;
             if !page.more {
                 return Ok(());

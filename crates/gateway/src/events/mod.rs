@@ -20,8 +20,9 @@ use serde_json::Value;
 /// Something a subscriber is told.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// Consecutive log lines, as the log API renders them; `last` is the last one's sequence.
-    Log { lines: Vec<Value>, last: i64 },
+    /// Consecutive log lines, as the log API renders them; `last` is the last one's sequence;
+    /// `stored_at` when they arrived live (when they were stored, Unix ms).
+    Log { lines: Vec<Value>, last: i64, stored_at: Option<i64> },
     /// The task has ended and every line of its log was sent.
     LogEnd,
     /// A task as `GET` returns it; `created` for its first version.

@@ -99,8 +99,13 @@ struct Queue(Arc<Outbox>);
 impl Sink for Queue {
     async fn deliver(&self, topic: &str, event: Event) -> std::result::Result<(), Gone> {
         let message = match event {
-            Event::Log { lines, last } => {
-                json!({"topic": topic, "type": "task.log", "seq": last, "data": {"lines": lines}})
+            Event::Log { lines, last, stored_at } => {
+                let mut data = json!({"lines": lines});
+                // Lines that arrived live say when they were stored, so clients can measure delivery.
+                if let Some(t) = stored_at {
+                    data["stored_at"] = json!(crate::model::time(t));
+                }
+                json!({"topic": topic, "type": "task.log", "seq": last, "data": data})
             }
             Event::LogEnd => json!({"topic": topic, "type": "task.log.end"}),
             Event::Task { task, version, created } => {

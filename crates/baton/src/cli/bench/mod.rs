@@ -1,11 +1,14 @@
-//! `baton bench`: submits tasks to a running Baton through its HTTP API and reports how long
-//! each took from the POST to the script's start (as the runner recorded it) and to the script's
-//! first log line (p50/p95/p99), and the throughput until all finished. `--concurrency` bounds
-//! the tasks in flight: 1 measures latency on an idle system, more measures throughput.
+//! `baton bench`: submits tasks to a running Baton through its HTTP API, follows them through the
+//! event WebSocket like any client, and reports how long each took from the POST to the script's
+//! start (as the runner recorded it) and to the bench receiving its first log line, the event
+//! delivery latency (a line stored → received), all as p50/p95/p99, and the throughput until all
+//! finished. `--concurrency` bounds the tasks in flight: 1 measures latency on an idle system,
+//! more measures throughput.
 
-use std::collections::{BTreeMap, HashMap};
+mod watch;
+
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
@@ -13,7 +16,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -44,6 +47,15 @@ struct Sample {
     to_first_line_ms: Option<f64>,
 }
 
+/// A token for the WebSocket: the one given, or one made for the run (and deleted after).
+async fn ws_token(api: &Api, args: &BenchArgs) -> anyhow::Result<(String, Option<i64>)> {
+    if let Some(t) = &args.token {
+        return Ok((t.clone(), None));
+    }
+    let t = api.post("/api/v1/tokens", json!({"name": "bench", "expires_in_seconds": 86_400})).await?;
+    Ok((t["token"].as_str().context("token")?.to_owned(), t["id"].as_i64()))
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.tasks == 0 || args.concurrency == 0 {
         bail!("--tasks and --concurrency must be at least 1");
@@ -61,32 +73,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tasks finished ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let (token, made) = ws_token(&api, &args).await?;
+    let watch = watch::Watch::start(&api.base, &token, pid).await?;
     let started = Instant::now();
-    let finals = run_tasks(&api, &args, pid, tid, &bar).await?;
+    run_tasks(&api, &args, pid, tid, &watch, &bar).await?;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
+    let (finals, mut delivery) = watch.results();
 
     let mut samples = Vec::with_capacity(finals.len());
     let mut failed = 0;
-    for (id, (t0, task)) in &finals {
-        if task["status"] != "succeeded" {
+    for (id, seen) in &finals {
+        if seen.task["status"] != "succeeded" {
             failed += 1;
-            eprintln!("task {id} ended {}: {}", task["status"], task["error"]);
+            eprintln!("task {id} ended {}: {}", seen.task["status"], seen.task["error"]);
             continue;
         }
-        let first_line = if args.tasks <= 2000 {
-            let log = api.get(&format!("/api/v1/projects/{pid}/tasks/{id}/log?limit=1")).await?;
-            since(*t0, &log["items"][0]["time"])
-        } else {
-            None
-        };
         samples.push(Sample {
-            to_start_ms: since(*t0, &task["started_at"]).unwrap_or(f64::NAN),
-            to_first_line_ms: first_line,
+            to_start_ms: since(seen.t0, &seen.task["started_at"]).unwrap_or(f64::NAN),
+            to_first_line_ms: seen.first_line.map(|t| ms_between(seen.t0, t)),
         });
     }
+    if let Some(id) = made {
+        let _ = api.client.delete(format!("{}/api/v1/tokens/{id}", api.base)).send().await;
+    }
     let _ = api.client.delete(format!("{}/api/v1/projects/{pid}", api.base)).send().await;
-    report(&args, &samples, failed, elapsed);
+    report(&args, &samples, &mut delivery, failed, elapsed);
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -97,71 +109,43 @@ fn since(t0: SystemTime, v: &Value) -> Option<f64> {
     Some(t.duration_since(t0).map_or_else(|e| -e.duration().as_secs_f64(), |d| d.as_secs_f64()) * 1000.0)
 }
 
-type Finals = BTreeMap<i64, (SystemTime, Value)>;
+/// Milliseconds from `a` to `b` (negative if `b` is earlier).
+fn ms_between(a: SystemTime, b: SystemTime) -> f64 {
+    b.duration_since(a).map_or_else(|e| -e.duration().as_secs_f64(), |d| d.as_secs_f64()) * 1000.0
+}
 
-/// Submits the tasks, at most `concurrency` unfinished at once, and collects each one's final
-/// state. One poller follows the project's newest tasks instead of polling every task.
-async fn run_tasks(api: &Api, args: &BenchArgs, pid: i64, tid: i64, bar: &ProgressBar) -> anyhow::Result<Finals> {
+/// Submits the tasks, at most `concurrency` unfinished at once (the watcher frees a slot when a
+/// task's end arrives), and waits until every one has ended.
+async fn run_tasks(
+    api: &Api,
+    args: &BenchArgs,
+    pid: i64,
+    tid: i64,
+    watch: &watch::Watch,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
     let gate = Arc::new(Semaphore::new(args.concurrency));
-    let pending: Arc<Mutex<HashMap<i64, (SystemTime, OwnedSemaphorePermit)>>> = Arc::default();
-    let finals: Arc<Mutex<Finals>> = Arc::default();
-    let done = Arc::new(tokio::sync::Notify::new());
-    let poller = {
-        let (api, pending, finals, done, bar) =
-            (api.clone(), pending.clone(), finals.clone(), done.clone(), bar.clone());
-        let (total, window) = (args.tasks, (args.concurrency * 2 + 10).min(500));
-        let pause = if args.concurrency == 1 { Duration::from_millis(1) } else { Duration::from_millis(10) };
-        tokio::spawn(async move {
+    let progress = {
+        let (watch, bar) = (watch.clone(), bar.clone());
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
             loop {
-                let page = api.get(&format!("/api/v1/projects/{pid}/tasks?limit={window}")).await?;
-                let mut seen: Vec<Value> = page["items"].as_array().cloned().unwrap_or_default();
-                // A slow task can drop out of the newest-tasks window: fetch those directly.
-                let oldest = seen.iter().filter_map(|t| t["id"].as_i64()).min().unwrap_or(i64::MAX);
-                let stragglers: Vec<i64> = pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .keys()
-                    .copied()
-                    .filter(|id| *id < oldest)
-                    .collect();
-                for id in stragglers {
-                    seen.push(api.get(&format!("/api/v1/projects/{pid}/tasks/{id}")).await?);
-                }
-                for t in &seen {
-                    let Some(id) = t["id"].as_i64() else { continue };
-                    if matches!(t["status"].as_str(), Some("queued" | "assigned" | "running")) {
-                        continue;
-                    }
-                    if let Some((t0, permit)) = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
-                        drop(permit);
-                        finals.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (t0, t.clone()));
-                        bar.inc(1);
-                    }
-                }
-                if finals.lock().unwrap_or_else(|e| e.into_inner()).len() == total {
-                    done.notify_one();
-                    return anyhow::Ok(());
-                }
-                tokio::time::sleep(pause).await;
+                bar.set_position(watch.finished() as u64);
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        })
+        }))
     };
     for _ in 0..args.tasks {
         let permit = gate.clone().acquire_owned().await?;
         let t0 = SystemTime::now();
         let task = api.post(&format!("/api/v1/projects/{pid}/tasks"), json!({"template_id": tid})).await?;
-        let id = task["id"].as_i64().context("task id")?;
-        pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (t0, permit));
+        watch.submitted(task["id"].as_i64().context("task id")?, t0, permit);
     }
-    tokio::select! {
-        _ = done.notified() => {}
-        r = poller => { r??; }
-    }
-    let out = std::mem::take(&mut *finals.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(out)
+    watch.wait(args.tasks).await?;
+    drop(progress);
+    Ok(())
 }
 
-fn report(args: &BenchArgs, samples: &[Sample], failed: usize, elapsed: Duration) {
+fn report(args: &BenchArgs, samples: &[Sample], delivery: &mut Vec<f64>, failed: usize, elapsed: Duration) {
     let secs = elapsed.as_secs_f64();
     println!(
         "tasks {}  concurrency {}  failed {failed}  wall {secs:.2}s  throughput {:.1} tasks/s",
@@ -172,7 +156,11 @@ fn report(args: &BenchArgs, samples: &[Sample], failed: usize, elapsed: Duration
     println!("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}", "latency (ms)", "min", "p50", "p95", "p99", "max");
     let mut start: Vec<f64> = samples.iter().map(|s| s.to_start_ms).filter(|v| v.is_finite()).collect();
     let mut line: Vec<f64> = samples.iter().filter_map(|s| s.to_first_line_ms).collect();
-    for (name, v) in [("POST -> script started", &mut start), ("POST -> first log line", &mut line)] {
+    for (name, v) in [
+        ("POST -> script started", &mut start),
+        ("POST -> first line received", &mut line),
+        ("line stored -> received", delivery),
+    ] {
         if v.is_empty() {
             continue;
         }
@@ -220,10 +208,6 @@ impl Api {
     async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         let r = self.client.post(format!("{}{path}", self.base)).json(&body).send().await?;
         Self::json(r).await
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        Self::json(self.client.get(format!("{}{path}", self.base)).send().await?).await
     }
 
     async fn json(r: reqwest::Response) -> anyhow::Result<Value> {
