@@ -24,7 +24,10 @@ pub struct Haproxy {
 }
 
 /// The configuration. Health checks go to each node's HTTP port for both backends, so a node
-/// that is not ready (down, draining) gets neither API calls nor new runner streams.
+/// that is not ready (down, draining) gets neither API calls nor new runner streams. Timeouts are
+/// long, as for production's long-lived connections: runner streams, WebSockets (a tunnel once
+/// upgraded) and SSE log streams, which HAProxy passes on unbuffered as they come (the event
+/// tests check that lines through it arrive while the task prints).
 fn config(http_port: u16, grpc_port: u16, backends: &[Backend]) -> String {
     let mut cfg = String::from(
         "global\n    maxconn 4096\n\n\
