@@ -1,10 +1,12 @@
 //! Test support: a Baton server started in-process on port 0 in a throwaway data directory, an
-//! API client that speaks API.md, and helpers for the steps most tests share. Everything here
+//! API client that speaks API.md, clients of the live events (WebSocket and SSE), and helpers
+//! for the steps most tests share. Everything here
 //! panics with a clear message on failure: it is only ever used by tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod client;
 mod databases;
+pub mod events;
 mod postgres;
 mod redis;
 mod server;

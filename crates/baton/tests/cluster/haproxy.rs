@@ -24,10 +24,16 @@ pub struct Haproxy {
 }
 
 /// The configuration. Health checks go to each node's HTTP port for both backends, so a node
-/// that is not ready (down, draining) gets neither API calls nor new runner streams.
+/// that is not ready (down, draining) gets neither API calls nor new runner streams. Timeouts are
+/// long, as for production's long-lived connections: runner streams, WebSockets (a tunnel once
+/// upgraded) and SSE log streams, which HAProxy passes on unbuffered as they come (the event
+/// tests check that lines through it arrive while the task prints).
 fn config(http_port: u16, grpc_port: u16, backends: &[Backend]) -> String {
+    // `noreuseport`: by default HAProxy binds with SO_REUSEPORT, so when `free_port` gave one port
+    // twice both frontends would listen on it and share its connections (runners then reach the
+    // HTTP API half the time). With it such a start fails to bind, and `start` tries new ports.
     let mut cfg = String::from(
-        "global\n    maxconn 4096\n\n\
+        "global\n    maxconn 4096\n    noreuseport\n\n\
          defaults\n    mode http\n    timeout connect 2s\n    timeout client 1h\n    timeout server 1h\n\
          \x20   timeout tunnel 1h\n    retries 3\n    option redispatch\n\
          \x20   # IP literals need no resolving; `none` keeps HAProxy starting whatever the nodes do.\n\

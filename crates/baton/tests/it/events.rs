@@ -2,8 +2,8 @@
 //! what SQL holds — every line once and in order, across reconnects and resume points; task
 //! changes with growing versions; a slow client told to resync instead of being cut off or
 //! skipped; origins and credentials checked before the upgrade; subscriptions ended when a role
-//! goes. The same behaviour across nodes, outages and SIGKILL is in the cluster tests.
+//! goes. The clients are testkit's (`baton_testkit::events`); the same behaviour across nodes,
+//! outages and SIGKILL is in the cluster tests.
 
-mod client;
 mod sse;
 mod ws;

@@ -2,70 +2,8 @@
 //! `Last-Event-ID` (or `?after=`), `event: end` closes a finished task's stream, and proxies are
 //! told not to buffer it.
 
-use std::time::Duration;
-
-use serde_json::{Value, json};
-
-use super::client::{stored, token};
-
-/// One event of a stream: its `id`, `event` and `data`.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Frame {
-    pub id: Option<String>,
-    pub event: Option<String>,
-    pub data: String,
-}
-
-/// Reads `url` as an event stream until it ends (or `max` frames), with `last_event_id`.
-pub async fn read(
-    url: &str,
-    token: &str,
-    last_event_id: Option<i64>,
-    max: usize,
-) -> (reqwest::header::HeaderMap, Vec<Frame>) {
-    let mut req = reqwest::Client::new().get(url).bearer_auth(token);
-    if let Some(id) = last_event_id {
-        req = req.header("last-event-id", id.to_string());
-    }
-    let mut resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let headers = resp.headers().clone();
-    let (mut buf, mut frames, mut cur) = (String::new(), Vec::new(), Frame::default());
-    while frames.len() < max {
-        let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(30), resp.chunk()).await else { break };
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(nl) = buf.find('\n') {
-            let line: String = buf.drain(..=nl).collect();
-            let line = line.trim_end_matches('\n');
-            if line.is_empty() {
-                if cur != Frame::default() {
-                    frames.push(std::mem::take(&mut cur));
-                }
-            } else if let Some(v) = line.strip_prefix("id: ") {
-                cur.id = Some(v.to_owned());
-            } else if let Some(v) = line.strip_prefix("event: ") {
-                cur.event = Some(v.to_owned());
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                cur.data.push_str(v);
-            }
-        }
-    }
-    (headers, frames)
-}
-
-/// The lines of `frames`, and whether they ended with `event: end`.
-pub fn lines(frames: &[Frame]) -> (Vec<(i64, String)>, bool) {
-    let mut out = Vec::new();
-    for f in frames {
-        if f.event.as_deref() == Some("end") {
-            return (out, true);
-        }
-        let v: Value = serde_json::from_str(&f.data).unwrap();
-        assert_eq!(f.id.as_deref(), Some(v["seq"].to_string().as_str()), "id is the sequence: {f:?}");
-        out.push((v["seq"].as_i64().unwrap(), v["text"].as_str().unwrap().to_owned()));
-    }
-    (out, false)
-}
+use baton_testkit::events::{lines, read, stored, token};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_stream_follows_a_task_and_resumes_after_the_last_event() {

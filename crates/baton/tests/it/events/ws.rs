@@ -3,9 +3,8 @@
 //! origins and credentials checked, subscriptions ended with a role.
 
 use baton_testkit::TestServer;
+use baton_testkit::events::{Connect, Ws, stored, token};
 use serde_json::{Value, json};
-
-use super::client::{Connect, Ws, stored, token};
 
 /// A script printing `n` numbered lines, a few at a time, so a subscriber follows it live.
 fn counting(n: u32) -> Value {
