@@ -3,6 +3,10 @@
 //! its queue is full, the backlog is dropped, the topics that lost
 //! events are marked stale (their followers stop: nothing more of them is queued), and the
 //! connection tells the client to resync them, after which it resubscribes from its resume points.
+//!
+//! Every subscription has a generation: events are queued only from the topic's current one, so
+//! a follower of an earlier subscription — one being stopped while its topic is resynced or
+//! unsubscribed — can never slip an event in after the gap.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
@@ -30,6 +34,9 @@ struct State {
     bytes: usize,
     /// Topics whose events were dropped, to be resynced.
     stale: BTreeSet<String>,
+    /// The current subscription of each topic.
+    generations: std::collections::HashMap<String, u64>,
+    next_generation: u64,
     closed: bool,
 }
 
@@ -50,12 +57,28 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues an event of `topic`, unless the topic is stale or the queue is closed. A full
-    /// queue drops its backlog and makes every topic in it stale, this one too.
-    pub fn event(&self, topic: &str, message: Value) -> Result<(), Gone> {
+    /// Starts a subscription of `topic`; its follower queues with the generation returned.
+    pub fn subscribe(&self, topic: &str) -> u64 {
+        let mut s = self.lock();
+        s.next_generation += 1;
+        let g = s.next_generation;
+        s.generations.insert(topic.to_owned(), g);
+        s.stale.remove(topic);
+        g
+    }
+
+    /// Ends the subscription of `topic`: nothing of it is queued any more.
+    pub fn unsubscribe(&self, topic: &str) {
+        self.lock().generations.remove(topic);
+    }
+
+    /// Queues an event of `topic` from its subscription `generation`, unless that subscription is
+    /// over, the topic is stale or the queue is closed. A full queue drops its backlog and makes
+    /// every topic in it stale, this one too.
+    pub fn event(&self, topic: &str, generation: u64, message: Value) -> Result<(), Gone> {
         let message = message.to_string();
         let mut s = self.lock();
-        if s.closed || s.stale.contains(topic) {
+        if s.closed || s.stale.contains(topic) || s.generations.get(topic) != Some(&generation) {
             return Err(Gone);
         }
         if s.bytes + message.len() > self.cap && s.bytes > 0 {
@@ -86,12 +109,15 @@ impl Outbox {
         self.ready.notify_one();
     }
 
-    /// Takes everything queued, and the topics to resync (which are no longer stale after).
+    /// Takes everything queued, and the topics to resync, whose subscriptions are over.
     pub fn take(&self) -> Batch {
         let mut s = self.lock();
         let messages = s.items.drain(..).map(|(_, m)| m).collect();
         s.bytes = 0;
-        let resync = std::mem::take(&mut s.stale).into_iter().collect();
+        let resync: Vec<String> = std::mem::take(&mut s.stale).into_iter().collect();
+        for t in &resync {
+            s.generations.remove(t);
+        }
         Batch { messages, resync }
     }
 
@@ -126,20 +152,27 @@ mod tests {
     fn an_overflow_drops_the_backlog_and_asks_to_resync_every_topic_in_it() {
         // Three one-byte events fit.
         let o = Outbox::new(3);
-        o.event("a", json!(1)).unwrap();
+        let [a, b, c, d] = ["a", "b", "c", "d"].map(|t| o.subscribe(t));
+        o.event("a", a, json!(1)).unwrap();
         o.answer(json!("op"));
-        o.event("b", json!(2)).unwrap();
-        o.event("a", json!(3)).unwrap();
-        assert_eq!(o.event("c", json!(4)), Err(Gone), "full");
-        assert_eq!(o.event("a", json!(5)), Err(Gone), "a stale topic takes nothing more");
-        o.event("d", json!(6)).unwrap();
-        let b = o.take();
-        assert_eq!(b.messages, ["\"op\"", "6"], "answers stay, the backlog goes");
-        assert_eq!(b.resync, ["a", "b", "c"]);
-        o.event("a", json!(7)).unwrap();
-        assert_eq!(o.take().messages, ["7"], "resubscribed after the resync");
+        o.event("b", b, json!(2)).unwrap();
+        o.event("a", a, json!(3)).unwrap();
+        assert_eq!(o.event("c", c, json!(4)), Err(Gone), "full");
+        assert_eq!(o.event("a", a, json!(5)), Err(Gone), "a stale topic takes nothing more");
+        o.event("d", d, json!(6)).unwrap();
+        let batch = o.take();
+        assert_eq!(batch.messages, ["\"op\"", "6"], "answers stay, the backlog goes");
+        assert_eq!(batch.resync, ["a", "b", "c"]);
+        assert_eq!(o.event("a", a, json!(7)), Err(Gone), "the resynced subscription is over");
+        let again = o.subscribe("a");
+        o.event("a", again, json!(8)).unwrap();
+        assert_eq!(o.event("a", a, json!(9)), Err(Gone), "an older subscription's follower slips nothing in");
+        assert_eq!(o.take().messages, ["8"], "resubscribed after the resync");
+        o.unsubscribe("d");
+        assert_eq!(o.event("d", d, json!(10)), Err(Gone));
         // One event larger than the bound still goes, alone.
-        o.event("big", json!("a long message")).unwrap();
+        let big = o.subscribe("big");
+        o.event("big", big, json!("a long message")).unwrap();
     }
 
     #[tokio::test]
@@ -149,11 +182,12 @@ mod tests {
             let o = o.clone();
             async move { o.ready().await }
         });
-        o.event("a", json!(1)).unwrap();
+        let a = o.subscribe("a");
+        o.event("a", a, json!(1)).unwrap();
         waiter.await.unwrap();
         o.take();
         o.close();
         o.ready().await;
-        assert_eq!(o.event("a", json!(2)), Err(Gone));
+        assert_eq!(o.event("a", a, json!(2)), Err(Gone));
     }
 }

@@ -92,8 +92,11 @@ enum Op {
     },
 }
 
-/// A client's queue as a follower's sink.
-struct Queue(Arc<Outbox>);
+/// A client's queue as the sink of one subscription's follower.
+struct Queue {
+    outbox: Arc<Outbox>,
+    generation: u64,
+}
 
 #[async_trait::async_trait]
 impl Sink for Queue {
@@ -115,7 +118,7 @@ impl Sink for Queue {
             Event::Runner(v) => json!({"topic": topic, "type": "runner.updated", "data": v}),
             Event::Node(v) => json!({"topic": topic, "type": "node.updated", "data": v}),
         };
-        self.0.event(topic, message)
+        self.outbox.event(topic, self.generation, message)
     }
 }
 
@@ -205,6 +208,7 @@ impl Connection {
             Ok(Op::Subscribe { topics, resume }) => self.subscribe(topics, resume).await,
             Ok(Op::Unsubscribe { topics }) => {
                 for t in &topics {
+                    self.outbox.unsubscribe(t);
                     if let Some((_, stop)) = self.subs.remove(t) {
                         stop.cancel();
                     }
@@ -229,7 +233,8 @@ impl Connection {
             match self.admit(&name).await {
                 Ok(t) => {
                     let stop = self.stop.child_token();
-                    let (state, sink) = (self.state.clone(), Queue(self.outbox.clone()));
+                    let generation = self.outbox.subscribe(&name);
+                    let (state, sink) = (self.state.clone(), Queue { outbox: self.outbox.clone(), generation });
                     let (r, s) = (Resume(resume.get(&name).copied()), stop.clone());
                     tokio::spawn(async move { follow(state, t, r, &sink, s).await });
                     self.subs.insert(name.clone(), (t, stop));
@@ -288,6 +293,7 @@ impl Connection {
     }
 
     fn end(&mut self, name: &str, e: &Error) {
+        self.outbox.unsubscribe(name);
         if let Some((_, stop)) = self.subs.remove(name) {
             stop.cancel();
             self.refuse(name, e);
