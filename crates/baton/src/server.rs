@@ -288,6 +288,8 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 hash_concurrency: cfg.login.hash_concurrency,
                 trusted_proxies: cfg.trusted_proxies(),
                 allowed_origins: cfg.http.allowed_origins.clone(),
+                ws_ping: Duration::from_secs(cfg.http.ws_ping_seconds),
+                sse_ping: Duration::from_secs(cfg.http.sse_ping_seconds),
                 http: http_limits(&cfg),
                 sweep_every: Duration::from_secs(cfg.login.sweep_every_seconds),
                 audit_max_age: (cfg.retention.max_age_seconds > 0)

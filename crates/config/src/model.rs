@@ -90,6 +90,10 @@ pub struct Http {
     /// `https://console.example.com`); `a,b` in the environment.
     #[serde(deserialize_with = "list")]
     pub allowed_origins: Vec<String>,
+    /// How often the server pings a WebSocket client; one silent for three pings is closed.
+    pub ws_ping_seconds: u64,
+    /// How often an SSE log stream carries a comment, so proxies keep it open.
+    pub sse_ping_seconds: u64,
 }
 
 impl Default for Http {
@@ -104,6 +108,8 @@ impl Default for Http {
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
+            ws_ping_seconds: 20,
+            sse_ping_seconds: 15,
         }
     }
 }

@@ -142,6 +142,13 @@ pub fn check(mut cfg: Config) -> Result<Config> {
             ));
         }
     }
+    for (key, v) in
+        [("http.ws_ping_seconds", cfg.http.ws_ping_seconds), ("http.sse_ping_seconds", cfg.http.sse_ping_seconds)]
+    {
+        if !(1..=3600).contains(&v) {
+            return Err(Error::invalid(key, format!("{v} is out of range"), "set it between 1 and 3600 seconds"));
+        }
+    }
     if let Some(bad) = cfg.http.allowed_origins.iter().find(|o| !valid_origin(o)) {
         return Err(Error::invalid(
             "http.allowed_origins",

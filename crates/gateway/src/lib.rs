@@ -52,6 +52,10 @@ pub struct Options {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Origins besides the server's own whose pages may open the WebSocket.
     pub allowed_origins: Vec<String>,
+    /// How often WebSocket clients are pinged (one silent for three pings is closed), and SSE
+    /// streams carry a comment.
+    pub ws_ping: Duration,
+    pub sse_ping: Duration,
     /// Timeouts and the connection limit of the HTTP server.
     pub http: HttpLimits,
     /// How often expired sessions and API tokens (and old audit entries) are deleted.
@@ -169,6 +173,8 @@ mod tests {
             hash_concurrency: 1,
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
+            ws_ping: Duration::from_secs(20),
+            sse_ping: Duration::from_secs(15),
             http: HttpLimits::default(),
             sweep_every: Duration::from_secs(1),
             audit_max_age: None,

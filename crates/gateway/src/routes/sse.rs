@@ -1,12 +1,11 @@
 //! `GET /api/v1/projects/{pid}/tasks/{id}/log/stream`: a task's log as server-sent events
 //! (API.md): `id: <seq>` and `data: {seq, time, stream, text}` per line, `event: end` once the
-//! task has finished and every line was sent, a comment every 15 s, resumable after
+//! task has finished and every line was sent, a comment every `http.sse_ping_seconds` (15 s), resumable after
 //! `Last-Event-ID` or `?after=`. The same follower as the WebSocket's feeds it; a client that
 //! reads slowly only slows its own follower, which reads SQL from where it is when it falls
 //! behind, so there is never a gap to resync.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
@@ -73,6 +72,7 @@ pub async fn stream(
         None => None,
     };
     let after = last_event.or(q.after).unwrap_or(0).max(0);
+    let state_ping = state.opts.sse_ping;
     let (tx, rx) = mpsc::channel(AHEAD);
     let stop = state.closing.child_token();
     // A client that goes away ends its follower, also while the log is quiet.
@@ -89,8 +89,7 @@ pub async fn stream(
         // Ends the watcher above, so that the last sender goes and the response ends.
         stop.cancel();
     });
-    let sse =
-        Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("ping"));
+    let sse = Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(state_ping).text("ping"));
     let mut resp = sse.into_response();
     // Proxies that buffer responses (nginx) must pass every line on at once.
     resp.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));

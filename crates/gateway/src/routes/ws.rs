@@ -2,7 +2,8 @@
 //! (cookie, bearer header, or `?token=`), and a browser's `Origin` must be this server's own or
 //! one of `http.allowed_origins` — both are checked before the upgrade. Each subscription is a
 //! follower (`events/follow.rs`) writing into the connection's bounded queue
-//! (`events/outbox.rs`); the server pings every 20 s and closes a client silent for 60 s, and
+//! (`events/outbox.rs`); the server pings every `http.ws_ping_seconds` (20 s) and closes a client
+//! silent for three pings, and
 //! re-checks every subscription when a membership changes (and every half minute), ending those
 //! the caller may no longer read.
 
@@ -29,8 +30,8 @@ use crate::events::topic::{self, Topic};
 use crate::events::{Event, Gone, Sink};
 use crate::extract::ApiQuery;
 
-const PING_EVERY: Duration = Duration::from_secs(20);
-const SILENT_FOR: Duration = Duration::from_secs(60);
+/// A client is closed after this many pings without a word from it.
+const SILENT_PINGS: u32 = 3;
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
 /// Bytes of events queued for one client before it is told to resync.
 const QUEUE: usize = 4 << 20;
@@ -141,7 +142,8 @@ impl Connection {
     async fn run(mut self, socket: WebSocket) {
         let (mut tx, mut rx) = socket.split();
         let mut members = self.state.feeds.subscribe(MEMBERS);
-        let mut ping = tokio::time::interval(PING_EVERY);
+        let every = self.state.opts.ws_ping;
+        let mut ping = tokio::time::interval(every);
         let mut recheck = tokio::time::interval(RECHECK_EVERY);
         let mut heard = Instant::now();
         let closing = loop {
@@ -162,8 +164,8 @@ impl Connection {
                     }
                 }
                 _ = ping.tick() => {
-                    if heard.elapsed() > SILENT_FOR {
-                        break Some("silent for 60 s");
+                    if heard.elapsed() > every * SILENT_PINGS {
+                        break Some("silent for three pings");
                     }
                     if tx.send(Message::Ping(Default::default())).await.is_err() {
                         break None;

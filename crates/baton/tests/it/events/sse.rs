@@ -33,3 +33,25 @@ async fn the_stream_follows_a_task_and_resumes_after_the_last_event() {
     let r = c.get(&format!("/api/v1/projects/{pid}/tasks/{}/log/stream", id + 1000)).await;
     assert_eq!(r.status.as_u16(), 404);
 }
+
+/// A quiet stream carries a comment now and then, so proxies keep it open.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quiet_stream_carries_comments() {
+    let srv = baton_testkit::TestServer::start_with_no_runner(|cfg| cfg.http.sse_ping_seconds = 1).await;
+    let c = &srv.client;
+    let t = token(c).await;
+    let pid = c.project().await;
+    let tid = c.template(pid, json!({"script": "true"})).await;
+    // No runner: the task stays queued and its log quiet.
+    let id = c.submit(pid, tid).await;
+    let url = format!("{}/api/v1/projects/{pid}/tasks/{id}/log/stream", srv.url);
+    let mut resp = reqwest::Client::new().get(url).bearer_auth(&t).send().await.unwrap();
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !seen.contains(": ping") && std::time::Instant::now() < deadline {
+        if let Ok(Ok(Some(chunk))) = tokio::time::timeout(std::time::Duration::from_secs(1), resp.chunk()).await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    assert!(seen.contains(": ping"), "a comment within a few seconds: {seen:?}");
+}

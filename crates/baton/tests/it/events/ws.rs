@@ -214,3 +214,25 @@ async fn a_topic_the_caller_may_not_read_is_refused_and_losing_a_role_ends_it() 
     assert_eq!((v["op"].as_str(), v["topic"].as_str()), (Some("error"), Some(mine.as_str())), "{v}");
     assert_eq!(v["error"]["code"], "not_found");
 }
+
+/// The server pings; a client that answers stays, one silent for three pings is closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_client_is_closed_and_one_that_answers_pings_stays() {
+    let srv = TestServer::start_with(|cfg| cfg.http.ws_ping_seconds = 1).await;
+    let t = token(&srv.client).await;
+    let mut silent = connect(&srv, &t).await;
+    let mut answering = connect(&srv, &t).await;
+    // Reading answers pings; this one reads for five seconds and hears nothing but them.
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(5) {
+        match answering.read(std::time::Duration::from_millis(500)).await {
+            baton_testkit::events::Read::Quiet => {}
+            other => panic!("a client that answers pings must stay: {other:?}"),
+        }
+    }
+    // Closed (with a close frame saying why, or already gone when it tries to answer).
+    match silent.read(std::time::Duration::from_secs(2)).await {
+        baton_testkit::events::Read::Closed(_) => {}
+        other => panic!("a silent client is closed, got {other:?}"),
+    }
+}
