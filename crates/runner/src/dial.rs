@@ -42,6 +42,10 @@ fn hint(url: &str, text: &str) -> &'static str {
         "invalid",
         "corrupt",
         "handshake",
+        // A TLS port answers an HTTP/2 preface with an alert and closes before the client's
+        // connection becomes ready; depending on timing that surfaces as one of these.
+        "connection was not ready",
+        "operation was canceled",
     ]
     .iter()
     .any(|m| t.contains(m));
@@ -68,6 +72,8 @@ mod tests {
         assert!(explain("https://b:7000", &tls).contains("use an http:// URL"));
         let untrusted = std::io::Error::other("invalid peer certificate: UnknownIssuer");
         assert!(explain("https://b:7000", &untrusted).contains("--ca-file"));
+        let early = std::io::Error::other("operation was canceled: connection was not ready");
+        assert!(explain("http://b:7000", &early).contains("use an https:// URL"));
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
         assert_eq!(explain("http://b:7000", &refused), "connection refused");
     }
