@@ -11,6 +11,7 @@ mod events;
 mod extract;
 mod hashing;
 mod model;
+mod origin;
 mod routes;
 mod serve;
 mod sweeper;

@@ -99,9 +99,12 @@ pub fn router(state: AppState) -> Router {
     table()
         // Only on matched routes: it names the write by its route.
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::audit::record))
+        // After the audit layer: the console's files are no API writes.
+        .merge(baton_console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::origin::forgery_guard))
         .layer(middleware::from_fn_with_state(state.clone(), node_header))
         .with_state(state)
 }

@@ -68,15 +68,11 @@ pub async fn ws(
 /// A browser's page may open the socket only from this server's own origin or an allowed one.
 /// Clients that are not browsers send no `Origin`.
 fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<()> {
-    let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else { return Ok(()) };
-    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let own = [format!("http://{host}"), format!("https://{host}")];
-    if own.iter().any(|o| o == origin) || state.opts.allowed_origins.iter().any(|o| o == origin) {
-        return Ok(());
-    }
-    Err(Error::forbidden(format!(
-        "origin {origin} may not open this server's event stream; list it in http.allowed_origins"
-    )))
+    crate::origin::origin_allowed(headers, &state.opts.allowed_origins).map_err(|origin| {
+        Error::forbidden(format!(
+            "origin {origin} may not open this server's event stream; list it in http.allowed_origins"
+        ))
+    })
 }
 
 /// What a client sends.
