@@ -41,6 +41,12 @@ impl Cluster {
     /// Starts everything on a fresh database of `dialect` and waits until HAProxy routes to all
     /// three nodes and both runners are online.
     pub async fn start(dialect: Dialect) -> Cluster {
+        Cluster::start_sized(dialect, 3, &["runner-a", "runner-b"]).await
+    }
+
+    /// Like [`Cluster::start`] with `nodes` nodes (2 or 3) and the named runners (through HAProxy).
+    pub async fn start_sized(dialect: Dialect, size: usize, runners: &[&str]) -> Cluster {
+        assert!(matches!(size, 2 | 3), "a test cluster has 2 or 3 nodes");
         remember_panics();
         let started = Instant::now();
         let db = TestDatabase::create_on(dialect).await;
@@ -55,8 +61,14 @@ impl Cluster {
         };
         // The first node migrates the empty database; the others start together once it is done.
         let first = Node::start(dir.path(), 1, &shared).await;
-        let (second, third) = tokio::join!(Node::start(dir.path(), 2, &shared), Node::start(dir.path(), 3, &shared));
-        let nodes = vec![first, second, third];
+        let mut nodes = vec![first];
+        if size == 3 {
+            let (second, third) =
+                tokio::join!(Node::start(dir.path(), 2, &shared), Node::start(dir.path(), 3, &shared));
+            nodes.extend([second, third]);
+        } else {
+            nodes.push(Node::start(dir.path(), 2, &shared).await);
+        }
         for n in &nodes {
             n.wait_ready_status(200, Duration::from_secs(30)).await;
         }
@@ -75,10 +87,11 @@ impl Cluster {
         let api = Api::new(&token);
         let admin = login.with_token(&token);
         let mut cluster = Cluster { runners: Vec::new(), haproxy, nodes, redis, api, admin, dir, _db: db };
-        for id in ["node-1", "node-2", "node-3"] {
+        let ids: Vec<String> = cluster.nodes.iter().map(|n| n.id.clone()).collect();
+        for id in &ids {
             cluster.wait_routed_to(id, Duration::from_secs(15)).await;
         }
-        for name in ["runner-a", "runner-b"] {
+        for name in runners {
             let r = Runner::start(&cluster.api, &cluster.haproxy, cluster.dir.path(), name).await;
             cluster.runners.push(r);
         }

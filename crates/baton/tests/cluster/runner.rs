@@ -20,7 +20,12 @@ pub struct Runner {
 impl Runner {
     /// Registers runner `name` (capacity 8) and starts it, both through `haproxy`.
     pub async fn start(api: &Api, haproxy: &Haproxy, dir: &Path, name: &str) -> Runner {
-        let (http, grpc_url) = (haproxy.http_url(), haproxy.grpc_url());
+        Runner::start_at(api, haproxy, &haproxy.grpc_url(), dir, name).await
+    }
+
+    /// Like [`Runner::start`], dialling `grpc_url` (one node's runner port, say) instead.
+    pub async fn start_at(api: &Api, haproxy: &Haproxy, grpc_url: &str, dir: &Path, name: &str) -> Runner {
+        let http = haproxy.http_url();
         let token =
             api.post_idempotent(&http, "/api/v1/runner-registration-tokens", &json!({}), 201).await.body["token"]
                 .as_str()
@@ -30,7 +35,7 @@ impl Runner {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("runner.toml");
         let out = Command::new(env!("CARGO_BIN_EXE_baton"))
-            .args(["runner", "register", "--url", &grpc_url, "--token", &token, "--name", name])
+            .args(["runner", "register", "--url", grpc_url, "--token", &token, "--name", name])
             .args(["--capacity", "8", "--config"])
             .arg(&file)
             .env_clear()
@@ -39,7 +44,7 @@ impl Runner {
             .unwrap();
         assert!(
             out.status.success(),
-            "registering runner {name} through HAProxy failed: {}{}",
+            "registering runner {name} at {grpc_url} failed: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
