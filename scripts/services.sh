@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Starts the database servers the tests use, each a private instance on loopback, installing the
-# Debian packages when they are missing (redis-server and haproxy are only installed: the
-# coordination and cluster tests start private ones each), and prints the variables that point the
-# tests at them (`eval "$(scripts/services.sh)"`):
+# Debian packages when they are missing (redis-server, haproxy, chromium and chromium-driver are
+# only installed: the coordination, cluster and browser tests start private ones each), and prints
+# the variables that point the tests at them (`eval "$(scripts/services.sh)"`):
 #   BATON_TEST_POSTGRES_URL  admin URL of a PostgreSQL server (tests create a database each)
 #   BATON_TEST_MYSQL_URL     admin URL of a MariaDB server (likewise)
 # Instances are reused while they run, so repeated test runs start at once.
@@ -105,10 +105,17 @@ install_haproxy() {
   if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then apt_install haproxy; fi
 }
 
+# The browser tests (the web console's) start their own chromedriver and headless Chromium;
+# Debian's two packages come in matching versions, which chromedriver requires.
+install_chromium() {
+  if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then apt_install chromium chromium-driver; fi
+}
+
 start_postgres
 start_mariadb
 install_haproxy
 install_redis
+install_chromium
 echo "export BATON_TEST_PG_BIN='$BATON_TEST_PG_BIN'"
 echo "export BATON_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:$pg_port/postgres'"
 echo "export BATON_TEST_MYSQL_URL='mysql://baton:baton@127.0.0.1:$my_port/mysql'"

@@ -1,9 +1,10 @@
 //! Test support: a Baton server started in-process on port 0 in a throwaway data directory, an
-//! API client that speaks API.md, clients of the live events (WebSocket and SSE), and helpers
-//! for the steps most tests share. Everything here
-//! panics with a clear message on failure: it is only ever used by tests.
+//! API client that speaks API.md, clients of the live events (WebSocket and SSE), a headless
+//! Chromium for the web console's tests, and helpers for the steps most tests share. Everything
+//! here panics with a clear message on failure: it is only ever used by tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod client;
 mod databases;
 pub mod events;
@@ -11,6 +12,7 @@ mod postgres;
 mod redis;
 mod server;
 
+pub use browser::Browser;
 pub use client::{Client, Resp};
 pub use databases::{Dialect, TestDatabase};
 pub use postgres::PrivatePostgres;

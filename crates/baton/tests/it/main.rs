@@ -5,6 +5,7 @@
 
 mod api;
 mod bad_input;
+mod browser;
 mod cancel_timeout;
 mod child_server;
 mod database_outage;
