@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod attempts;
 mod bad_input;
 mod cancel_timeout;
 mod child_server;

@@ -64,6 +64,7 @@ routes! {
     },
     "/api/v1/projects/{pid}/tasks" => { GET tasks::list, POST tasks::create },
     "/api/v1/projects/{pid}/tasks/{id}" => { GET tasks::get },
+    "/api/v1/projects/{pid}/tasks/{id}/attempts" => { GET tasks::attempts },
     "/api/v1/projects/{pid}/tasks/{id}/log" => { GET tasks::log },
     "/api/v1/projects/{pid}/tasks/{id}/log/raw" => { GET tasks::raw_log },
     "/api/v1/projects/{pid}/tasks/{id}/log/stream" => { GET sse::stream },

@@ -219,6 +219,7 @@ pub fn table() -> Vec<Row> {
         r("POST", "/api/v1/projects/{pid}/tasks", Project(Runner), 201).body(|c| json!({"template_id": c.template})),
         r("GET", "/api/v1/projects/{pid}/tasks", Project(Viewer), 200),
         r("GET", "/api/v1/projects/{pid}/tasks/{id}", Project(Viewer), 200),
+        r("GET", "/api/v1/projects/{pid}/tasks/{id}/attempts", Project(Viewer), 200),
         r("GET", "/api/v1/projects/{pid}/tasks/{id}/log", Project(Viewer), 200),
         r("GET", "/api/v1/projects/{pid}/tasks/{id}/log/raw", Project(Viewer), 200),
         // A finished task of its own, so that the event stream ends (after `event: end`).
