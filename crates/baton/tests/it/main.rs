@@ -25,6 +25,7 @@ mod retention;
 mod runner_bounds;
 mod runner_resilience;
 mod runner_trust;
+mod schedule_preview;
 mod schedules;
 mod secrets;
 mod sessions;
