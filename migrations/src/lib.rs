@@ -13,6 +13,7 @@ mod m0005_schedules;
 mod m0006_registration_token_uses;
 mod m0007_teams;
 mod m0008_task_version;
+mod m0009_attempt_node;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_registration_token_uses::Migration),
             Box::new(m0007_teams::Migration),
             Box::new(m0008_task_version::Migration),
+            Box::new(m0009_attempt_node::Migration),
         ]
     }
 }

@@ -3,6 +3,7 @@
 use baton_store::LogLine;
 use baton_store::entity::{api_token, project, task, template, user};
 use baton_store::gateway::templates::TemplateFields;
+use baton_store::views::AttemptView;
 use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -70,6 +71,16 @@ pub fn task(t: &task::Model) -> Value {
         "created_at": time(t.created_at), "assigned_at": opt_time(t.assigned_at),
         "started_at": opt_time(t.started_at), "finished_at": opt_time(t.finished_at),
         "updated_at": time(t.updated_at),
+    })
+}
+
+/// An ended attempt of a task, as `GET …/tasks/{id}/attempts` lists it.
+pub fn attempt(a: &AttemptView) -> Value {
+    let (r, name) = (&a.attempt, &a.runner_name);
+    json!({
+        "attempt": r.attempt, "epoch": r.epoch, "runner_id": r.runner_id, "runner_name": name,
+        "node_id": r.node_id, "status": r.status, "exit_code": r.exit_code, "error": r.error,
+        "started_at": opt_time(r.started_at), "finished_at": time(r.finished_at),
     })
 }
 

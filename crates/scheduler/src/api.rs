@@ -1,5 +1,6 @@
 //! The internal `Schedules` gRPC service: the gateway creates, changes, deletes and previews
-//! schedules through it, because the scheduler is the only writer of the schedules table. Every
+//! schedules through it, because the scheduler is the only writer of the schedules table; and it
+//! previews unsaved expressions here too, so that one parser decides what a cron means. Every
 //! call must carry the cluster secret. Each change is announced so every node's firing loop
 //! picks it up at once.
 
@@ -137,5 +138,18 @@ impl Schedules for SchedulesApi {
             _ => vec![],
         };
         Ok(Response::new(pb::PreviewScheduleResponse { times_ms }))
+    }
+
+    async fn preview_cron(
+        &self,
+        req: Request<pb::PreviewCronRequest>,
+    ) -> Result<Response<pb::PreviewScheduleResponse>, Status> {
+        self.check(&req)?;
+        let r = req.into_inner();
+        // The same parser and search as a saved schedule's, so a form shows what will fire;
+        // its messages name the field (`cron: …`, `timezone: …`).
+        let cron = Cron::parse(r.cron.trim(), &r.timezone).map_err(Status::invalid_argument)?;
+        let count = r.count.clamp(1, MAX_PREVIEW) as usize;
+        Ok(Response::new(pb::PreviewScheduleResponse { times_ms: cron.next_n((self.clock)(), count) }))
     }
 }

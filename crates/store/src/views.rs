@@ -1,10 +1,10 @@
-//! Read-only queries for other services than the owner: the API's task reads and log
-//! pages, schedules and their fires, templates to run. Nothing here writes.
+//! Read-only queries for other services than the owner: the API's task reads, attempt histories
+//! and log pages, schedules and their fires, templates to run. Nothing here writes.
 
 use baton_core::TaskStatus;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::entity::{task, task_log_chunk};
+use crate::entity::{runner, task, task_attempt, task_log_chunk};
 /// How a stored template reads (parsing only; writes stay with the gateway).
 pub use crate::gateway::templates::TemplateFields;
 use crate::spec::decode_lines;
@@ -18,6 +18,14 @@ pub struct TaskFilter {
     /// Only tasks with a smaller id (the cursor of the previous page).
     pub before: Option<i64>,
     pub limit: u64,
+}
+
+/// An ended attempt of a task, with the name of its runner (`None` when the runner row is gone
+/// or the attempt had no runner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptView {
+    pub attempt: task_attempt::Model,
+    pub runner_name: Option<String>,
 }
 
 /// A page of a task's log.
@@ -131,8 +139,7 @@ impl Store {
         projects: Option<&[i64]>,
         before: Option<i64>,
         limit: u64,
-    ) -> Result<Vec<crate::entity::runner::Model>> {
-        use crate::entity::runner;
+    ) -> Result<Vec<runner::Model>> {
         let mut q = runner::Entity::find()
             .filter(runner::Column::Revoked.eq(false))
             .order_by_desc(runner::Column::Id)
@@ -147,8 +154,7 @@ impl Store {
     }
 
     /// Runners that are not revoked, oldest first.
-    pub async fn runners(&self) -> Result<Vec<crate::entity::runner::Model>> {
-        use crate::entity::runner;
+    pub async fn runners(&self) -> Result<Vec<runner::Model>> {
         Ok(runner::Entity::find()
             .filter(runner::Column::Revoked.eq(false))
             .order_by_asc(runner::Column::Id)
@@ -157,8 +163,7 @@ impl Store {
     }
 
     /// A runner that is not revoked.
-    pub async fn active_runner(&self, id: i64) -> Result<crate::entity::runner::Model> {
-        use crate::entity::runner;
+    pub async fn active_runner(&self, id: i64) -> Result<runner::Model> {
         runner::Entity::find_by_id(id)
             .filter(runner::Column::Revoked.eq(false))
             .one(self.conn())
@@ -181,6 +186,46 @@ impl Store {
             *out.entry(r).or_insert(0) += 1;
         }
         Ok(out)
+    }
+
+    /// A task's ended attempts, newest first, with attempt numbers below `before` (the cursor of
+    /// the previous page). Attempt numbers identify them: each recorded end either queues the
+    /// task again as the next attempt or ends the task, so no number is recorded twice.
+    pub async fn task_attempts(&self, task_id: i64, before: Option<i32>, limit: u64) -> Result<Vec<AttemptView>> {
+        let mut q = task_attempt::Entity::find()
+            .filter(task_attempt::Column::TaskId.eq(task_id))
+            .order_by_desc(task_attempt::Column::Attempt)
+            .order_by_desc(task_attempt::Column::Id)
+            .limit(limit);
+        if let Some(before) = before {
+            q = q.filter(task_attempt::Column::Attempt.lt(before));
+        }
+        let rows = q.all(self.conn()).await?;
+        // The names in a second query rather than a join: a page names a handful of runners.
+        let mut ids: Vec<i64> = rows.iter().filter_map(|a| a.runner_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let names: std::collections::HashMap<i64, String> = if ids.is_empty() {
+            Default::default()
+        } else {
+            runner::Entity::find()
+                .select_only()
+                .column(runner::Column::Id)
+                .column(runner::Column::Name)
+                .filter(runner::Column::Id.is_in(ids))
+                .into_tuple::<(i64, String)>()
+                .all(self.conn())
+                .await?
+                .into_iter()
+                .collect()
+        };
+        Ok(rows
+            .into_iter()
+            .map(|attempt| {
+                let runner_name = attempt.runner_id.and_then(|r| names.get(&r).cloned());
+                AttemptView { attempt, runner_name }
+            })
+            .collect())
     }
 
     /// Up to `limit` lines with sequence numbers above `after`, in order.

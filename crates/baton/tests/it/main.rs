@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod attempts;
 mod bad_input;
 mod browser;
 mod cancel_timeout;
@@ -25,6 +26,7 @@ mod retention;
 mod runner_bounds;
 mod runner_resilience;
 mod runner_trust;
+mod schedule_preview;
 mod schedules;
 mod secrets;
 mod sessions;

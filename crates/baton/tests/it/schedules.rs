@@ -21,11 +21,11 @@ struct Fire {
     reason: Option<String>,
 }
 
-fn time_of(v: &Value) -> DateTime<Utc> {
+pub fn time_of(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}"))).unwrap().to_utc()
 }
 
-fn id_of(v: &Value) -> i64 {
+pub fn id_of(v: &Value) -> i64 {
     v["id"].as_i64().unwrap_or_else(|| panic!("no id: {v}"))
 }
 
@@ -128,14 +128,14 @@ fn starts_with_field(msg: &str, field: &str) -> bool {
 }
 
 /// A 400 `invalid_input` whose message starts with `field`.
-fn assert_field(r: &Resp, field: &str) {
+pub fn assert_field(r: &Resp, field: &str) {
     assert_eq!(r.status.as_u16(), 400, "expected 400 naming {field}; body: {}", r.text);
     assert_eq!(r.error_code(), "invalid_input", "{}", r.text);
     let msg = r.error_message();
     assert!(starts_with_field(msg, field), "the message does not start with the field {field}: {msg:?}");
 }
 
-fn assert_not_found(r: &Resp) {
+pub fn assert_not_found(r: &Resp) {
     assert_eq!(r.status.as_u16(), 404, "expected 404; body: {}", r.text);
     assert_eq!(r.error_code(), "not_found", "{}", r.text);
 }

@@ -64,11 +64,14 @@ routes! {
     },
     "/api/v1/projects/{pid}/tasks" => { GET tasks::list, POST tasks::create },
     "/api/v1/projects/{pid}/tasks/{id}" => { GET tasks::get },
+    "/api/v1/projects/{pid}/tasks/{id}/attempts" => { GET tasks::attempts },
     "/api/v1/projects/{pid}/tasks/{id}/log" => { GET tasks::log },
     "/api/v1/projects/{pid}/tasks/{id}/log/raw" => { GET tasks::raw_log },
     "/api/v1/projects/{pid}/tasks/{id}/log/stream" => { GET sse::stream },
     "/api/v1/projects/{pid}/tasks/{id}/cancel" => { POST tasks::cancel },
     "/api/v1/projects/{pid}/schedules" => { GET schedules::list, POST schedules::create },
+    // A static segment wins over `{sid}` in axum's router, so `preview` is never taken for an id.
+    "/api/v1/projects/{pid}/schedules/preview" => { GET schedules::preview },
     "/api/v1/projects/{pid}/schedules/{sid}" => {
         GET schedules::get, PATCH schedules::update, DELETE schedules::delete
     },

@@ -1,12 +1,14 @@
 //! Schedules of a project (API.md): cron (`{template_id, cron, timezone?, enabled?}`) or one-shot
 //! (`{template_id, run_at}`), plus `catch_up` and `overlap`. Reads come from SQL; changes and
-//! previews go to the scheduler, which owns schedules and validates expressions.
+//! previews (of saved schedules and of unsaved expressions) go to the scheduler, which owns
+//! schedules and validates expressions.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use baton_proto::v1::{
-    CreateScheduleRequest, DeleteScheduleRequest, PreviewScheduleRequest, ScheduleFields, UpdateScheduleRequest,
+    CreateScheduleRequest, DeleteScheduleRequest, PreviewCronRequest, PreviewScheduleRequest, ScheduleFields,
+    UpdateScheduleRequest,
 };
 use baton_store::entity::schedule;
 use chrono::{DateTime, Utc};
@@ -130,6 +132,19 @@ pub struct NextQuery {
     count: Option<u32>,
 }
 
+/// `?count=` of a preview: 5 unless given, 1 to 100.
+fn preview_count(count: Option<u32>) -> Result<u32> {
+    let count = count.unwrap_or(5);
+    if !(1..=100).contains(&count) {
+        return Err(Error::field("count", "must be between 1 and 100"));
+    }
+    Ok(count)
+}
+
+fn times_json(times_ms: Vec<i64>) -> Json<Value> {
+    Json(json!({"times": times_ms.into_iter().map(model::time).collect::<Vec<_>>()}))
+}
+
 pub async fn next(
     State(state): State<AppState>,
     caller: Caller,
@@ -137,13 +152,38 @@ pub async fn next(
     ApiQuery(q): ApiQuery<NextQuery>,
 ) -> Result<Json<Value>> {
     access::project(&state, &caller, pid, Permission::Read).await?;
-    let count = q.count.unwrap_or(5);
-    if !(1..=100).contains(&count) {
-        return Err(Error::field("count", "must be between 1 and 100"));
-    }
+    let count = preview_count(q.count)?;
     let req = PreviewScheduleRequest { project_id: pid, schedule_id: sid, count };
-    let times = state.schedules.clone().preview_schedule(req).await?.into_inner().times_ms;
-    Ok(Json(json!({"times": times.into_iter().map(model::time).collect::<Vec<_>>()})))
+    Ok(times_json(state.schedules.clone().preview_schedule(req).await?.into_inner().times_ms))
+}
+
+/// `?cron=&timezone=&count=` of a preview of an unsaved expression. `cron` is required, but by
+/// the handler after the permission check: a caller who cannot see the project gets its 404
+/// rather than a complaint about the query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewQuery {
+    cron: Option<String>,
+    timezone: Option<String>,
+    count: Option<u32>,
+}
+
+/// The next due times of a cron expression that is not saved (a schedule form being filled in),
+/// read by the scheduler exactly as a saved schedule's: its errors are the ones creating the
+/// schedule would give.
+pub async fn preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(pid): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<PreviewQuery>,
+) -> Result<Json<Value>> {
+    access::project(&state, &caller, pid, Permission::Read).await?;
+    let Some(cron) = q.cron else {
+        return Err(Error::field("cron", "is required: a cron expression of 5 or 6 fields"));
+    };
+    let count = preview_count(q.count)?;
+    let req = PreviewCronRequest { cron, timezone: q.timezone.unwrap_or_default(), count };
+    Ok(times_json(state.schedules.clone().preview_cron(req).await?.into_inner().times_ms))
 }
 
 /// The latest fires of a schedule, newest first: when each due time fired, with its task, or why

@@ -128,6 +128,30 @@ pub async fn get(
     Ok(Json(render(&runners, &t)))
 }
 
+/// `?limit=&before=` of the attempts list; `before` is an attempt number.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptsQuery {
+    limit: Option<u32>,
+    before: Option<i32>,
+}
+
+/// The ended attempts of a task, newest first (the current attempt, if the task has not ended,
+/// is the task itself). The cursor is an attempt number.
+pub async fn attempts(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((pid, id)): ApiPath<(i64, i64)>,
+    ApiQuery(q): ApiQuery<AttemptsQuery>,
+) -> Result<Json<Page<Value>>> {
+    access::project(&state, &caller, pid, Permission::Read).await?;
+    // The task must be the project's: another project's is "not found", exactly like GET.
+    state.tables.project_task(pid, id).await?;
+    let limit = page_limit(q.limit);
+    let rows = state.tables.task_attempts(id, q.before, limit as u64 + 1).await?;
+    Ok(Json(Page::of(rows, limit, |a| i64::from(a.attempt.attempt), |a| model::attempt(&a))))
+}
+
 /// The runners, read only when a queued task needs a reason.
 async fn runners_view(state: &AppState, needed: bool) -> Result<Runners> {
     let rows = if needed { state.tables.runners().await? } else { Vec::new() };

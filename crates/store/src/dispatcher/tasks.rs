@@ -350,12 +350,27 @@ pub(super) struct AttemptEnd {
     pub finished_at: i64,
 }
 
+/// Writes the history row of the attempt `t` (as read before it ended) with the node its runner
+/// is connected to. The node is read in the same transaction, so it is the runner's node at the
+/// moment the attempt ended: the node whose stream reported the end, or, for a lost attempt, the
+/// last one the runner said hello to.
 pub(super) async fn record_attempt(tx: &sea_orm::DatabaseTransaction, t: &task::Model, end: AttemptEnd) -> Result<()> {
+    let node_id = match t.runner_id {
+        Some(r) => runner::Entity::find_by_id(r)
+            .select_only()
+            .column(runner::Column::NodeId)
+            .into_tuple::<Option<String>>()
+            .one(tx)
+            .await?
+            .flatten(),
+        None => None,
+    };
     let row = task_attempt::ActiveModel {
         task_id: Set(t.id),
         attempt: Set(t.attempt),
         epoch: Set(t.epoch),
         runner_id: Set(t.runner_id),
+        node_id: Set(node_id),
         status: Set(end.status.as_str().to_owned()),
         exit_code: Set(end.exit_code),
         error: Set(end.error),

@@ -10,6 +10,8 @@ pub struct Model {
     pub attempt: i32,
     pub epoch: i64,
     pub runner_id: Option<i64>,
+    /// The node the runner's stream was on when the attempt ended (none before migration 9).
+    pub node_id: Option<String>,
     pub status: String,
     pub exit_code: Option<i32>,
     pub error: Option<String>,

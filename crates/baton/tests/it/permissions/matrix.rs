@@ -202,7 +202,10 @@ impl World {
             password: password.to_owned(),
             spare: (self.spare.name.clone(), self.spare.password.clone()),
         };
-        let path = ids.fill(row.path);
+        let path = match row.query {
+            Some(q) => format!("{}?{q}", ids.fill(row.path)),
+            None => ids.fill(row.path),
+        };
         let method = reqwest::Method::from_bytes(row.method.as_bytes()).unwrap();
         let r = client.send(method, &path, row.body.map(|b| b(&ctx))).await;
         let want = table::want(row.rule, who, ids.project == self.shared.project);

@@ -1,6 +1,7 @@
 //! The one table of the permission matrix: for every route of `baton_gateway::ROUTES`, who may call
-//! it (API.md, "Roles"), the status of an allowed call, and what a call needs (a body, a fixture of
-//! its own). A route without a rule, or a rule for a route that is gone, fails the matrix by name.
+//! it (API.md, "Roles"), the status of an allowed call, and what a call needs (a body, a query, a
+//! fixture of its own). A route without a rule, or a rule for a route that is gone, fails the
+//! matrix by name.
 
 use std::collections::BTreeSet;
 
@@ -157,11 +158,13 @@ pub struct Row {
     pub ok: u16,
     pub fresh: Fresh,
     pub body: Option<MakeBody>,
+    /// A query string the call needs to succeed (without the `?`).
+    pub query: Option<&'static str>,
 }
 
 impl Row {
     fn new(method: &'static str, path: &'static str, rule: Rule, ok: u16) -> Row {
-        Row { method, path, rule, ok, fresh: Fresh::No, body: None }
+        Row { method, path, rule, ok, fresh: Fresh::No, body: None, query: None }
     }
 
     fn body(self, body: MakeBody) -> Row {
@@ -170,6 +173,10 @@ impl Row {
 
     fn fresh(self, fresh: Fresh) -> Row {
         Row { fresh, ..self }
+    }
+
+    fn query(self, query: &'static str) -> Row {
+        Row { query: Some(query), ..self }
     }
 }
 
@@ -219,6 +226,7 @@ pub fn table() -> Vec<Row> {
         r("POST", "/api/v1/projects/{pid}/tasks", Project(Runner), 201).body(|c| json!({"template_id": c.template})),
         r("GET", "/api/v1/projects/{pid}/tasks", Project(Viewer), 200),
         r("GET", "/api/v1/projects/{pid}/tasks/{id}", Project(Viewer), 200),
+        r("GET", "/api/v1/projects/{pid}/tasks/{id}/attempts", Project(Viewer), 200),
         r("GET", "/api/v1/projects/{pid}/tasks/{id}/log", Project(Viewer), 200),
         r("GET", "/api/v1/projects/{pid}/tasks/{id}/log/raw", Project(Viewer), 200),
         // A finished task of its own, so that the event stream ends (after `event: end`).
@@ -228,6 +236,8 @@ pub fn table() -> Vec<Row> {
         r("GET", "/api/v1/projects/{pid}/schedules", Project(Viewer), 200),
         r("POST", "/api/v1/projects/{pid}/schedules", Project(Manager), 201)
             .body(|c| json!({"template_id": c.template, "cron": "0 0 1 1 *"})),
+        r("GET", "/api/v1/projects/{pid}/schedules/preview", Project(Viewer), 200)
+            .query("cron=0+3+*+*+*&timezone=Europe%2FBerlin&count=3"),
         r("GET", "/api/v1/projects/{pid}/schedules/{sid}", Project(Viewer), 200),
         r("PATCH", "/api/v1/projects/{pid}/schedules/{sid}", Project(Manager), 200).body(|_| json!({"enabled": true})),
         r("DELETE", "/api/v1/projects/{pid}/schedules/{sid}", Project(Manager), 204).fresh(Fresh::Schedule),
