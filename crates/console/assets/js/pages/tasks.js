@@ -69,7 +69,7 @@ export async function render(main, ctx) {
   status.addEventListener('change', onFilter);
   tmpl.addEventListener('change', onFilter);
 
-  main.append(header,
+  fill(main, header,
     api.may(p.role, 'runner', ctx.me) ? runForm(ctx, pid, templates) : null,
     h('section', { 'aria-labelledby': 'tasks-title' },
       h('div.list-head', h('h2#tasks-title', 'Tasks'), summary,
