@@ -125,7 +125,7 @@ function row(e) {
     h('td', e.token_id ? h('span', { title: 'Made with API token #' + e.token_id }, '#' + e.token_id) : h('span.muted', { title: 'Made in a browser session' }, 'session')),
     h('td.mono', e.client_ip || '–'),
     h('td.mono', e.node || '–'),
-    h('td', h('code', e.action), refused ? [' ', h('span.badge.st-failed', { title: 'The API refused it with this status' }, String(e.status))] : null),
+    h('td.long', h('code', e.action), refused ? [' ', h('span.badge.st-failed', { title: 'The API refused it with this status' }, String(e.status))] : null),
     h('td.long', h('code', e.target)),
     h('td.long', e.detail || ''));
 }
