@@ -6,6 +6,7 @@
 //! or processes. Every helper waits for what it needs (10 s by default, [`Browser::set_timeout`])
 //! and a timeout panics with what was awaited, the current URL and a screenshot of the page.
 
+mod console;
 mod driver;
 mod log;
 

@@ -12,6 +12,7 @@
 
 mod api;
 mod cluster;
+mod console;
 mod haproxy;
 mod load;
 mod node;

@@ -42,7 +42,10 @@ async fn an_administrator_runs_a_project_from_the_console() {
     let seqs = b.exec("return [...document.querySelectorAll('.log .ln')].map((e) => Number(e.dataset.seq));").await;
     let seqs: Vec<i64> = seqs.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "lines in order, without gaps: {seqs:?}");
-    b.wait_for_text(".facts", "Exit code").await;
+    let exit = "const dt = [...document.querySelectorAll('.facts dt')].find((e) => e.textContent === 'Exit code'); \
+                return dt.nextElementSibling.textContent;";
+    assert_eq!(b.exec(exit).await, "0", "the exit code shows, also when it is 0");
+    b.wait_for_text("main td", "local@").await; // the attempts history names the runner
     b.screenshot("console-task").await;
 
     // A sleeping task, cancelled from its page.

@@ -23,7 +23,10 @@ async fn a_hundred_thousand_lines_render_as_a_window() {
     // Following: the last line is in view.
     b.wait_for_text(".log .ln .t", "100000").await;
     // Scrolled to the top, the first line is drawn (and following stops).
-    b.exec("const l = document.querySelector('.log'); l.scrollTop = 0; l.dispatchEvent(new Event('scroll')); return null;").await;
+    b.exec(
+        "const l = document.querySelector('.log'); l.scrollTop = 0; l.dispatchEvent(new Event('scroll')); return null;",
+    )
+    .await;
     b.wait_for(".log .ln[data-seq='1']").await;
     assert_eq!(b.exec("return document.getElementById('follow').checked;").await, false);
     b.screenshot("console-long-log").await;

@@ -15,12 +15,7 @@ mod roles;
 
 /// Logs `user` in through the login page and waits for the projects page.
 pub async fn login(b: &Browser, base: &str, user: &str, password: &str) {
-    b.goto(&format!("{base}/")).await;
-    b.wait_for_url("/ui/login").await;
-    b.fill("[name=username]", user).await;
-    b.fill("[name=password]", password).await;
-    b.click("form.login button[type=submit]").await;
-    b.wait_for_text("main h1", "Projects").await;
+    b.console_login(base, user, password).await;
 }
 
 /// Clicks the first displayed element matching `css` whose text contains `text`.
@@ -34,29 +29,12 @@ pub async fn accept_confirms(b: &Browser) {
     b.exec("window.confirm = () => true; return null;").await;
 }
 
-/// The number of lines the task page's log holds, from its "N lines" counter.
 pub async fn log_lines(b: &Browser) -> u64 {
-    let text = b.text(".log-head").await;
-    let digits: String = text.split(" lines").next().unwrap_or("").chars().filter(char::is_ascii_digit).collect();
-    digits.parse().unwrap_or_else(|_| panic!("no line count in {text:?}"))
+    b.console_log_lines().await
 }
 
-/// Waits until the task page's log holds `n` lines and says it is complete.
 pub async fn wait_log_complete(b: &Browser, n: u64, timeout: Duration) {
-    let end = std::time::Instant::now() + timeout;
-    loop {
-        let held = log_lines(b).await;
-        let done = b.text(".log-head").await.contains("complete");
-        if held == n && done {
-            return;
-        }
-        assert!(held <= n, "the page holds {held} lines of {n}: a line came twice");
-        if std::time::Instant::now() > end {
-            let shot = b.screenshot("console-log-incomplete").await;
-            panic!("the log showed {held} of {n} lines (complete: {done}); see {}", shot.display());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    b.wait_console_log_complete(n, timeout).await;
 }
 
 /// Page errors other than the expected 401 of the first `users/me` (not logged in yet) and
@@ -77,7 +55,9 @@ pub async fn member(admin: &Client, pid: i64, username: &str, password: &str, ro
         .await
         .expect(201);
     let uid = user["id"].as_i64().unwrap();
-    let resp = admin.send(reqwest::Method::PUT, &format!("/api/v1/projects/{pid}/members/{uid}"), Some(json!({"role": role}))).await;
+    let resp = admin
+        .send(reqwest::Method::PUT, &format!("/api/v1/projects/{pid}/members/{uid}"), Some(json!({"role": role})))
+        .await;
     assert!(resp.status.is_success(), "adding {username}: {}", resp.text);
     uid
 }

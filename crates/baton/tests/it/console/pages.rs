@@ -12,8 +12,11 @@ use super::{id_of, login, member, unexpected_errors};
 async fn every_page_renders_without_errors() {
     let srv = TestServer::start().await;
     let c = &srv.client;
-    let pid = c.project().await;
-    c.post(&format!("/api/v1/projects/{pid}/secrets"), json!({"name": "DEPLOY_KEY", "value": "s3cret-value"})).await.expect(201);
+    let pid =
+        id_of(&c.post("/api/v1/projects", json!({"name": "Deploys", "description": "production"})).await.expect(201));
+    c.post(&format!("/api/v1/projects/{pid}/secrets"), json!({"name": "DEPLOY_KEY", "value": "s3cret-value"}))
+        .await
+        .expect(201);
     let tid = c
         .template(pid, json!({"name": "deploy", "script": "echo deploying\necho warning >&2", "secrets": ["DEPLOY_KEY"], "labels": []}))
         .await;
