@@ -102,9 +102,18 @@ impl Service {
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let listener = tokio::spawn(events::listen(self.clone(), shutdown.clone()));
         let watcher = tokio::spawn(events::watch_queue(self.clone(), shutdown.clone()));
-        placement::run(self, shutdown).await;
+        placement::run(self.clone(), shutdown).await;
         let _ = listener.await;
         let _ = watcher.await;
+        // A runner stream never ends by itself, and the gRPC server waits for its streams before
+        // it stops: end them, and the runners reconnect (elsewhere, or here once the node is
+        // back) and re-send what is not acknowledged. Their scripts keep running meanwhile.
+        for outbox in self.inner.registry.outboxes() {
+            outbox.close(tonic::Status::unavailable(format!(
+                "node {} is shutting down; reconnect",
+                self.inner.opts.node_id
+            )));
+        }
         Ok(())
     }
 

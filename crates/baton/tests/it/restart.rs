@@ -189,3 +189,22 @@ async fn sigterm_drains_a_real_server_process_and_the_task_succeeds() {
     assert_eq!(task["attempt"], 1, "{task}");
     assert_eq!(c.log_texts(pid, id).await, ["begin", "end"]);
 }
+
+/// A remote runner's stream never ends by itself: shutting down ends it (the runner reconnects
+/// on its own), so a node with remote runners stops as promptly as one without.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graceful_shutdown_ends_remote_runner_streams() {
+    let mut srv = TestServer::start_without_runner().await;
+    let c = srv.client.clone();
+    let remote = crate::remote_runners::RunnerProcess::start_on(&c, &srv.grpc_url(), "remote", "remote").await;
+    let pid = c.project().await;
+    let tid = c.template(pid, json!({"script": "echo started; sleep 30", "labels": ["remote"]})).await;
+    let id = c.submit(pid, tid).await;
+    c.wait_status(pid, id, &["running"], WAIT).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(20), srv.shutdown())
+        .await
+        .expect("the server did not stop while a remote runner was connected");
+    eprintln!("stopped in {:?}", started.elapsed());
+    drop(remote);
+}
