@@ -57,7 +57,21 @@ impl Client {
 
     /// Sends a request with an optional JSON body.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Resp {
+        self.send_with(method, path, body, &[]).await
+    }
+
+    /// Like [`Client::send`], with extra headers (say, the `Origin` a browser would send).
+    pub async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }

@@ -13,6 +13,7 @@ mod console;
 mod database_outage;
 mod events;
 mod execution;
+mod forgery;
 mod grpc_services;
 mod grpc_tls;
 mod hand_runner;
