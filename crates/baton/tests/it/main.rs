@@ -23,6 +23,7 @@ mod logins;
 mod migrate_command;
 mod permissions;
 mod remote_runners;
+mod request_ids;
 mod restart;
 mod retention;
 mod runner_bounds;
