@@ -9,6 +9,7 @@ mod bad_input;
 mod browser;
 mod cancel_timeout;
 mod child_server;
+mod config_generate;
 mod console;
 mod database_outage;
 mod events;
