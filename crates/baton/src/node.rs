@@ -1,7 +1,7 @@
 //! What makes a process one node of a cluster: its coordinator (Redis in a cluster, in-process on
 //! a single node), and the tasks that keep the node's drain state and readiness true everywhere
-//! they matter (dispatcher, gRPC health, heartbeats, and the `baton_database_up` and
-//! `baton_coordination_up` metrics).
+//! they matter (dispatcher, gRPC health, heartbeats, and the `baton_database_up`,
+//! `baton_coordination_up`, `baton_ready` and `baton_draining` metrics).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,8 +91,11 @@ pub async fn track_readiness(h: Health, stop: CancellationToken) -> anyhow::Resu
             _ = tick.tick() => {}
         }
         let db = matches!(tokio::time::timeout(Duration::from_secs(2), h.store.ping()).await, Ok(Ok(())));
-        h.membership.set_ready(db && !h.membership.is_draining());
-        h.metrics.set_health(db, h.coord.healthy());
+        let draining = h.membership.is_draining();
+        h.membership.set_ready(db && !draining);
+        let health =
+            baton_metrics::Health { database: db, coordination: h.coord.healthy(), draining, ready: db && !draining };
+        h.metrics.set_health(health);
     }
 }
 

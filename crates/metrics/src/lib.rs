@@ -58,6 +58,19 @@ pub struct Build<'a> {
     pub gateway: bool,
 }
 
+/// The health of a node, as it samples it every second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// The database answered.
+    pub database: bool,
+    /// Coordination answers (always, for the in-process coordination of a single node).
+    pub coordination: bool,
+    /// The node drains: it takes no new work (and reports not ready).
+    pub draining: bool,
+    /// The node reports ready (`/api/ready`): its database answers and it does not drain.
+    pub ready: bool,
+}
+
 /// How a live event left this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -120,6 +133,8 @@ struct Inner {
     http_duration: HistogramFamily<RouteLabels>,
     coordination_up: Gauge,
     database_up: Gauge,
+    ready: Gauge,
+    draining: Gauge,
     ws_connections: Gauge,
     events_delivered: Family<TransportLabels, Counter>,
 }
@@ -139,6 +154,8 @@ impl Metrics {
             http_duration: Family::new_with_constructor(|| Histogram::new(HTTP_BUCKETS)),
             coordination_up: Gauge::default(),
             database_up: Gauge::default(),
+            ready: Gauge::default(),
+            draining: Gauge::default(),
             ws_connections: Gauge::default(),
             events_delivered: Family::default(),
         };
@@ -214,11 +231,12 @@ impl Metrics {
 
     // The node's.
 
-    /// Sampled every second by the node: whether its database answers and whether its
-    /// coordination does.
-    pub fn set_health(&self, database: bool, coordination: bool) {
-        self.inner.database_up.set(i64::from(database));
-        self.inner.coordination_up.set(i64::from(coordination));
+    /// Sampled every second by the node (`node.rs`, with the readiness it reports).
+    pub fn set_health(&self, h: Health) {
+        self.inner.database_up.set(i64::from(h.database));
+        self.inner.coordination_up.set(i64::from(h.coordination));
+        self.inner.draining.set(i64::from(h.draining));
+        self.inner.ready.set(i64::from(h.ready));
     }
 }
 
@@ -252,6 +270,12 @@ impl Inner {
             "1 while the database answers this node (checked every second), else 0",
             self.database_up.clone(),
         );
+        r.register(
+            "ready",
+            "1 while this node reports ready (database reachable, not draining), as /api/ready does",
+            self.ready.clone(),
+        );
+        r.register("draining", "1 while this node drains (takes no new work, for a restart)", self.draining.clone());
         if build.dispatcher {
             self.register_dispatcher(r);
         }

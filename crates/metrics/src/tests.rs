@@ -33,6 +33,8 @@ fn every_metric_is_named_typed_and_described() {
         ("baton_http_request_duration_seconds", "histogram"),
         ("baton_coordination_up", "gauge"),
         ("baton_database_up", "gauge"),
+        ("baton_ready", "gauge"),
+        ("baton_draining", "gauge"),
         ("baton_ws_connections", "gauge"),
         ("baton_events_delivered_total", "counter"),
         ("process_cpu_seconds_total", "counter"),
@@ -70,7 +72,7 @@ fn recorded_values_show() {
     m.task_started(Duration::from_millis(300));
     m.set_queue_depth(7);
     m.set_runners(2, 5);
-    m.set_health(true, false);
+    m.set_health(Health { database: true, coordination: false, draining: true, ready: false });
     m.events_delivered(Transport::WebSocket, 3);
     let ws = m.ws_connection();
     let text = m.encode().unwrap();
@@ -87,6 +89,8 @@ fn recorded_values_show() {
         "baton_runner_slots_free 5",
         "baton_database_up 1",
         "baton_coordination_up 0",
+        "baton_draining 1",
+        "baton_ready 0",
         "baton_events_delivered_total{transport=\"ws\"} 3",
         "baton_ws_connections 1",
     ] {

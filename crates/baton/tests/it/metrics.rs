@@ -76,6 +76,7 @@ async fn a_scrape_counts_what_the_node_did() {
     assert_eq!(s.value("baton_runner_slots_free", &[]), 4.0, "the local runner's slots, all free again");
     assert_eq!(s.value("baton_database_up", &[]), 1.0);
     assert_eq!(s.value("baton_coordination_up", &[]), 1.0);
+    assert_eq!((s.value("baton_ready", &[]), s.value("baton_draining", &[])), (1.0, 0.0));
     let version = baton_core::VERSION;
     assert_eq!(s.get("baton_build_info", &[("version", version), ("node", &srv.node_id())]), Some(1.0));
     assert!(s.value("process_cpu_seconds_total", &[]) > 0.0);
@@ -101,6 +102,11 @@ async fn a_scrape_counts_what_the_node_did() {
     }
     assert!(!s.text.contains(ABSENT_ID), "an id in a label:\n{}", s.text);
     assert!(!s.text.contains(&format!("/projects/{pid}/")), "a path in a label:\n{}", s.text);
+
+    // A drained node says so, and is not ready.
+    let drain = format!("/api/v1/cluster/nodes/{}/drain", srv.node_id());
+    c.post(&drain, json!({"draining": true})).await.expect(200);
+    Scrape::until(base, WAIT, |s| s.value("baton_draining", &[]) == 1.0 && s.value("baton_ready", &[]) == 0.0).await;
 }
 
 /// A dispatcher running apart has no gateway; it serves `/metrics` beside its probes, with the
