@@ -85,7 +85,11 @@ impl From<tonic::Status> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        let mut body = serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        // The id under which this request's log lines are written: what to quote to an operator.
+        if let Some(id) = crate::request_id::current().and_then(|v| v.to_str().map(str::to_owned).ok()) {
+            body["error"]["request_id"] = serde_json::Value::String(id);
+        }
         let mut resp = (status, Json(body)).into_response();
         if let Some(after) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(after)));

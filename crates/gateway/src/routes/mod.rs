@@ -110,9 +110,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), crate::origin::forgery_guard))
         .layer(middleware::from_fn_with_state(state.clone(), node_header))
-        // Outermost, so it times and counts what the client gets, refusals of the layers above
-        // included.
+        // Outside every layer that may refuse a request, so it times and counts what the client
+        // gets, those refusals included.
         .layer(middleware::from_fn_with_state(state.metrics.clone(), crate::http_metrics::record))
+        // Outermost: every response, errors of the layers above included, has the id.
+        .layer(middleware::from_fn_with_state(
+            std::sync::Arc::<str>::from(state.opts.node_id.as_str()),
+            crate::request_id::layer,
+        ))
         .with_state(state)
 }
 
