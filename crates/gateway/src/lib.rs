@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod extract;
 mod hashing;
+mod http_metrics;
 mod model;
 mod origin;
 mod request_id;
@@ -31,6 +32,7 @@ use tonic::transport::Channel;
 pub use auth::{hash_password, verify_password};
 pub use client_addr::client_addr;
 pub use error::Error;
+pub use http_metrics::{record as record_http, render as render_metrics};
 pub use routes::ROUTES;
 pub use serve::{Limits as HttpLimits, serve};
 pub use throttle::Limits as LoginLimits;
@@ -79,6 +81,8 @@ pub struct Deps {
     /// A channel to a scheduler (any).
     pub scheduler: Channel,
     pub auth: ClusterAuth,
+    /// What this node's gateway did (HTTP, WebSockets, events), and the `/metrics` it serves.
+    pub metrics: baton_metrics::Metrics,
 }
 
 type Tasks = TasksClient<InterceptedService<Channel, request_id::Outgoing>>;
@@ -94,6 +98,7 @@ struct State {
     /// Readiness fails while the node drains, so the load balancer moves traffic away.
     membership: Arc<baton_coord::Membership>,
     coord: baton_coord::Coord,
+    metrics: baton_metrics::Metrics,
     /// Which database the node uses, for the cluster view.
     dialect: &'static str,
     throttle: throttle::Throttle,
@@ -129,6 +134,7 @@ impl Service {
             membership: deps.membership,
             feeds: events::feed::Feeds::new(deps.coord.clone()),
             coord: deps.coord,
+            metrics: deps.metrics,
             closing: CancellationToken::new(),
         };
         Service { state: Arc::new(state) }

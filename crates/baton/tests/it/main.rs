@@ -21,6 +21,7 @@ mod hand_runner;
 mod http_server;
 mod limits;
 mod logins;
+mod metrics;
 mod migrate_command;
 mod permissions;
 mod remote_runners;
