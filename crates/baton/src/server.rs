@@ -196,6 +196,12 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         node_id: &node_id,
         dispatcher: only.dispatcher,
         gateway: only.gateway,
+        sql_statements: Some({
+            let store = store.clone();
+            baton_metrics::SqlStatements(std::sync::Arc::new(move || {
+                store.statement_counts().snapshot().map(|(k, n)| (k.as_str(), n)).collect()
+            }))
+        }),
     });
     let membership = baton_coord::Membership::new(coord.clone(), &node_id, &only.names(), baton_core::VERSION);
     membership.join().await.map_err(anyhow::Error::msg)?;

@@ -9,13 +9,15 @@
 //!   script starts), runners connected and their free slots, and the cluster's queue depth;
 //! - the gateway: HTTP requests by route template, WebSocket connections, events delivered;
 //! - the node (`crates/baton/src/node.rs`): whether the database and coordination answer;
-//! - `process.rs`: CPU, memory, file descriptors and threads of the process, read at each scrape.
+//! - `process.rs`: CPU, memory, file descriptors and threads of the process, read at each scrape;
+//! - `sql.rs`: the statements the store sent, from the store's own counters, read at each scrape.
 //!
 //! Counters and histograms count what this node did; a gauge that describes the whole cluster
 //! (the queue depth) says so in its help text. Label values come from fixed sets or from the
 //! route table, never from a request's path or an id, so the number of series stays bounded.
 
 mod process;
+mod sql;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
+pub use sql::SqlStatements;
 
 /// The `Content-Type` of [`Metrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -50,12 +53,14 @@ const HTTP_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 /// What this process is: its version and node id (in `baton_build_info`), and the services it
 /// runs. A process shows only the metrics of the services it runs, so a split gateway reports no
 /// queue depth of zero that it never measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Build<'a> {
     pub version: &'a str,
     pub node_id: &'a str,
     pub dispatcher: bool,
     pub gateway: bool,
+    /// The store's statement counts, shown as `baton_sql_statements_total` (none: not shown).
+    pub sql_statements: Option<SqlStatements>,
 }
 
 /// The health of a node, as it samples it every second.
@@ -288,6 +293,9 @@ impl Inner {
             );
         }
         registry.register_collector(Box::new(process::Collector::new()));
+        if let Some(source) = build.sql_statements {
+            registry.register_collector(Box::new(sql::Collector(source)));
+        }
         Inner { registry, ..self }
     }
 

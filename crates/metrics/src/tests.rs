@@ -7,7 +7,7 @@ use baton_core::TaskStatus;
 use super::*;
 
 fn metrics() -> Metrics {
-    Metrics::new(Build { version: "1.2.3", node_id: "node-a", dispatcher: true, gateway: true })
+    Metrics::new(Build { version: "1.2.3", node_id: "node-a", dispatcher: true, gateway: true, sql_statements: None })
 }
 
 /// The sample lines (no comments) of a scrape.
@@ -122,7 +122,8 @@ fn http_labels_are_route_templates_and_known_methods() {
 
 #[test]
 fn a_process_shows_the_metrics_of_the_services_it_runs() {
-    let split = Metrics::new(Build { version: "1", node_id: "n", dispatcher: false, gateway: false });
+    let split =
+        Metrics::new(Build { version: "1", node_id: "n", dispatcher: false, gateway: false, sql_statements: None });
     let text = split.encode().unwrap();
     for absent in ["baton_queue_depth", "baton_tasks_submitted", "baton_runners_connected", "baton_ws_connections"] {
         assert!(!text.contains(absent), "{absent} in:\n{text}");
@@ -137,4 +138,30 @@ fn each_process_keeps_its_own_registry() {
     let (a, b) = (metrics(), metrics());
     a.task_submitted();
     assert!(samples(&b.encode().unwrap()).contains(&"baton_tasks_submitted_total 0"));
+}
+
+#[test]
+fn sql_statements_are_read_from_their_source_at_each_scrape() {
+    let n = Arc::new(std::sync::atomic::AtomicU64::new(3));
+    let source = {
+        let n = n.clone();
+        SqlStatements(Arc::new(move || {
+            vec![("select", n.load(std::sync::atomic::Ordering::Relaxed)), ("transaction", 1)]
+        }))
+    };
+    let m = Metrics::new(Build {
+        version: "1",
+        node_id: "n",
+        dispatcher: false,
+        gateway: false,
+        sql_statements: Some(source),
+    });
+    let text = m.encode().unwrap();
+    assert!(text.contains("# TYPE baton_sql_statements_total counter"), "{text}");
+    assert!(samples(&text).contains(&r#"baton_sql_statements_total{kind="select"} 3"#), "{text}");
+    assert!(samples(&text).contains(&r#"baton_sql_statements_total{kind="transaction"} 1"#), "{text}");
+    n.store(5, std::sync::atomic::Ordering::Relaxed);
+    assert!(samples(&m.encode().unwrap()).contains(&r#"baton_sql_statements_total{kind="select"} 5"#));
+    // Without a source the family is not shown at all (not as zeros nobody measured).
+    assert!(!metrics().encode().unwrap().contains("baton_sql_statements"));
 }

@@ -6,6 +6,7 @@
 mod api;
 mod attempts;
 mod bad_input;
+mod bench_command;
 mod browser;
 mod cancel_timeout;
 mod child_server;
