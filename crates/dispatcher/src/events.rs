@@ -22,6 +22,16 @@ pub async fn task_changed(svc: &Service, project_id: i64, task_id: i64, status: 
     }
 }
 
+/// Like [`task_changed`] for a task whose runner reported its (final) end, with the sequence number of
+/// its last stored line when this node knows it: a log subscriber that has delivered that line
+/// ends without reading SQL (on a busy node, most subscribers of short tasks).
+pub async fn task_ended(svc: &Service, project_id: i64, task_id: i64, last_seq: Option<i64>) {
+    let notice = topic::TaskNotice { task: task_id };
+    publish(svc, &topic::project(project_id), &notice).await;
+    let end = topic::LogNotice { task: task_id, end: true, last: last_seq, ..Default::default() };
+    publish(svc, &topic::task_log(task_id), &end).await;
+}
+
 /// Announces lines of a task that are now stored, with the lines themselves when they are few.
 pub async fn log_stored(svc: &Service, task_id: i64, lines: &[baton_store::LogLine]) {
     let Some(last) = lines.last().map(|l| l.seq) else { return };

@@ -32,6 +32,10 @@ pub struct Held {
     /// start of the dispatch latency (`baton_dispatch_latency_seconds`), taken once, so a
     /// re-sent `TaskStarted` is not measured twice.
     pub awaiting_start: Option<i64>,
+    /// The sequence number of the task's last stored line (0: none yet), while this node knows
+    /// it: from the assignment, then from every chunk stored. Unknown for a task adopted from a
+    /// runner's hello. An end notice that carries it spares every log subscriber a read of SQL.
+    pub last_seq: Option<i64>,
 }
 
 impl Held {
@@ -158,7 +162,7 @@ mod tests {
             labels: labels.iter().map(|s| s.to_string()).collect(),
             capacity,
             held: (0..held as i64)
-                .map(|i| (1000 + i, Held { epoch: 1, project_id: 1, awaiting_start: None }))
+                .map(|i| (1000 + i, Held { epoch: 1, project_id: 1, awaiting_start: None, last_seq: None }))
                 .collect(),
             project_id: None,
             draining: false,
@@ -215,7 +219,7 @@ mod tests {
         r.insert(1, conn(&[], 2, 0));
         let (id, old, _) = r.pick(1, &[]).unwrap();
         let new = r.insert(id, conn(&[], 2, 0));
-        let held = Held { epoch: 1, project_id: 1, awaiting_start: None };
+        let held = Held { epoch: 1, project_id: 1, awaiting_start: None, last_seq: None };
         assert!(r.with_session(id, old, |c| c.held.insert(5, held)).is_none());
         assert!(r.with_session(id, new, |c| c.held.insert(5, held)).is_some());
         assert_eq!(r.with(id, |c| c.held.len()), Some(1));

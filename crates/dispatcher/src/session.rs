@@ -108,7 +108,12 @@ impl Session {
             if let Some(t) = active.iter().find(|t| t.id == r.task_id && t.epoch == r.epoch) {
                 held.insert(
                     r.task_id,
-                    Held { epoch: r.epoch, project_id: t.project_id, awaiting_start: Held::first_start(t) },
+                    Held {
+                        epoch: r.epoch,
+                        project_id: t.project_id,
+                        awaiting_start: Held::first_start(t),
+                        last_seq: None,
+                    },
                 );
             } else {
                 self.stop(*r, "the task is no longer assigned to this runner").await;
@@ -206,6 +211,13 @@ impl Session {
         let Some(last) = lines.last().map(|l| l.seq) else { return Ok(()) };
         tracing::debug!(task_id = task.task_id, epoch = task.epoch, lines = lines.len(), "log chunk");
         let appended = self.svc.inner.tables.append_log(self.fence(task), &lines).await?;
+        if appended != Appended::Stale {
+            self.svc.inner.registry.with(self.runner_id, |c| {
+                if let Some(h) = c.held.get_mut(&task.task_id).filter(|h| h.epoch == task.epoch) {
+                    h.last_seq = h.last_seq.map(|s| s.max(last));
+                }
+            });
+        }
         match appended {
             Appended::Stored => {
                 self.ack(ack::What::Log(task), last).await;
@@ -228,6 +240,15 @@ impl Session {
             pb::Outcome::TimedOut => Some(TaskStatus::TimedOut),
             pb::Outcome::Interrupted | pb::Outcome::Unspecified => None,
         };
+        // The last line stored, when this node followed the attempt from its assignment.
+        let last_seq = self
+            .svc
+            .inner
+            .registry
+            .with(self.runner_id, |c| {
+                c.held.get(&task.task_id).filter(|h| h.epoch == task.epoch).and_then(|h| h.last_seq)
+            })
+            .flatten();
         // Usually known from the assignment; a report re-sent after this node restarted is not.
         let project_id = match self.held_project(task.task_id) {
             Some(p) => p,
@@ -244,9 +265,10 @@ impl Session {
         let fence = self.fence(task);
         let done = match status {
             Some(status) => {
-                let ok = tables.finish(Finish { fence, status, exit_code: f.exit_code, error }).await?;
+                let node_id = Some(self.svc.inner.opts.node_id.clone());
+                let ok = tables.finish(Finish { fence, status, exit_code: f.exit_code, error, node_id }).await?;
                 if ok {
-                    events::task_changed(&self.svc, project_id, task.task_id, status.as_str()).await;
+                    events::task_ended(&self.svc, project_id, task.task_id, last_seq).await;
                 }
                 ok
             }

@@ -45,7 +45,7 @@ async fn one_task(t: &Tables, runner: i64) {
     assert!(t.mark_running(fence, now_ms()).await.unwrap());
     let line = LogLine { seq: first, time_ms: now_ms(), stream: LogStream::Stdout, text: "hello".into() };
     t.append_log(fence, &[line]).await.unwrap();
-    let fin = Finish { fence, status: TaskStatus::Succeeded, exit_code: Some(0), error: None };
+    let fin = Finish { fence, status: TaskStatus::Succeeded, exit_code: Some(0), error: None, node_id: None };
     assert!(t.finish(fin).await.unwrap());
 }
 

@@ -143,7 +143,16 @@ impl Log<'_> {
             self.catch_up().await?;
         }
         if n.end {
-            return self.catch_up_or_end().await;
+            return match n.last {
+                // The end as its dispatcher recorded it, with the last line then stored (all of
+                // them: a runner reports the end only after its last chunk is acknowledged).
+                // Delivered, or just read above: the log is complete without another read.
+                Some(last) if last <= self.cursor => {
+                    self.sink.deliver(&self.topic, Event::LogEnd).await?;
+                    Ok(true)
+                }
+                _ => self.catch_up_or_end().await,
+            };
         }
         Ok(false)
     }

@@ -36,6 +36,9 @@ pub struct Finish {
     pub status: TaskStatus,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
+    /// The node whose stream reported the end, for the attempt's history (none: the runner's
+    /// node as the runners table has it, read in the transaction).
+    pub node_id: Option<String>,
 }
 
 impl Tables {
@@ -110,7 +113,8 @@ async fn finish_in(tx: &sea_orm::DatabaseTransaction, f: Finish) -> Result<bool>
     if res.rows_affected != 1 {
         return Ok(false);
     }
-    let end = AttemptEnd { status: f.status, exit_code: f.exit_code, error: f.error, finished_at: now };
+    let end =
+        AttemptEnd { status: f.status, exit_code: f.exit_code, error: f.error, finished_at: now, node_id: f.node_id };
     record_attempt(tx, &t, end).await?;
     Ok(true)
 }

@@ -38,6 +38,7 @@ async fn each_ended_attempt_is_recorded_once() {
         status: TaskStatus::Succeeded,
         exit_code: Some(0),
         error: None,
+        node_id: None,
     };
     assert!(!t.finish(stale).await.unwrap());
     assert_eq!(history(&db.store, task.id).await.len(), 1);
@@ -47,6 +48,7 @@ async fn each_ended_attempt_is_recorded_once() {
         status: TaskStatus::TimedOut,
         exit_code: None,
         error: Some("timeout".into()),
+        node_id: None,
     };
     assert!(t.finish(done.clone()).await.unwrap());
     assert!(t.finish(done).await.unwrap(), "repeat report");
@@ -92,8 +94,13 @@ async fn the_history_reads_back_with_nodes_and_runner_names() {
     assert_eq!(t.lose(task.id, e2, "the runner restarted without it").await.unwrap(), Lost::Requeued);
     let e3 = t.claim(task.id, e2 + 1, r2).await.unwrap().unwrap();
     assert!(t.mark_running(fence(&t, task.id, e3).await, 3_000).await.unwrap());
-    let done =
-        Finish { fence: fence(&t, task.id, e3).await, status: TaskStatus::Failed, exit_code: Some(3), error: None };
+    let done = Finish {
+        fence: fence(&t, task.id, e3).await,
+        status: TaskStatus::Failed,
+        exit_code: Some(3),
+        error: None,
+        node_id: None,
+    };
     assert!(t.finish(done).await.unwrap());
 
     let all = db.store.task_attempts(task.id, None, 10).await.unwrap();
@@ -130,4 +137,27 @@ async fn the_history_reads_back_with_nodes_and_runner_names() {
     assert_eq!(after[1].runner_name, None);
     assert_eq!((after[1].attempt.runner_id, after[1].attempt.node_id.as_deref()), (Some(r1), Some("node-c")));
     assert_eq!(after[0].runner_name.as_deref(), Some("second-runner"));
+}
+
+#[tokio::test]
+async fn an_end_reported_through_a_known_node_records_that_node() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    // The runners table says another node: the reporting node's own word is what counts.
+    t.runner_connected(r, baton_store::dispatcher::runners::Hello { node_id: "node-old", version: "1", capacity: 1 })
+        .await
+        .unwrap();
+    let task = assigned_task(&t, r, 1).await;
+    let done = Finish {
+        fence: fence(&t, task.id, task.epoch).await,
+        status: TaskStatus::Succeeded,
+        exit_code: Some(0),
+        error: None,
+        node_id: Some("node-here".into()),
+    };
+    assert!(t.finish(done).await.unwrap());
+    let rows = history(&db.store, task.id).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].node_id.as_deref(), rows[0].status.as_str()), (Some("node-here"), "succeeded"));
 }

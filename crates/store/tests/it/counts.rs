@@ -26,7 +26,7 @@ async fn statements_are_counted_by_kind_also_inside_transactions() {
     assert!(after_started[1] > before[1], "starting a task updates it: {before:?} → {after_started:?}");
 
     // Finishing runs in one transaction that reads the task (locked) and writes it and its attempt.
-    let fin = Finish { fence: f, status: TaskStatus::Succeeded, exit_code: Some(0), error: None };
+    let fin = Finish { fence: f, status: TaskStatus::Succeeded, exit_code: Some(0), error: None, node_id: None };
     assert!(t.finish(fin).await.unwrap());
     let after = kinds.map(|k| count(&db.store, k));
     assert_eq!(after[2], after_started[2] + 1, "one transaction: {after_started:?} → {after:?}");

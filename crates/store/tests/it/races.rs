@@ -10,7 +10,7 @@ use crate::support::{self, assigned_task, fence, runner};
 const ROUNDS: usize = 20;
 
 fn succeeded(fence: Fence) -> Finish {
-    Finish { fence, status: TaskStatus::Succeeded, exit_code: Some(0), error: None }
+    Finish { fence, status: TaskStatus::Succeeded, exit_code: Some(0), error: None, node_id: None }
 }
 
 #[tokio::test]

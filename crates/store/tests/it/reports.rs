@@ -24,7 +24,7 @@ async fn another_runners_reports_change_nothing() {
 
     assert!(!t.mark_running(forged, now_ms()).await.unwrap());
     assert_eq!(t.append_log(forged, &lines()).await.unwrap(), Appended::Stale);
-    let fin = Finish { fence: forged, status: TaskStatus::Succeeded, exit_code: Some(0), error: None };
+    let fin = Finish { fence: forged, status: TaskStatus::Succeeded, exit_code: Some(0), error: None, node_id: None };
     assert!(!t.finish(fin).await.unwrap());
     assert_eq!(t.give_up(forged, "forged").await.unwrap(), Lost::Stale);
     let row = t.task(task.id).await.unwrap();
@@ -35,14 +35,14 @@ async fn another_runners_reports_change_nothing() {
     let mine = Fence { runner_id: owner, ..forged };
     assert!(t.mark_running(mine, now_ms()).await.unwrap());
     assert!(!t.mark_running(forged, now_ms()).await.unwrap(), "a repeat is only the owner's");
-    let fin = Finish { fence: forged, status: TaskStatus::Failed, exit_code: Some(1), error: None };
+    let fin = Finish { fence: forged, status: TaskStatus::Failed, exit_code: Some(1), error: None, node_id: None };
     assert!(!t.finish(fin).await.unwrap());
     assert_eq!(t.give_up(forged, "forged").await.unwrap(), Lost::Stale);
     assert_eq!(t.task(task.id).await.unwrap().status, "running");
-    let fin = Finish { fence: mine, status: TaskStatus::Succeeded, exit_code: Some(0), error: None };
+    let fin = Finish { fence: mine, status: TaskStatus::Succeeded, exit_code: Some(0), error: None, node_id: None };
     assert!(t.finish(fin.clone()).await.unwrap());
     assert!(t.finish(fin).await.unwrap(), "the owner's repeated report");
-    let fin = Finish { fence: forged, status: TaskStatus::Succeeded, exit_code: Some(0), error: None };
+    let fin = Finish { fence: forged, status: TaskStatus::Succeeded, exit_code: Some(0), error: None, node_id: None };
     assert!(!t.finish(fin).await.unwrap(), "not even a repeat of a recorded end");
 }
 

@@ -9,7 +9,7 @@ use baton_store::{Error, TaskSpec, now_ms};
 use crate::support::{self, assigned_task, fence, new_task, runner};
 
 fn finish(fence: Fence, status: TaskStatus, exit_code: Option<i32>) -> Finish {
-    Finish { fence, status, exit_code, error: None }
+    Finish { fence, status, exit_code, error: None, node_id: None }
 }
 
 #[tokio::test]

@@ -49,6 +49,7 @@ async fn project_tasks_filter_by_status_and_template() {
         status: TaskStatus::Succeeded,
         exit_code: Some(0),
         error: None,
+        node_id: None,
     };
     assert!(t.finish(done).await.unwrap());
 
