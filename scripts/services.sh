@@ -5,6 +5,8 @@
 # the variables that point the tests at them (`eval "$(scripts/services.sh)"`):
 #   BATON_TEST_POSTGRES_URL  admin URL of a PostgreSQL server (tests create a database each)
 #   BATON_TEST_MYSQL_URL     admin URL of a MariaDB server (likewise)
+#   BATON_TEST_API_TOOLS     bin directory of a virtualenv with the API checkers of
+#                            `scripts/check-api.sh` (openapi-spec-validator, schemathesis)
 # Instances are reused while they run, so repeated test runs start at once.
 set -euo pipefail
 
@@ -111,11 +113,31 @@ install_chromium() {
   if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then apt_install chromium chromium-driver; fi
 }
 
+# The outside checkers of the HTTP API (scripts/check-api.sh), pinned so that every machine checks
+# with the same versions, in a virtualenv of their own. pip's output goes to stderr: stdout carries
+# only the variables.
+api_tools=(openapi-spec-validator==0.9.0 schemathesis==4.32.5)
+install_api_tools() {
+  local venv="$services_dir/api-tools" stamp
+  stamp="$venv/.tools"
+  if [ -x "$venv/bin/schemathesis" ] && [ "$(cat "$stamp" 2>/dev/null)" = "${api_tools[*]}" ]; then return; fi
+  echo "installing ${api_tools[*]} into $venv…" >&2
+  if ! python3 -m venv "$venv" >&2; then
+    # Debian's python3 ships venv separately.
+    apt_install python3-venv
+    python3 -m venv "$venv" >&2
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check "${api_tools[@]}" >&2
+  echo "${api_tools[*]}" >"$stamp"
+}
+
 start_postgres
 start_mariadb
 install_haproxy
 install_redis
 install_chromium
+install_api_tools
+echo "export BATON_TEST_API_TOOLS='$services_dir/api-tools/bin'"
 echo "export BATON_TEST_PG_BIN='$BATON_TEST_PG_BIN'"
 echo "export BATON_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:$pg_port/postgres'"
 echo "export BATON_TEST_MYSQL_URL='mysql://baton:baton@127.0.0.1:$my_port/mysql'"

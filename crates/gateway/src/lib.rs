@@ -11,6 +11,7 @@ mod events;
 mod extract;
 mod hashing;
 mod model;
+mod openapi;
 mod origin;
 mod routes;
 mod serve;
@@ -30,6 +31,8 @@ use tonic::transport::Channel;
 pub use auth::{hash_password, verify_password};
 pub use client_addr::client_addr;
 pub use error::Error;
+/// The OpenAPI document of the API, as `GET /api/v1/openapi.json` serves it.
+pub use openapi::document as openapi_document;
 pub use routes::ROUTES;
 pub use serve::{Limits as HttpLimits, serve};
 pub use throttle::Limits as LoginLimits;

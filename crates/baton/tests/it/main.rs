@@ -21,6 +21,7 @@ mod http_server;
 mod limits;
 mod logins;
 mod migrate_command;
+mod openapi;
 mod permissions;
 mod remote_runners;
 mod restart;

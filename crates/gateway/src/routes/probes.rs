@@ -8,14 +8,35 @@ use baton_core::ErrorCode;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorBody, Result};
+use crate::openapi::schemas;
 
 /// 200 while the process lives.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    operation_id = "health",
+    tag = "probes",
+    security(()),
+    responses((status = 200, description = "the process lives", body = schemas::Health))
+)]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// 200 when this node can serve: the database answers and the node is not draining.
+#[utoipa::path(
+    get,
+    path = "/api/ready",
+    operation_id = "ready",
+    tag = "probes",
+    security(()),
+    responses(
+        (status = 200, description = "the node can serve", body = schemas::Ready),
+        (status = 503, description = "the node cannot serve: it drains, or its database does not answer \
+                                      (a short reason, never internal error text)", body = ErrorBody),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
     if state.membership.is_draining() {
         return Err(Error::new(ErrorCode::Unavailable, "draining"));

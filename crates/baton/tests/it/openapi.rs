@@ -1,0 +1,34 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document, served to anyone, describes exactly the
+//! routes of the router (the outside validator and fuzzer in `scripts/check-api.sh` check the rest).
+
+use std::collections::BTreeSet;
+
+use baton_testkit::TestServer;
+
+#[tokio::test]
+async fn the_served_document_describes_every_route_and_only_those() {
+    let srv = TestServer::start().await;
+    let r = srv.anonymous().get("/api/v1/openapi.json").await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert!(r.headers.contains_key("x-baton-node"));
+    let doc = r.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc, serde_json::to_value(baton_gateway::openapi_document()).unwrap());
+
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let routes: BTreeSet<(String, String)> =
+        baton_gateway::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, routes);
+
+    // Errors have one schema, referred to by every error answer.
+    let error = &doc["components"]["schemas"]["ErrorBody"];
+    assert_eq!(error["required"], serde_json::json!(["error"]), "{error}");
+    let not_found = &doc["paths"]["/api/v1/projects/{pid}"]["get"]["responses"]["404"];
+    assert_eq!(not_found["$ref"], "#/components/responses/NotFound");
+}
