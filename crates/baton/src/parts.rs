@@ -78,7 +78,12 @@ async fn health(
 }
 
 fn builder(tls: Option<&crate::tls::KeyPair>, key: &str) -> anyhow::Result<tonic::transport::Server> {
-    let server = tonic::transport::Server::builder().tcp_nodelay(true);
+    // Each call runs in a span with the id of the HTTP request that caused it (sent by the
+    // gateway as `x-request-id`), so a request can be followed across nodes' logs.
+    let server = tonic::transport::Server::builder().tcp_nodelay(true).trace_fn(|req| {
+        let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+        tracing::info_span!("grpc", path = %req.uri().path(), request_id = %id)
+    });
     match tls {
         Some(pair) => {
             server.tls_config(pair.server()).with_context(|| format!("config key `{key}`: cannot set up TLS"))

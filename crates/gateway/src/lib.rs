@@ -13,6 +13,7 @@ mod hashing;
 mod model;
 mod openapi;
 mod origin;
+mod request_id;
 mod routes;
 mod serve;
 mod sweeper;
@@ -83,8 +84,8 @@ pub struct Deps {
     pub auth: ClusterAuth,
 }
 
-type Tasks = TasksClient<InterceptedService<Channel, ClusterAuth>>;
-type Schedules = baton_proto::v1::schedules_client::SchedulesClient<InterceptedService<Channel, ClusterAuth>>;
+type Tasks = TasksClient<InterceptedService<Channel, request_id::Outgoing>>;
+type Schedules = baton_proto::v1::schedules_client::SchedulesClient<InterceptedService<Channel, request_id::Outgoing>>;
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -123,8 +124,11 @@ impl Service {
             opts,
             dialect: deps.store.dialect(),
             tables: baton_store::gateway::Tables::new(deps.store),
-            tasks: TasksClient::with_interceptor(deps.dispatcher, deps.auth.clone()),
-            schedules: baton_proto::v1::schedules_client::SchedulesClient::with_interceptor(deps.scheduler, deps.auth),
+            tasks: TasksClient::with_interceptor(deps.dispatcher, request_id::Outgoing(deps.auth.clone())),
+            schedules: baton_proto::v1::schedules_client::SchedulesClient::with_interceptor(
+                deps.scheduler,
+                request_id::Outgoing(deps.auth),
+            ),
             membership: deps.membership,
             feeds: events::feed::Feeds::new(deps.coord.clone()),
             coord: deps.coord,

@@ -30,7 +30,8 @@ pub fn init(level: &str, format: Format) -> Result<(), String> {
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = if json {
-        builder.json().flatten_event(true).with_current_span(true).try_init()
+        // Every enclosing span's fields (a request's id and node, a task's id) on every line.
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(true).try_init()
     } else {
         builder.compact().try_init()
     };

@@ -24,6 +24,7 @@ mod migrate_command;
 mod openapi;
 mod permissions;
 mod remote_runners;
+mod request_ids;
 mod restart;
 mod retention;
 mod runner_bounds;

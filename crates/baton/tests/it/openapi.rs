@@ -29,6 +29,16 @@ async fn the_served_document_describes_every_route_and_only_those() {
     // Errors have one schema, referred to by every error answer.
     let error = &doc["components"]["schemas"]["ErrorBody"];
     assert_eq!(error["required"], serde_json::json!(["error"]), "{error}");
+    // The request id is described, and optional (`code` and `message` are always there).
+    let detail = &doc["components"]["schemas"]["ErrorDetail"];
+    assert_eq!(detail["required"], serde_json::json!(["code", "message"]), "{detail}");
+    let request_id = &detail["properties"]["request_id"];
+    assert!(request_id["type"] == "string" || request_id["type"] == serde_json::json!(["string", "null"]), "{detail}");
+    let answer_headers = doc["paths"]["/api/v1/projects"]["get"]["responses"]["200"]["headers"].clone();
+    assert!(
+        answer_headers.get("X-Request-Id").is_some() && answer_headers.get("X-Baton-Node").is_some(),
+        "{answer_headers}"
+    );
     let not_found = &doc["paths"]["/api/v1/projects/{pid}"]["get"]["responses"]["404"];
     assert_eq!(not_found["$ref"], "#/components/responses/NotFound");
 }

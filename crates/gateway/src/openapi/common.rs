@@ -1,7 +1,7 @@
 //! What every operation shares, added to the annotated operations in one place rather than
-//! repeated on each handler: the error answers (API.md's `{"error": {code, message}}`) by status
-//! and the rule that says which operations can give each, the `X-Baton-Node` header of every
-//! answer, and the two ways to authenticate.
+//! repeated on each handler: the error answers (API.md's `{"error": {code, message, request_id}}`) by status
+//! and the rule that says which operations can give each, the `X-Baton-Node` and `X-Request-Id`
+//! headers of every answer, and the two ways to authenticate.
 
 use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::path::{Operation, ParameterIn};
@@ -14,8 +14,15 @@ use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr};
 pub const BEARER: &str = "bearer";
 pub const SESSION: &str = "session";
 
-/// The header on every answer.
-const NODE_HEADER: &str = "X-Baton-Node";
+/// The headers on every answer, with their descriptions.
+const ANSWER_HEADERS: &[(&str, &str)] = &[
+    ("X-Baton-Node", "the id of the node that answered (`ha.node_id`)"),
+    (
+        "X-Request-Id",
+        "the request's id: the client's own `X-Request-Id` when it sent a plain one (1 to 128 letters, \
+         digits or `-_.:`), else a fresh one; error bodies repeat it and the server's log lines carry it",
+    ),
+];
 
 /// When an operation can give one of the common errors.
 #[derive(Clone, Copy)]
@@ -68,9 +75,9 @@ pub fn apply(doc: &mut OpenApi) {
             "the session cookie set by `POST /api/v1/auth/login`",
         ))),
     );
-    components
-        .headers
-        .insert(NODE_HEADER.to_owned(), RefOr::T(string_header("the id of the node that answered (`ha.node_id`)")));
+    for &(name, description) in ANSWER_HEADERS {
+        components.headers.insert(name.to_owned(), RefOr::T(string_header(description)));
+    }
     for &(status, name, description, _) in ERRORS {
         components.responses.insert(name.to_owned(), RefOr::T(error_response(status, description)));
     }
@@ -78,7 +85,7 @@ pub fn apply(doc: &mut OpenApi) {
         add_errors(op);
         for resp in op.responses.responses.values_mut() {
             if let RefOr::T(resp) = resp {
-                node_header(resp);
+                answer_headers(resp);
             }
         }
     }
@@ -92,7 +99,7 @@ fn error_response(status: u16, description: &str) -> Response {
         builder = builder.header("Retry-After", integer_header("seconds to wait before trying again"));
     }
     let mut resp = builder.build();
-    node_header(&mut resp);
+    answer_headers(&mut resp);
     resp
 }
 
@@ -113,10 +120,12 @@ fn add_errors(op: &mut Operation) {
     }
 }
 
-fn node_header(resp: &mut Response) {
-    resp.headers
-        .entry(NODE_HEADER.to_owned())
-        .or_insert_with(|| RefOr::Ref(Ref::new(format!("#/components/headers/{NODE_HEADER}"))));
+fn answer_headers(resp: &mut Response) {
+    for &(name, _) in ANSWER_HEADERS {
+        resp.headers
+            .entry(name.to_owned())
+            .or_insert_with(|| RefOr::Ref(Ref::new(format!("#/components/headers/{name}"))));
+    }
 }
 
 fn string_header(description: &str) -> Header {

@@ -2,9 +2,9 @@
 //!
 //! The operations come from the handlers' `#[utoipa::path]` annotations, which the route table
 //! (`routes!` in `routes/mod.rs`) collects, so a route cannot be added without describing it.
-//! `common.rs` then adds what every operation shares (the error answers, `X-Baton-Node`, the
-//! security schemes), `params.rs` names the path parameters and `schemas/` the shapes of the
-//! answers. The tests below keep the document's routes and the router's the same; the console's
+//! `common.rs` then adds what every operation shares (the error answers, `X-Baton-Node`,
+//! `X-Request-Id`, the security schemes), `params.rs` names the path parameters and `schemas/` the
+//! shapes of the answers. The tests below keep the document's routes and the router's the same; the console's
 //! HTML pages (`/`, `/ui/…`) are no API and are not in it.
 
 mod common;
@@ -28,8 +28,8 @@ use crate::error::ErrorBody;
     info(
         title = "Baton HTTP API",
         description = "Run scripts as tasks on runners, with their logs, schedules, projects and \
-                       roles. Every answer carries `X-Baton-Node`; every error is \
-                       `{\"error\": {\"code\", \"message\"}}` with the status that says what kind it is. \
+                       roles. Every answer carries `X-Baton-Node` and `X-Request-Id`; every error \
+                       is `{\"error\": {\"code\", \"message\", \"request_id\"}}` with the status that says what kind it is. \
                        Lists are `{\"items\": [...], \"next\": <cursor or null>}`: pass `next` as \
                        `before` for the following page."
     ),

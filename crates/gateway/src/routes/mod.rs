@@ -119,6 +119,11 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), crate::origin::forgery_guard))
         .layer(middleware::from_fn_with_state(state.clone(), node_header))
+        // Outermost: every response, errors of the layers above included, has the id.
+        .layer(middleware::from_fn_with_state(
+            std::sync::Arc::<str>::from(state.opts.node_id.as_str()),
+            crate::request_id::layer,
+        ))
         .with_state(state)
 }
 

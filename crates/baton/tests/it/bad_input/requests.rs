@@ -133,7 +133,7 @@ async fn an_unknown_route_is_a_json_404() {
         "/api/v1/nope".to_string(),
         "/api/v2/projects".to_string(),
         "/nope".to_string(),
-        "/".to_string(),
+        "/uix".to_string(),
         format!("/api/v1/projects/{pid}/nope"),
         format!("/api/v1/projects/{pid}/tasks/1/log/raw/more"),
     ];
@@ -145,6 +145,11 @@ async fn an_unknown_route_is_a_json_404() {
         }
         assert_error_shape(&srv.anonymous().get(path).await, 404, "not_found");
     }
+    // `/` is the web console's page, and writing to it is no route.
+    let page = srv.anonymous().get("/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"), "{:?}", page.headers);
+    assert_error_shape(&c.send(Method::POST, "/", Some(json!({}))).await, 405, "method_not_allowed");
     still_works(c, pid, tid, 0).await;
 }
 
