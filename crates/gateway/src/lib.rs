@@ -34,7 +34,7 @@ pub use client_addr::client_addr;
 pub use error::Error;
 /// The OpenAPI document of the API, as `GET /api/v1/openapi.json` serves it.
 pub use openapi::document as openapi_document;
-pub use routes::ROUTES;
+pub use routes::{ROUTES, served as served_routes};
 pub use serve::{Limits as HttpLimits, serve};
 pub use throttle::Limits as LoginLimits;
 

@@ -83,10 +83,25 @@ pub fn apply(doc: &mut OpenApi) {
     }
     for op in super::operations(doc) {
         add_errors(op);
-        for resp in op.responses.responses.values_mut() {
-            if let RefOr::T(resp) = resp {
-                answer_headers(resp);
-            }
+        answer_headers(op);
+    }
+}
+
+/// Adds the headers of every answer to each answer of `op`.
+pub fn answer_headers(op: &mut Operation) {
+    for resp in op.responses.responses.values_mut() {
+        if let RefOr::T(resp) = resp {
+            response_headers(resp);
+        }
+    }
+}
+
+/// Marks the headers of every answer required, in the document's JSON (utoipa's `Header` has no
+/// `required`): a checker then finds any answer without them.
+pub fn require_answer_headers(doc: &mut serde_json::Value) {
+    for &(name, _) in ANSWER_HEADERS {
+        if let Some(header) = doc.pointer_mut(&format!("/components/headers/{name}")).and_then(|h| h.as_object_mut()) {
+            header.insert("required".to_owned(), serde_json::Value::Bool(true));
         }
     }
 }
@@ -99,7 +114,7 @@ fn error_response(status: u16, description: &str) -> Response {
         builder = builder.header("Retry-After", integer_header("seconds to wait before trying again"));
     }
     let mut resp = builder.build();
-    answer_headers(&mut resp);
+    response_headers(&mut resp);
     resp
 }
 
@@ -120,7 +135,7 @@ fn add_errors(op: &mut Operation) {
     }
 }
 
-fn answer_headers(resp: &mut Response) {
+fn response_headers(resp: &mut Response) {
     for &(name, _) in ANSWER_HEADERS {
         resp.headers
             .entry(name.to_owned())

@@ -4,10 +4,11 @@
 //! (`routes!` in `routes/mod.rs`) collects, so a route cannot be added without describing it.
 //! `common.rs` then adds what every operation shares (the error answers, `X-Baton-Node`,
 //! `X-Request-Id`, the security schemes), `params.rs` names the path parameters and `schemas/` the
-//! shapes of the answers. The tests below keep the document's routes and the router's the same; the console's
-//! HTML pages (`/`, `/ui/…`) are no API and are not in it.
+//! shapes of the answers; `console.rs` adds the web console's page and files, which the router
+//! serves beside the API. The tests below keep the document's routes and the router's the same.
 
 mod common;
+mod console;
 mod links;
 // Both describe JSON and paths that handlers read and write by other means: their types are
 // never constructed, nor their fields read.
@@ -45,17 +46,26 @@ use crate::error::ErrorBody;
         (name = "runners", description = "Runners and their registration tokens"),
         (name = "admin", description = "The cluster and the audit log"),
         (name = "events", description = "Live events over a WebSocket"),
+        (name = "console", description = "The web console: its page and files, for browsers"),
     )
 )]
 struct Base;
 
-/// The whole document.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The whole document, as built from the code.
+fn build() -> utoipa::openapi::OpenApi {
     let mut doc = Base::openapi();
     doc.merge(crate::routes::Annotated::openapi());
     common::apply(&mut doc);
+    console::apply(&mut doc);
     links::apply(&mut doc);
     doc
+}
+
+/// The whole document, as served: what utoipa's types cannot say is added to its JSON.
+pub fn document() -> serde_json::Result<serde_json::Value> {
+    let mut doc = serde_json::to_value(build())?;
+    common::require_answer_headers(&mut doc);
+    Ok(doc)
 }
 
 /// Every operation of the document.
@@ -68,7 +78,7 @@ fn operations(doc: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut u
 /// The document as served, serialized once.
 pub fn json() -> Result<&'static [u8], &'static serde_json::Error> {
     static JSON: OnceLock<Result<Vec<u8>, serde_json::Error>> = OnceLock::new();
-    JSON.get_or_init(|| serde_json::to_vec(&document())).as_ref().map(Vec::as_slice)
+    JSON.get_or_init(|| document().and_then(|doc| serde_json::to_vec(&doc))).as_ref().map(Vec::as_slice)
 }
 
 #[cfg(test)]
@@ -80,7 +90,7 @@ mod tests {
     /// Every (method, path) of the document.
     fn documented() -> BTreeSet<(String, String)> {
         let mut out = BTreeSet::new();
-        for (path, item) in document().paths.paths {
+        for (path, item) in build().paths.paths {
             let ops = [("GET", item.get), ("PUT", item.put), ("POST", item.post), ("DELETE", item.delete)];
             let more = [("PATCH", item.patch), ("HEAD", item.head), ("OPTIONS", item.options), ("TRACE", item.trace)];
             for (method, op) in ops.into_iter().chain(more) {
@@ -107,7 +117,7 @@ mod tests {
     #[test]
     fn the_document_has_exactly_the_routes_of_the_router() {
         let routes: BTreeSet<(String, String)> =
-            crate::ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+            crate::routes::served().map(|(m, p)| (m.to_owned(), console::openapi_path(p))).collect();
         let documented = documented();
         let undocumented: Vec<_> = routes.difference(&documented).collect();
         let unrouted: Vec<_> = documented.difference(&routes).collect();
@@ -120,7 +130,7 @@ mod tests {
 
     #[test]
     fn every_operation_has_a_unique_id_and_documents_its_errors() {
-        let doc = document();
+        let doc = build();
         let mut ids = BTreeSet::new();
         for (path, item) in &doc.paths.paths {
             for op in [&item.get, &item.put, &item.post, &item.delete, &item.patch].into_iter().flatten() {
@@ -136,7 +146,7 @@ mod tests {
         }
         let links: usize = document_links(&doc);
         assert!(links >= 30, "only {links} links: one starts from an answer the document lacks");
-        let json = serde_json::to_value(&doc).unwrap();
+        let json = document().unwrap();
         assert_eq!(json["openapi"], "3.1.0");
         let schemes = &json["components"]["securitySchemes"];
         assert_eq!(schemes["bearer"]["scheme"], "bearer");

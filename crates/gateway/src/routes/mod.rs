@@ -98,6 +98,11 @@ routes! {
     "/api/v1/ws" => { GET ws::ws },
 }
 
+/// Every route the router serves, the console's beside the API's: (method, path in axum's syntax).
+pub fn served() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ROUTES.iter().chain(baton_console::ROUTES).copied()
+}
+
 /// A node as the cluster view shows it (for live events).
 pub use cluster::render as node_json;
 /// A runner as `GET /runners/{id}` shows it (for live events).

@@ -234,7 +234,8 @@ pub async fn next(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PreviewQuery {
-    /// A cron expression of 5 or 6 fields (required).
+    /// A cron expression of 5 or 6 fields.
+    #[param(required = true, value_type = String)]
     cron: Option<String>,
     /// An IANA time zone; UTC unless given.
     timezone: Option<String>,

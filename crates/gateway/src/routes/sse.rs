@@ -24,6 +24,7 @@ use crate::events::topic::Topic;
 use crate::events::{Event, Gone, Sink};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::openapi::params::TaskPath;
+use crate::openapi::schemas::LogEvent;
 
 /// Frames written ahead of a slow reader.
 const AHEAD: usize = 64;
@@ -75,8 +76,8 @@ impl Sink for Frames {
         StreamQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "resume after this line (a reconnecting client sends it)"),
     ),
-    responses((status = 200, description = "the log's lines as they come, until the task's end",
-        body = String, content_type = "text/event-stream"))
+    responses((status = 200, description = "the log's lines as they come, until the task's end (the schema is \
+        each event's)", body = LogEvent, content_type = "text/event-stream"))
 )]
 pub async fn stream(
     State(state): State<AppState>,

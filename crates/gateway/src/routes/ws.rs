@@ -61,10 +61,13 @@ pub struct WsQuery {
     tag = "events",
     params(
         WsQuery,
-        ("Upgrade" = String, Header, description = "`websocket`"),
-        ("Connection" = String, Header, description = "`Upgrade`"),
+        // Exactly what the upgrade checks: anything else is a 400.
+        ("Upgrade" = String, Header, description = "`websocket`, in any case",
+            pattern = "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"),
+        ("Connection" = String, Header, description = "names `Upgrade`, in any case",
+            pattern = "[Uu][Pp][Gg][Rr][Aa][Dd][Ee]"),
         ("Sec-WebSocket-Key" = String, Header, description = "the client's random key (RFC 6455)"),
-        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`", pattern = "^13$"),
     ),
     responses(
         (status = 101, description = "Switching Protocols: the connection is now a WebSocket carrying events"),

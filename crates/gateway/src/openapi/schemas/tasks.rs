@@ -1,6 +1,8 @@
 //! Tasks, their attempts and their logs.
 
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// A run of a template.
 #[derive(ToSchema)]
@@ -40,19 +42,22 @@ pub struct Task {
     pub queue_reason: Option<String>,
 }
 
-/// Where a task is in its life.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum TaskStatus {
-    Queued,
-    Assigned,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    TimedOut,
-    Lost,
+/// Where a task is in its life: the states of `baton_core::TaskStatus`, listed from it, so that
+/// a state added there is documented at once.
+pub struct TaskStatus;
+
+impl utoipa::PartialSchema for TaskStatus {
+    fn schema() -> RefOr<Schema> {
+        let states = baton_core::TaskStatus::ALL.map(baton_core::TaskStatus::as_str);
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(states))
+            .description(Some("Where a task is in its life."))
+            .into()
+    }
 }
+
+impl ToSchema for TaskStatus {}
 
 /// An ended attempt of a task.
 #[derive(ToSchema)]
@@ -101,4 +106,23 @@ pub struct LogPage {
     pub next_after: i64,
     /// The task has ended and no line follows.
     pub complete: bool,
+}
+
+/// One event of a task's log stream (`GET …/log/stream`), as an event-stream parser reads it.
+/// The stream's schema describes each event, as OpenAPI 3.2's `itemSchema` would.
+#[derive(ToSchema)]
+pub struct LogEvent {
+    pub event: LogEventKind,
+    /// A line, as `LogLine` in JSON; `{}` for `end`.
+    pub data: String,
+    /// The line's `seq`, which `Last-Event-ID` resumes after; absent on `end`.
+    pub id: Option<String>,
+}
+
+/// `message`: a line; `end`: the task has finished and every line was sent.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum LogEventKind {
+    Message,
+    End,
 }
