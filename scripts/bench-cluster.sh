@@ -56,6 +56,9 @@ export BATON_HA_ENABLED=true BATON_DATABASE_URL="$db_url" BATON_HA_REDIS_URL="re
   BATON_ADMIN_PASSWORD=$password BATON_LOG_LEVEL=warn BATON_LOG_FORMAT=text
 backends_http="" backends_grpc=""
 first_http=""
+# Every node's own /metrics, for the bench's CPU and SQL figures per task (HAProxy does not
+# forward /metrics).
+metrics_args=()
 for n in $(seq 1 "$nodes"); do
   http=$(port) grpc=$(port) internal=$(port)
   mkdir -p "$work/node-$n"
@@ -64,6 +67,7 @@ for n in $(seq 1 "$nodes"); do
     "$bin" server --no-runner >"$work/node-$n.log" 2>&1 &
   pids+=($!)
   first_http=${first_http:-$http}
+  metrics_args+=(--metrics "http://127.0.0.1:$http/metrics")
   backends_http+="    server node-$n 127.0.0.1:$http"$'\n'
   backends_grpc+="    server node-$n 127.0.0.1:$grpc proto h2 check-proto h1 check port $http"$'\n'
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$http/api/ready" >/dev/null 2>&1 && break; sleep 0.2; done
@@ -119,5 +123,5 @@ for r in 1 2; do
 done
 sleep 2
 echo "cluster: $nodes node(s), PostgreSQL, Redis, 2 runners (capacity 8) through HAProxy; bench via $([ "$direct" = true ] && echo "node-1 directly" || echo HAProxy)"
-"$bin" bench --url "$api" --password "$password" "$@"
+"$bin" bench --url "$api" --password "$password" "${metrics_args[@]}" "$@"
 psql "$pg_admin" -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null 2>&1 || true

@@ -6,19 +6,27 @@
 #     page refuses clients outside the internal network (HAProxy is run on loopback for that)
 #   - docker/compose.yaml and docker/compose.single.yaml (Compose's own `config` check), including
 #     that a missing secret makes Compose refuse to start, and the stack's properties: runners on
-#     a network shared only with the load balancers, ports published by the load balancers only,
-#     Redis behind its password, X-Forwarded-For trusted from the internal network only
+#     a network shared only with the load balancers, ports published by the load balancers only
+#     (and the monitoring profile's on loopback), Redis behind its password, X-Forwarded-For
+#     trusted from the internal network only, Prometheus scraping exactly the stack's nodes
+#   - the load balancers answer /metrics themselves (404), never with a node's metrics
 #   - helm/baton (helm lint --strict, rendering with several value sets, the rendered manifests
 #     against the Kubernetes schemas, and their properties: the internal port only on internal
 #     ClusterIP Services and reachable only from Baton pods, runners kept off it and off private
 #     ranges, gRPC probes and internal URLs on the right ports, Secure cookies behind Ingress TLS,
-#     one runner token applied after the migrations and never mounted where scripts run)
+#     one runner token applied after the migrations and never mounted where scripts run, the
+#     optional ServiceMonitor scraping /metrics of every Baton pod, ready or not, and nothing else)
+#   - docker/monitoring/ (scripts/check-monitoring.sh): promtool on the Prometheus configuration,
+#     the alert rules and their unit tests, and on a live node's /metrics; the Grafana dashboard
+#     and the rules evaluated by a real Prometheus scraping that node
 #
 # Each property check fails when its property is broken: change one on purpose to see it.
 #
 # Installs what it needs when missing: Python tools into a virtualenv under
-# ${DEPLOY_CHECK_CACHE:-~/.cache/baton-deploy-check}, haproxy and nginx with apt-get (as root, or
-# through sudo). Exits non-zero if any check fails, after running them all.
+# ${DEPLOY_CHECK_CACHE:-~/.cache/baton-deploy-check}, haproxy, nginx and prometheus (promtool) with
+# apt-get (as root, or through sudo). The monitoring checks start the debug build of baton
+# (${CARGO_TARGET_DIR:-target}/debug/baton, which scripts/test.sh builds; or BATON_BIN).
+# Exits non-zero if any check fails, after running them all.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -38,20 +46,8 @@ python_tools=(
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-failed=()
-
-# step NAME COMMAND...: runs one check, prints its output, records a failure.
-step() {
-  local name=$1
-  shift
-  echo "== $name"
-  if "$@"; then
-    echo "   ok"
-  else
-    echo "   FAILED: $name" >&2
-    failed+=("$name")
-  fi
-}
+# shellcheck source=scripts/steps.sh
+source scripts/steps.sh
 
 as_root() {
   if [[ $(id -u) -eq 0 ]]; then
@@ -83,6 +79,8 @@ install_tools() {
   # A throwaway certificate for the TLS examples, and a client for HAProxy's statistics page.
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
+  # promtool and a Prometheus server for the monitoring checks.
+  command -v promtool >/dev/null || missing+=(prometheus)
   if ((${#missing[@]})); then
     echo "installing ${missing[*]} (apt)…"
     # apt starts no service in containers without an init system; nothing here needs one.
@@ -207,6 +205,43 @@ check_haproxy_stats_acl() {
 }
 step "haproxy stats answer only the internal network" check_haproxy_stats_acl
 
+# /metrics is scraped from each node on the nodes' network. Through a load balancer it would be a
+# random node's, and public: both load balancers answer it themselves. Run each on loopback ports
+# with nodes that do not exist, so an answer from a node is impossible and the 404 must be theirs.
+lb_metrics_code() {
+  local url=$1 pid=$2 code=000
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    code=$(curl -s -o "$work/lb-metrics.body" -m 2 -w '%{http_code}' "$url") && break
+    sleep 0.2
+  done
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  echo "$code"
+}
+check_lb_metrics() {
+  local base=$((20000 + RANDOM % 20000)) code status=0
+  sed -E -e "s/^( *bind ):80\b/\1127.0.0.1:$base/" -e "s/^( *bind ):7000\b/\1127.0.0.1:$((base + 1))/" \
+    -e "s/^( *bind ):8404\b/\1127.0.0.1:$((base + 2))/" \
+    -e 's/^( *server baton-[0-9]+ )baton-[0-9]+:/\1127.0.0.1:/' docker/haproxy.cfg >"$work/haproxy-metrics.cfg"
+  haproxy -db -f "$work/haproxy-metrics.cfg" >/dev/null 2>&1 &
+  code=$(lb_metrics_code "http://127.0.0.1:$base/metrics" $!)
+  if [[ $code != 404 ]] || ! grep -q 'scraped from each node' "$work/lb-metrics.body"; then
+    echo "haproxy answered /metrics with $code: $(head -c 200 "$work/lb-metrics.body")" >&2
+    status=1
+  fi
+  sed -E -e "s/^( *listen )80;/\1127.0.0.1:$((base + 3));/" -e "s/^( *listen )7000 http2;/\1127.0.0.1:$((base + 4)) http2;/" \
+    "$work/nginx.conf" >"$work/nginx-metrics.conf"
+  nginx -p "$work/nginx" -c "$work/nginx-metrics.conf" -e stderr -g 'daemon off;' >/dev/null 2>&1 &
+  code=$(lb_metrics_code "http://127.0.0.1:$((base + 3))/metrics" $!)
+  if [[ $code != 404 ]] || ! grep -q 'scraped from each node' "$work/lb-metrics.body"; then
+    echo "nginx answered /metrics with $code: $(head -c 200 "$work/lb-metrics.body")" >&2
+    status=1
+  fi
+  ((status == 0)) && echo "   haproxy and nginx answer /metrics with their own 404"
+  return $status
+}
+step "load balancers do not forward /metrics" check_lb_metrics
+
 # ---------------------------------------------------------------------------------------------
 # Compose. Run in a clean environment with an explicit env file, so neither the caller's shell
 # nor a local docker/.env changes the outcome.
@@ -225,6 +260,8 @@ compose_config() {
 step "compose config docker/compose.yaml" compose_config -f docker/compose.yaml --env-file "$work/compose.env"
 step "compose config docker/compose.yaml --profile nginx" \
   compose_config -f docker/compose.yaml --env-file "$work/compose.env" --profile nginx
+step "compose config docker/compose.yaml --profile monitoring" \
+  compose_config -f docker/compose.yaml --env-file "$work/compose.env" --profile monitoring
 step "compose config docker/compose.single.yaml" compose_config -f docker/compose.single.yaml --env-file /dev/null
 
 # Without the secrets, Compose must refuse and name the variable.
@@ -256,7 +293,10 @@ cat >"$work/compose_props.py" <<'PY'
 
 import ipaddress
 import json
+import os
 import sys
+
+import yaml
 
 config = json.load(open(sys.argv[1]))
 redis_password = sys.argv[2]
@@ -275,6 +315,9 @@ def joined(*parts):
 runners = {n for n, s in services.items() if "baton-runner-entrypoint" in joined(s.get("entrypoint"))}
 balancers = {n for n, s in services.items() if s.get("image", "").split(":")[0] in ("haproxy", "nginx")}
 nodes = {n for n, s in services.items() if (s.get("command") or [""])[0] in ("server", "gateway", "dispatcher", "scheduler")}
+# The optional monitoring profile (Prometheus): on the internal network to scrape the nodes, and
+# on a network of its own to publish its UI on loopback.
+monitors = {n for n, s in services.items() if "monitoring" in (s.get("profiles") or [])}
 for what, found in (("runners", runners), ("load balancers", balancers), ("nodes", nodes)):
     if not found:
         errors.append(f"found no {what}: this check no longer recognises the stack")
@@ -294,13 +337,20 @@ for name, svc in sorted(services.items()):
         errors.append(f"{name} is on the runners' network {sorted(nets(svc) & runner_nets)}")
     if name not in balancers:
         for net in nets(svc):
-            if not networks.get(net, {}).get("internal"):
-                errors.append(f"{name} is on {net}, which is not internal")
+            if networks.get(net, {}).get("internal"):
+                continue
+            others = [n for n, s in services.items() if net in nets(s) and n not in monitors]
+            if name in monitors and not others:
+                continue  # a network of the monitoring services alone, for their loopback UI
+            errors.append(f"{name} is on {net}, which is not internal")
 
 # Published ports: only the load balancers publish, and never the internal port.
 for name, svc in sorted(services.items()):
     for port in svc.get("ports") or []:
-        if name not in balancers:
+        if name in monitors:
+            if port.get("host_ip") not in ("127.0.0.1", "::1"):
+                errors.append(f"{name} publishes port {port.get('target')} beyond this machine's loopback")
+        elif name not in balancers:
             errors.append(f"{name} publishes port {port.get('target')}: only the load balancers may")
         if int(port.get("target", 0)) == 7001 or str(port.get("published")) == "7001":
             errors.append(f"{name} publishes 7001, the internal port's number")
@@ -347,17 +397,42 @@ haproxy_subnet = (services.get("haproxy", {}).get("environment") or {}).get("INT
 if haproxy_subnet not in {str(s) for subnets in internal_subnets.values() for s in subnets}:
     errors.append(f"haproxy's INTERNAL_SUBNET ({haproxy_subnet}) is not the internal network's subnet")
 
+# Prometheus scrapes every node of the stack, and only them, under the job the alert rules expect;
+# its rule files exist.
+scraped = ""
+for name in sorted(monitors):
+    svc = services[name]
+    config_arg = [a.split("=", 1)[1] for a in svc.get("command") or [] if a.startswith("--config.file=")]
+    if not config_arg:
+        continue
+    mounts = {v["target"]: v["source"] for v in svc.get("volumes") or [] if v.get("type") == "bind"}
+    inside = os.path.dirname(config_arg[0])
+    if inside not in mounts:
+        errors.append(f"{name}: its configuration {config_arg[0]} is not in a mounted directory")
+        continue
+    path = os.path.join(mounts[inside], os.path.basename(config_arg[0]))
+    prom = yaml.safe_load(open(path))
+    jobs = {j["job_name"]: j for j in prom.get("scrape_configs") or []}
+    targets = {t for sc in (jobs.get("baton") or {}).get("static_configs") or [] for t in sc.get("targets") or []}
+    want = {f"{n}:3000" for n in nodes}
+    if targets != want:
+        errors.append(f"{name}: job baton scrapes {sorted(targets)}, not the nodes {sorted(want)}")
+    for rules in prom.get("rule_files") or []:
+        if not os.path.exists(os.path.join(mounts[inside], rules)):
+            errors.append(f"{name}: rule file {rules} is missing next to {path}")
+    scraped = f"; {name} scrapes {sorted(targets)}"
+
 for e in errors:
     print(f"   {e}", file=sys.stderr)
 if not errors:
     print(f"   runners {sorted(runners)} only on {sorted(runner_nets)}, with {sorted(balancers)}; "
-          "Redis password required; X-Forwarded-For trusted from the internal network only")
+          "Redis password required; X-Forwarded-For trusted from the internal network only" + scraped)
 sys.exit(1 if errors else 0)
 PY
 
 compose_properties() {
   local profile
-  for profile in "" nginx; do
+  for profile in "" nginx monitoring; do
     env -i PATH="$PATH" HOME="$HOME" "$compose" -f docker/compose.yaml --env-file "$work/compose.env" \
       ${profile:+--profile "$profile"} config --format json >"$work/compose.json" || return 1
     "$py" "$work/compose_props.py" "$work/compose.json" "$(sed -n 's/^REDIS_PASSWORD=//p' "$work/compose.env")" || return 1
@@ -474,14 +549,23 @@ mkdir -p "$work/rendered"
 step "helm lint + render helm/baton" \
   "$py" "$work/helm_check.py" helm/baton "$KUBE_VERSION" "$work/rendered" helm/baton/ci/*-values.yaml
 
+# A kind without a schema only draws a warning from kubernetes-validate: fail on it, except for
+# the Prometheus Operator's ServiceMonitor (a CRD, whose fields helm_props.py checks below).
 validate_manifests() {
-  local f status=0
+  local f out unknown status=0
   for f in "$work"/rendered/*.yaml; do
     [[ -e $f ]] || { echo "no rendered manifests" >&2; return 1; }
-    # --quiet: only failures are printed.
-    if "$venv/bin/kubernetes-validate" --strict --quiet -k "$KUBE_VERSION" "$f"; then
-      echo "   $(basename "$f"): $(grep -c '^kind:' "$f") objects valid"
+    # --quiet: only failures and warnings are printed.
+    if out=$("$venv/bin/kubernetes-validate" --strict --quiet -k "$KUBE_VERSION" "$f" 2>&1); then
+      unknown=$(grep 'WARN' <<<"$out" | grep -v 'kind ServiceMonitor with api version monitoring.coreos.com/v1 ')
+      if [[ -n $unknown ]]; then
+        echo "$unknown" >&2
+        status=1
+      else
+        echo "   $(basename "$f"): $(grep -c '^kind:' "$f") objects valid$(grep -q '^kind: ServiceMonitor' "$f" && echo ' (ServiceMonitor: a CRD, checked below)')"
+      fi
     else
+      echo "$out" >&2
       status=1
     fi
   done
@@ -497,6 +581,7 @@ cat >"$work/helm_props.py" <<'PY'
 import base64
 import ipaddress
 import pathlib
+import re
 import sys
 from urllib.parse import urlsplit
 
@@ -505,6 +590,12 @@ import yaml
 NODE = {"gateway", "dispatcher", "scheduler", "server"}
 PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 COMPONENT = "app.kubernetes.io/component"
+# The ServiceMonitor fields the chart may use (the Prometheus Operator's CRD, v1), and its
+# duration pattern.
+SM_SPEC = {"jobLabel", "selector", "namespaceSelector", "endpoints", "targetLabels", "podTargetLabels"}
+SM_ENDPOINT = {"port", "path", "scheme", "interval", "scrapeTimeout", "honorLabels", "relabelings", "metricRelabelings"}
+SM_RELABEL = {"sourceLabels", "separator", "targetLabel", "regex", "modulus", "replacement", "action"}
+DURATION = re.compile(r"(0|([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?)")
 
 
 def selects(selector, labels):
@@ -678,6 +769,51 @@ def check(name, docs, values):
                                 if not any(part.subnet_of(e) for e in excepted):
                                     fail(f"{p['metadata']['name']}: lets runner {pod_name} reach {part} (in-cluster addresses)")
 
+    # The ServiceMonitor (metrics.serviceMonitor.enabled): its Services together list every Baton
+    # node pod, ready or not, and no other pod (runners run scripts, not Baton's HTTP), on the
+    # HTTP port; it scrapes /metrics under the job "baton" the alert rules expect.
+    monitors = kinds.get("ServiceMonitor", [])
+    if not ((values.get("metrics") or {}).get("serviceMonitor") or {}).get("enabled"):
+        if monitors:
+            fail("a ServiceMonitor is rendered although metrics.serviceMonitor.enabled is false")
+    elif len(monitors) != 1:
+        fail(f"{len(monitors)} ServiceMonitors rendered, not one")
+    else:
+        (sm,) = monitors
+        spec = sm["spec"]
+        # kubernetes-validate has no schema for this CRD: a misspelt field would pass it, and the
+        # Prometheus Operator would reject the object. These are the fields of its
+        # monitoring.coreos.com/v1 schema the chart uses.
+        for where, obj, known in [("spec", spec, SM_SPEC)] + [
+            (f"endpoint {ep.get('port')}", ep, SM_ENDPOINT) for ep in spec["endpoints"]
+        ] + [(f"relabeling {r}", r, SM_RELABEL) for ep in spec["endpoints"] for r in ep.get("relabelings") or []]:
+            for key in sorted(set(obj) - known):
+                fail(f"ServiceMonitor {where}: {key} is not a field of monitoring.coreos.com/v1")
+        for ep in spec["endpoints"]:
+            for key in ("interval", "scrapeTimeout"):
+                if key in ep and not DURATION.fullmatch(str(ep[key])):
+                    fail(f"ServiceMonitor endpoint {ep.get('port')}: {key} {ep[key]!r} is not a Prometheus duration")
+        chosen = [s for s in services.values() if selects(spec["selector"], s["metadata"]["labels"])]
+        if not chosen:
+            fail(f"ServiceMonitor {sm['metadata']['name']} selects no Service")
+        for ep in spec["endpoints"]:
+            if ep.get("path") != "/metrics":
+                fail(f"ServiceMonitor endpoint {ep.get('port')} scrapes {ep.get('path')}, not /metrics")
+            scraped = set()
+            for svc in chosen:
+                svc_name = svc["metadata"]["name"]
+                if svc["metadata"]["labels"].get(spec.get("jobLabel")) != "baton":
+                    fail(f"{svc_name}: its job label ({spec.get('jobLabel')}) is not baton")
+                if not svc["spec"].get("publishNotReadyAddresses"):
+                    fail(f"{svc_name}: lists only ready pods, so a node that is not ready goes unwatched")
+                port = [p for p in svc["spec"]["ports"] if p.get("name") == ep.get("port")]
+                if not port or targets(svc, port[0]) != {3000}:
+                    fail(f"{svc_name}: port {ep.get('port')} does not reach the pods' HTTP port 3000")
+                sel = {"matchLabels": svc["spec"].get("selector") or {}}
+                scraped |= {n for n in pods if svc["spec"].get("selector") and selects(sel, labels[n])}
+            if scraped != node_pods:
+                fail(f"the ServiceMonitor scrapes {sorted(scraped)}, not the Baton pods {sorted(node_pods)}")
+
     # Secrets: a cluster secret of 32 characters at least; one runner token, the same in the
     # chart's Secret and in the hook Secret.
     secrets = {s["metadata"]["name"]: s for s in kinds.get("Secret", [])}
@@ -777,15 +913,14 @@ for path in sorted(rendered.glob("*.yaml")):
     status |= bool(errors)
 sys.exit(status)
 PY
-step "helm/baton: internal port, NetworkPolicies, TLS, runner token (rendered)" \
+step "helm/baton: internal port, NetworkPolicies, TLS, runner token, ServiceMonitor (rendered)" \
   "$py" "$work/helm_props.py" "$work/rendered" helm/baton
 
 # ---------------------------------------------------------------------------------------------
+# Monitoring: alert rules, dashboard and Prometheus configuration, against a live node.
 
-echo
-if ((${#failed[@]})); then
-  echo "deploy check: ${#failed[@]} check(s) failed:" >&2
-  printf '  - %s\n' "${failed[@]}" >&2
-  exit 1
-fi
-echo "deploy check: all checks passed"
+step "docker/monitoring (scripts/check-monitoring.sh)" ./scripts/check-monitoring.sh
+
+# ---------------------------------------------------------------------------------------------
+
+report "deploy check"

@@ -1,6 +1,7 @@
 //! What makes a process one node of a cluster: its coordinator (Redis in a cluster, in-process on
 //! a single node), and the tasks that keep the node's drain state and readiness true everywhere
-//! they matter (dispatcher, gRPC health, heartbeats).
+//! they matter (dispatcher, gRPC health, heartbeats, and the `baton_database_up`,
+//! `baton_coordination_up`, `baton_ready` and `baton_draining` metrics).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,9 +71,18 @@ pub async fn follow_drain(
     }
 }
 
-/// Keeps the readiness this node reports in its heartbeat true: the database answers and the
-/// node does not drain.
-pub async fn track_readiness(membership: Arc<Membership>, store: Store, stop: CancellationToken) -> anyhow::Result<()> {
+/// What [`track_readiness`] watches, and where it reports.
+pub struct Health {
+    pub membership: Arc<Membership>,
+    pub store: Store,
+    pub coord: Coord,
+    pub metrics: baton_metrics::Metrics,
+}
+
+/// Keeps the readiness this node reports in its heartbeat true (the database answers and the
+/// node does not drain), and the node's health metrics: whether the database and coordination
+/// answer.
+pub async fn track_readiness(h: Health, stop: CancellationToken) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -80,8 +90,12 @@ pub async fn track_readiness(membership: Arc<Membership>, store: Store, stop: Ca
             _ = stop.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        let db = matches!(tokio::time::timeout(Duration::from_secs(2), store.ping()).await, Ok(Ok(())));
-        membership.set_ready(db && !membership.is_draining());
+        let db = matches!(tokio::time::timeout(Duration::from_secs(2), h.store.ping()).await, Ok(Ok(())));
+        let draining = h.membership.is_draining();
+        h.membership.set_ready(db && !draining);
+        let health =
+            baton_metrics::Health { database: db, coordination: h.coord.healthy(), draining, ready: db && !draining };
+        h.metrics.set_health(health);
     }
 }
 
@@ -90,16 +104,17 @@ pub struct Probes {
     pub membership: Arc<Membership>,
     pub store: Store,
     pub limits: baton_gateway::HttpLimits,
+    pub metrics: baton_metrics::Metrics,
 }
 
-/// `/api/health` and `/api/ready` for a process without the gateway (a split dispatcher or
-/// scheduler), so orchestrators and load balancers probe every process alike, served with the
-/// same limits as the API. Like the gateway's, readiness says why not in a few fixed words; the
+/// `/api/health`, `/api/ready` and `/metrics` for a process without the gateway (a split
+/// dispatcher or scheduler), so orchestrators, load balancers and Prometheus reach every process
+/// alike, served with the same limits as the API and counted in the same HTTP metrics. Like the gateway's, readiness says why not in a few fixed words; the
 /// driver's message goes to the log.
 pub async fn serve_probes(listener: tokio::net::TcpListener, p: Probes, stop: CancellationToken) -> anyhow::Result<()> {
     use axum::http::StatusCode;
     use axum::routing::get;
-    let Probes { membership, store, limits } = p;
+    let Probes { membership, store, limits, metrics } = p;
     let node = membership.node_id();
     let ready = move || {
         let (membership, store) = (membership.clone(), store.clone());
@@ -131,6 +146,13 @@ pub async fn serve_probes(listener: tokio::net::TcpListener, p: Probes, stop: Ca
     let app = axum::Router::new()
         .route("/api/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .route("/api/ready", get(ready))
+        .route(
+            "/metrics",
+            get({
+                let metrics = metrics.clone();
+                move || async move { baton_gateway::render_metrics(&metrics) }
+            }),
+        )
         .layer(axum::middleware::map_response(move |mut r: axum::response::Response| {
             let node = node.clone();
             async move {
@@ -139,7 +161,8 @@ pub async fn serve_probes(listener: tokio::net::TcpListener, p: Probes, stop: Ca
                 }
                 r
             }
-        }));
+        }))
+        .layer(axum::middleware::from_fn_with_state(metrics, baton_gateway::record_http));
     baton_gateway::serve(listener, app, limits, stop).await;
     Ok(())
 }

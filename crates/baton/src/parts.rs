@@ -32,19 +32,27 @@ pub async fn runner_port(
     stop: CancellationToken,
 ) -> anyhow::Result<Served> {
     let (health, health_service) = health(RUNNER_PORT_SERVICES).await;
-    let reflection = tonic_reflection::server::Builder::configure()
+    // Both versions of reflection: grpcurl and most current tools speak v1, but others (Python's
+    // official grpcio-reflection client among them) still speak only v1alpha.
+    let reflection_v1 = reflection().build_v1().context("cannot build the gRPC reflection service (v1)")?;
+    let reflection_v1alpha =
+        reflection().build_v1alpha().context("cannot build the gRPC reflection service (v1alpha)")?;
+    let router = builder(tls, "grpc.tls")?
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(dispatcher.runner_server());
+    Ok((health, serve(router, listener, stop)))
+}
+
+/// Server reflection of the runner port, the same for either protocol version.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         // List only what this port serves.
         .with_service_name("baton.v1.Runner")
         .with_service_name("grpc.health.v1.Health")
-        .build_v1()
-        .context("cannot build the gRPC reflection service")?;
-    let router = builder(tls, "grpc.tls")?
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(dispatcher.runner_server());
-    Ok((health, serve(router, listener, stop)))
 }
 
 /// The internal port: the services' own gRPC (`Tasks`, `Schedules`), for other nodes only; every

@@ -190,6 +190,19 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     let seal_key = std::sync::Arc::new(crate::parts::seal_key(&cfg)?);
     let stop = CancellationToken::new();
     let coord = crate::node::coordinator(&cfg, &stop).await?;
+    // One registry per server (not a global one): tests run several servers in one process.
+    let metrics = baton_metrics::Metrics::new(baton_metrics::Build {
+        version: baton_core::VERSION,
+        node_id: &node_id,
+        dispatcher: only.dispatcher,
+        gateway: only.gateway,
+        sql_statements: Some({
+            let store = store.clone();
+            baton_metrics::SqlStatements(std::sync::Arc::new(move || {
+                store.statement_counts().snapshot().map(|(k, n)| (k.as_str(), n)).collect()
+            }))
+        }),
+    });
     let membership = baton_coord::Membership::new(coord.clone(), &node_id, &only.names(), baton_core::VERSION);
     membership.join().await.map_err(anyhow::Error::msg)?;
     let mut services = tokio::task::JoinSet::new();
@@ -200,7 +213,13 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
             Ok(())
         }
     });
-    services.spawn(crate::node::track_readiness(membership.clone(), store.clone(), stop.clone()));
+    let health = crate::node::Health {
+        membership: membership.clone(),
+        store: store.clone(),
+        coord: coord.clone(),
+        metrics: metrics.clone(),
+    };
+    services.spawn(crate::node::track_readiness(health, stop.clone()));
 
     let dispatcher = only.dispatcher.then(|| {
         baton_dispatcher::Service::new(
@@ -212,7 +231,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 seal_key: seal_key.clone(),
                 move_runners_on_drain: cfg.ha.enabled,
             },
-            baton_dispatcher::Deps { store: store.clone(), coord: coord.clone() },
+            baton_dispatcher::Deps { store: store.clone(), coord: coord.clone(), metrics: metrics.clone() },
         )
     });
     let scheduler = if only.scheduler {
@@ -302,6 +321,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 dispatcher: internal_channel(only.dispatcher, "dispatcher")?,
                 scheduler: internal_channel(only.scheduler, "scheduler")?,
                 auth: auth.clone(),
+                metrics: metrics.clone(),
             },
         );
         let s = stop.clone();
@@ -311,8 +331,12 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         });
     } else {
         // Orchestrators probe every process the same way.
-        let probes =
-            crate::node::Probes { membership: membership.clone(), store: store.clone(), limits: http_limits(&cfg) };
+        let probes = crate::node::Probes {
+            membership: membership.clone(),
+            store: store.clone(),
+            limits: http_limits(&cfg),
+            metrics: metrics.clone(),
+        };
         services.spawn(crate::node::serve_probes(http, probes, stop.clone()));
     }
 

@@ -2,9 +2,11 @@
 //! `BATON_CONFIG`, or `baton.toml` when present), then `BATON_…` environment variables, then the
 //! command line. Environment names are `BATON_` plus the key path upper-cased with sections joined
 //! by `_` (`database.url` → `BATON_DATABASE_URL`, `ha.node_id` → `BATON_HA_NODE_ID`). Unknown keys
-//! are errors, and every error names the key and the fix.
+//! are errors, and every error names the key and the fix. [`generate`] writes a commented file
+//! with fresh secrets for a new installation.
 
 mod env;
+mod generate;
 mod model;
 mod secret;
 mod validate;
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 
+pub use generate::{Installation, generate};
 pub use model::*;
 pub use secret::Secret;
 

@@ -73,9 +73,22 @@ pub async fn requeue(svc: &Service, task_id: i64) {
     }
 }
 
+/// Counts a task that `lose`, `give_up` or `unassign` ended for good (`baton_tasks_finished_total`).
+/// Their compare-and-set answers a repeat with `Stale`, so each end is counted once.
+pub fn count_end(svc: &Service, outcome: Lost) {
+    match outcome {
+        Lost::Ended => svc.inner.metrics.task_finished(TaskStatus::Lost),
+        Lost::Cancelled => svc.inner.metrics.task_finished(TaskStatus::Cancelled),
+        Lost::Requeued | Lost::Stale => {}
+    }
+}
+
 /// Announces what [`Tables::lose`](baton_store::dispatcher::Tables::lose) or `unassign` did to
-/// an attempt, and puts a requeued task back on the coordination queue.
+/// an attempt, counts a task it ended, and puts a requeued task back on the coordination queue.
 pub async fn attempt_ended(svc: &Service, project_id: i64, task_id: i64, outcome: baton_store::Result<Lost>) {
+    if let Ok(o) = outcome {
+        count_end(svc, o);
+    }
     let status = match outcome {
         Ok(Lost::Requeued) => TaskStatus::Queued,
         Ok(Lost::Ended) => TaskStatus::Lost,

@@ -6,6 +6,7 @@
 
 mod error;
 mod events;
+mod gauges;
 mod outbox;
 mod placement;
 mod registry;
@@ -48,6 +49,8 @@ pub struct Options {
 pub struct Deps {
     pub store: Store,
     pub coord: Coord,
+    /// What this dispatcher did, for `/metrics`.
+    pub metrics: baton_metrics::Metrics,
 }
 
 /// The dispatcher service; cheap to clone.
@@ -61,6 +64,7 @@ struct Inner {
     opts: Options,
     tables: baton_store::dispatcher::Tables,
     coord: Coord,
+    metrics: baton_metrics::Metrics,
     registry: registry::Registry,
     /// Wakes the placement loop: a task was queued or a runner slot freed up.
     wake: Notify,
@@ -80,6 +84,7 @@ impl Service {
                 opts,
                 tables: baton_store::dispatcher::Tables::new(deps.store),
                 coord: deps.coord,
+                metrics: deps.metrics,
                 registry: registry::Registry::default(),
                 wake: Notify::new(),
                 draining: tokio::sync::watch::channel(false).0,
@@ -102,9 +107,11 @@ impl Service {
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let listener = tokio::spawn(events::listen(self.clone(), shutdown.clone()));
         let watcher = tokio::spawn(events::watch_queue(self.clone(), shutdown.clone()));
+        let gauges = tokio::spawn(gauges::run(self.clone(), shutdown.clone()));
         placement::run(self.clone(), shutdown).await;
         let _ = listener.await;
         let _ = watcher.await;
+        let _ = gauges.await;
         // A runner stream never ends by itself, and the gRPC server waits for its streams before
         // it stops: end them, and the runners reconnect (elsewhere, or here once the node is
         // back) and re-send what is not acknowledged. Their scripts keep running meanwhile.

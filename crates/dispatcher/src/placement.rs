@@ -159,7 +159,9 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
                 // Nothing can run it as asked: end it now, saying why, instead of retrying forever.
                 let fence = Fence { task_id: t.id, epoch, runner_id };
                 let fin = Finish { fence, status: TaskStatus::Failed, exit_code: None, error: Some(why) };
-                inner.tables.finish(fin).await?;
+                if inner.tables.finish(fin).await? {
+                    inner.metrics.task_finished(TaskStatus::Failed);
+                }
                 events::task_changed(svc, t.project_id, t.id, TaskStatus::Failed.as_str()).await;
                 continue;
             }
@@ -167,7 +169,7 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
         // A first attempt has no lines yet; later ones continue the numbering.
         let first_seq = if t.attempt <= 1 { 1 } else { inner.tables.next_log_seq(t.id).await? };
         let msg = assignment(&t, epoch, spec, first_seq, secrets);
-        let held = Held { epoch, project_id: t.project_id };
+        let held = Held { epoch, project_id: t.project_id, awaiting_start: Held::first_start(&t) };
         let registered = inner.registry.with_session(runner_id, session, |c| c.held.insert(t.id, held)).is_some();
         tracing::debug!(task_id = t.id, epoch, runner_id, "assigned");
         // Offered, never awaited: one runner that stopped reading must not stall placement for

@@ -28,6 +28,18 @@ pub struct Conn {
 pub struct Held {
     pub epoch: i64,
     pub project_id: i64,
+    /// When the task was submitted (ms), while its first attempt has not been seen starting: the
+    /// start of the dispatch latency (`baton_dispatch_latency_seconds`), taken once, so a
+    /// re-sent `TaskStarted` is not measured twice.
+    pub awaiting_start: Option<i64>,
+}
+
+impl Held {
+    /// The submission time of a task whose first attempt is yet to start. Later attempts waited
+    /// through an earlier one, which is no dispatch latency.
+    pub fn first_start(t: &baton_store::entity::task::Model) -> Option<i64> {
+        (t.attempt <= 1 && t.status != baton_core::TaskStatus::Running.as_str()).then_some(t.created_at)
+    }
 }
 
 impl Conn {
@@ -145,7 +157,9 @@ mod tests {
             outbox,
             labels: labels.iter().map(|s| s.to_string()).collect(),
             capacity,
-            held: (0..held as i64).map(|i| (1000 + i, Held { epoch: 1, project_id: 1 })).collect(),
+            held: (0..held as i64)
+                .map(|i| (1000 + i, Held { epoch: 1, project_id: 1, awaiting_start: None }))
+                .collect(),
             project_id: None,
             draining: false,
             paused: false,
@@ -201,7 +215,7 @@ mod tests {
         r.insert(1, conn(&[], 2, 0));
         let (id, old, _) = r.pick(1, &[]).unwrap();
         let new = r.insert(id, conn(&[], 2, 0));
-        let held = Held { epoch: 1, project_id: 1 };
+        let held = Held { epoch: 1, project_id: 1, awaiting_start: None };
         assert!(r.with_session(id, old, |c| c.held.insert(5, held)).is_none());
         assert!(r.with_session(id, new, |c| c.held.insert(5, held)).is_some());
         assert_eq!(r.with(id, |c| c.held.len()), Some(1));

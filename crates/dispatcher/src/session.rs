@@ -106,7 +106,10 @@ impl Session {
         let mut held = HashMap::new();
         for r in running {
             if let Some(t) = active.iter().find(|t| t.id == r.task_id && t.epoch == r.epoch) {
-                held.insert(r.task_id, Held { epoch: r.epoch, project_id: t.project_id });
+                held.insert(
+                    r.task_id,
+                    Held { epoch: r.epoch, project_id: t.project_id, awaiting_start: Held::first_start(t) },
+                );
             } else {
                 self.stop(*r, "the task is no longer assigned to this runner").await;
             }
@@ -182,6 +185,7 @@ impl Session {
                 let Some(task) = s.task else { return Ok(()) };
                 let at = s.time.map_or_else(baton_store::now_ms, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
                 if tables.mark_running(self.fence(task), at).await? {
+                    self.count_start(task.task_id);
                     self.ack(ack::What::Started(task), 0).await;
                     if let Some(project_id) = self.held_project(task.task_id) {
                         events::task_changed(&self.svc, project_id, task.task_id, TaskStatus::Running.as_str()).await;
@@ -257,7 +261,12 @@ impl Session {
             }
         };
         if done {
-            self.svc.inner.registry.with(self.runner_id, |c| c.held.remove(&task.task_id));
+            let was_held = self.svc.inner.registry.with(self.runner_id, |c| c.held.remove(&task.task_id)).flatten();
+            // A repeated report (its acknowledgement was lost) finds the task no longer held:
+            // each end is counted once. Given-up attempts were counted by `attempt_ended`.
+            if let (Some(_), Some(status)) = (was_held, status) {
+                self.svc.inner.metrics.task_finished(status);
+            }
         }
         tracing::debug!(task_id = task.task_id, epoch = task.epoch, recorded = done, "end reported");
         if done {
@@ -267,6 +276,21 @@ impl Session {
         }
         events::wake_here(&self.svc);
         Ok(())
+    }
+
+    /// Records the dispatch latency of a task whose first attempt this runner started, once:
+    /// measured on this node's clock (the runner's may be off), from the task's submission.
+    fn count_start(&self, task_id: i64) {
+        let submitted = self
+            .svc
+            .inner
+            .registry
+            .with(self.runner_id, |c| c.held.get_mut(&task_id).and_then(|h| h.awaiting_start.take()))
+            .flatten();
+        if let Some(submitted) = submitted {
+            let waited = u64::try_from(baton_store::now_ms() - submitted).unwrap_or(0);
+            self.svc.inner.metrics.task_started(Duration::from_millis(waited));
+        }
     }
 
     /// The project of a task this runner holds, as remembered from its assignment or adoption.

@@ -109,6 +109,7 @@ impl Tasks for TasksApi {
             }
         };
         tracing::debug!(task_id = task.id, project_id = task.project_id, "task queued");
+        self.svc.inner.metrics.task_submitted();
         events::queued(&self.svc, baton_coord::Queued { task_id: task.id, priority: task.priority }).await;
         events::task_changed(&self.svc, task.project_id, task.id, TaskStatus::Queued.as_str()).await;
         Ok(Response::new(pb::SubmitTaskResponse { task_id: task.id, fire: fire.into(), reason: String::new() }))
@@ -123,6 +124,7 @@ impl Tasks for TasksApi {
         let tables = &self.svc.inner.tables;
         let status = match tables.cancel(id).await.map_err(|e| e.to_status())? {
             Cancel::Cancelled => {
+                self.svc.inner.metrics.task_finished(TaskStatus::Cancelled);
                 let _ = self.svc.inner.coord.dequeue(&[id]).await;
                 TaskStatus::Cancelled.as_str().to_owned()
             }
@@ -155,6 +157,7 @@ impl Tasks for TasksApi {
                 continue;
             }
             tracing::info!(task_id = t.id, epoch = t.epoch, runner_id = ?t.runner_id, ?outcome, "runner lease expired");
+            events::count_end(&self.svc, outcome);
             self.svc
                 .inner
                 .registry

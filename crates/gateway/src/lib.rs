@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod extract;
 mod hashing;
+mod http_metrics;
 mod model;
 mod openapi;
 mod origin;
@@ -32,6 +33,7 @@ use tonic::transport::Channel;
 pub use auth::{hash_password, verify_password};
 pub use client_addr::client_addr;
 pub use error::Error;
+pub use http_metrics::{record as record_http, render as render_metrics};
 /// The OpenAPI document of the API, as `GET /api/v1/openapi.json` serves it.
 pub use openapi::document as openapi_document;
 pub use routes::{ROUTES, served as served_routes};
@@ -82,6 +84,8 @@ pub struct Deps {
     /// A channel to a scheduler (any).
     pub scheduler: Channel,
     pub auth: ClusterAuth,
+    /// What this node's gateway did (HTTP, WebSockets, events), and the `/metrics` it serves.
+    pub metrics: baton_metrics::Metrics,
 }
 
 type Tasks = TasksClient<InterceptedService<Channel, request_id::Outgoing>>;
@@ -97,6 +101,7 @@ struct State {
     /// Readiness fails while the node drains, so the load balancer moves traffic away.
     membership: Arc<baton_coord::Membership>,
     coord: baton_coord::Coord,
+    metrics: baton_metrics::Metrics,
     /// Which database the node uses, for the cluster view.
     dialect: &'static str,
     throttle: throttle::Throttle,
@@ -132,6 +137,7 @@ impl Service {
             membership: deps.membership,
             feeds: events::feed::Feeds::new(deps.coord.clone()),
             coord: deps.coord,
+            metrics: deps.metrics,
             closing: CancellationToken::new(),
         };
         Service { state: Arc::new(state) }

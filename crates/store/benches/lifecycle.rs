@@ -4,6 +4,8 @@
 //! (transaction: locked SELECT + INSERT), finished (transaction: locked SELECT + UPDATE + INSERT of
 //! the attempt). The placement loop's queue read is shared by up to 64 tasks and left out.
 //!
+//! It prints the statements each task cost, by kind, beside the rate.
+//!
 //! Run: `BATON_TEST_DATABASE=postgres cargo bench -p baton-store` (after
 //! `eval "$(scripts/services.sh)"`); `sqlite` and `mysql` work too. `BATON_BENCH_TASKS` and
 //! `BATON_BENCH_WORKERS` set the size.
@@ -73,6 +75,7 @@ fn main() {
         for _ in 0..50 {
             one_task(&t, runner).await;
         }
+        let counts_before: Vec<u64> = store.statement_counts().snapshot().map(|(_, n)| n).collect();
         let start = Instant::now();
         let mut set = tokio::task::JoinSet::new();
         for w in 0..workers {
@@ -91,5 +94,14 @@ fn main() {
             store.dialect(),
             tasks as f64 / secs
         );
+        // Statements per task, by kind: what a change to the write path saves, whatever the machine.
+        let per_task: Vec<String> = store
+            .statement_counts()
+            .snapshot()
+            .zip(counts_before)
+            .filter(|((_, n), before)| n > before)
+            .map(|((k, n), before)| format!("{} {:.2}", k.as_str(), (n - before) as f64 / tasks as f64))
+            .collect();
+        println!("statements per task: {}", per_task.join(", "));
     });
 }

@@ -8,6 +8,7 @@
 //!
 //! A service calls only its own module and [`views`]; a tidy test keeps it that way.
 
+mod counts;
 pub mod dispatcher;
 pub mod entity;
 mod error;
@@ -17,10 +18,12 @@ pub mod scheduler;
 mod spec;
 pub mod views;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 
+pub use counts::{StatementCounts, StatementKind};
 pub use error::{Error, Result};
 pub use spec::{LogLine, LogStream, TaskSpec};
 
@@ -59,6 +62,7 @@ fn masked_url(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    counts: Arc<StatementCounts>,
 }
 
 impl Store {
@@ -78,8 +82,11 @@ impl Store {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
         });
-        let db = Database::connect(co).await.map_err(Error::from)?;
-        Ok(Store { db })
+        let mut db = Database::connect(co).await.map_err(Error::from)?;
+        let counts = Arc::new(StatementCounts::default());
+        let c = counts.clone();
+        db.set_metric_callback(move |info| c.add(StatementKind::of(&info.statement.sql)));
+        Ok(Store { db, counts })
     }
 
     /// Whether the database answers a trivial query; used by readiness checks.
@@ -99,6 +106,11 @@ impl Store {
         &self.db
     }
 
+    /// The statements sent through this store so far, by kind (for `baton_sql_statements_total`).
+    pub fn statement_counts(&self) -> &StatementCounts {
+        &self.counts
+    }
+
     /// Runs one UPDATE statement, again if the database rolls it back as a deadlock victim.
     pub(crate) async fn update_retrying<E: sea_orm::EntityTrait>(
         &self,
@@ -115,6 +127,9 @@ impl Store {
             sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
             ..Default::default()
         };
+        // BEGIN and COMMIT do not pass through the statement callback, so a transaction is
+        // counted here, once.
+        self.counts.add(StatementKind::Transaction);
         Ok(sea_orm::TransactionTrait::begin_with_options(&self.db, opts).await?)
     }
 }

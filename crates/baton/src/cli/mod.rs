@@ -1,5 +1,5 @@
 //! The command line: `server` (or one service: `gateway`, `scheduler`, `dispatcher`),
-//! `config check`, `migrate`, `admin`, `bench`, `runner`.
+//! `config check`, `config generate`, `migrate`, `admin`, `bench`, `runner`.
 
 mod admin;
 mod bench;
@@ -66,6 +66,13 @@ enum Command {
 enum ConfigCommand {
     /// Prints the effective configuration with secrets masked, or says what is wrong.
     Check,
+    /// Prints a commented configuration file for a new installation, with fresh secrets
+    /// (cluster secret, encryption key, admin password): `baton config generate > baton.toml`.
+    Generate {
+        /// For the nodes of a cluster (PostgreSQL or MySQL, Redis) instead of a single node.
+        #[arg(long)]
+        cluster: bool,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -100,6 +107,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
+        // Printing the secrets is this command's purpose; they go to standard output only.
+        Command::Config { command: ConfigCommand::Generate { cluster } } => {
+            let installation =
+                if cluster { baton_config::Installation::Cluster } else { baton_config::Installation::Single };
+            print!("{}", baton_config::generate(installation));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Server { no_runner } => {
             serve(args.config.as_deref(), StartOptions { no_runner, services: Services::ALL }).await
         }

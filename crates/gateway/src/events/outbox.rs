@@ -44,6 +44,8 @@ struct State {
 #[derive(Debug, Default, PartialEq)]
 pub struct Batch {
     pub messages: Vec<String>,
+    /// How many of the messages are events (the rest answer the client's ops).
+    pub events: usize,
     /// Topics the client must resync (their subscriptions are over).
     pub resync: Vec<String>,
 }
@@ -112,13 +114,14 @@ impl Outbox {
     /// Takes everything queued, and the topics to resync, whose subscriptions are over.
     pub fn take(&self) -> Batch {
         let mut s = self.lock();
+        let events = s.items.iter().filter(|(topic, _)| topic.is_some()).count();
         let messages = s.items.drain(..).map(|(_, m)| m).collect();
         s.bytes = 0;
         let resync: Vec<String> = std::mem::take(&mut s.stale).into_iter().collect();
         for t in &resync {
             s.generations.remove(t);
         }
-        Batch { messages, resync }
+        Batch { messages, events, resync }
     }
 
     /// Waits until something is queued or stale.
@@ -162,6 +165,7 @@ mod tests {
         o.event("d", d, json!(6)).unwrap();
         let batch = o.take();
         assert_eq!(batch.messages, ["\"op\"", "6"], "answers stay, the backlog goes");
+        assert_eq!(batch.events, 1, "the answer is no event");
         assert_eq!(batch.resync, ["a", "b", "c"]);
         assert_eq!(o.event("a", a, json!(7)), Err(Gone), "the resynced subscription is over");
         let again = o.subscribe("a");

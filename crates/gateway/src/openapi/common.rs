@@ -40,7 +40,7 @@ enum When {
 }
 
 /// Operations that answer from the process alone, so never 503.
-const SELF_CONTAINED: &[&str] = &["health", "openapi"];
+const SELF_CONTAINED: &[&str] = &["health", "openapi", "metrics"];
 
 /// The common errors: status, component name, description, and when an operation can give it.
 /// An operation that describes a status itself keeps its own description.

@@ -37,7 +37,7 @@ use crate::error::ErrorBody;
     security(("bearer" = []), ("session" = [])),
     components(schemas(ErrorBody)),
     tags(
-        (name = "probes", description = "Health and readiness, for load balancers and orchestrators"),
+        (name = "probes", description = "Health, readiness and metrics, for load balancers, orchestrators and Prometheus"),
         (name = "identity", description = "Logins, users and API tokens"),
         (name = "projects", description = "Projects and their members and secrets"),
         (name = "templates", description = "Scripts and how to run them"),

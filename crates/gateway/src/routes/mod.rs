@@ -54,6 +54,7 @@ macro_rules! routes {
 routes! {
     "/api/health" => { GET probes::health },
     "/api/ready" => { GET probes::ready },
+    "/metrics" => { GET probes::metrics },
     "/api/v1/openapi.json" => { GET docs::openapi },
     "/api/v1/auth/login" => { POST identity::login },
     "/api/v1/auth/logout" => { POST identity::logout },
@@ -124,6 +125,9 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), crate::origin::forgery_guard))
         .layer(middleware::from_fn_with_state(state.clone(), node_header))
+        // Outside every layer that may refuse a request, so it times and counts what the client
+        // gets, those refusals included.
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), crate::http_metrics::record))
         // Outermost: every response, errors of the layers above included, has the id.
         .layer(middleware::from_fn_with_state(
             std::sync::Arc::<str>::from(state.opts.node_id.as_str()),

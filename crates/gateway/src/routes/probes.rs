@@ -1,4 +1,5 @@
-//! Liveness and readiness for load balancers and orchestrators.
+//! Liveness and readiness for load balancers and orchestrators, and the node's metrics for
+//! Prometheus.
 
 use std::time::Duration;
 
@@ -45,6 +46,20 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
     // Coordination down is a degraded mode, not a reason to leave the load balancer: the node
     // still serves and dispatches from SQL. `/api/v1/cluster` shows it.
     Ok(Json(json!({"status": "ready", "coordination": if state.coord.healthy() { "ok" } else { "degraded" }})))
+}
+
+/// `GET /metrics`: this node's metrics in the Prometheus text format (`http_metrics.rs`).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "probes",
+    security(()),
+    responses((status = 200, description = "this node's metrics in the Prometheus text exposition format 0.0.4 \
+        (gauges that describe the whole cluster say so in their help)", body = String, content_type = "text/plain"))
+)]
+pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    crate::http_metrics::render(&state.metrics)
 }
 
 /// Whether the database answers within two seconds. The reason is short and fixed: the driver's

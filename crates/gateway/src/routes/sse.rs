@@ -37,8 +37,16 @@ pub struct StreamQuery {
     after: Option<i64>,
 }
 
-/// Frames of one response, written as the follower delivers.
-struct Frames(mpsc::Sender<std::result::Result<Frame, Infallible>>);
+/// Frames of one response, written as the follower delivers, and counted as events delivered.
+struct Frames(mpsc::Sender<std::result::Result<Frame, Infallible>>, baton_metrics::Metrics);
+
+impl Frames {
+    async fn send(&self, frame: Frame) -> std::result::Result<(), Gone> {
+        self.0.send(Ok(frame)).await.map_err(|_| Gone)?;
+        self.1.events_delivered(baton_metrics::Transport::Sse, 1);
+        Ok(())
+    }
+}
 
 #[async_trait::async_trait]
 impl Sink for Frames {
@@ -47,12 +55,12 @@ impl Sink for Frames {
             Event::Log { lines, .. } => {
                 for line in lines {
                     let id = line["seq"].as_i64().unwrap_or_default().to_string();
-                    self.0.send(Ok(Frame::default().id(id).data(line.to_string()))).await.map_err(|_| Gone)?;
+                    self.send(Frame::default().id(id).data(line.to_string())).await?;
                 }
                 Ok(())
             }
             Event::LogEnd => {
-                self.0.send(Ok(Frame::default().event("end").data("{}"))).await.map_err(|_| Gone)?;
+                self.send(Frame::default().event("end").data("{}")).await?;
                 // The response ends with the stream: nothing follows the end.
                 Err(Gone)
             }
@@ -105,7 +113,7 @@ pub async fn stream(
             _ = ending.cancelled() => {}
         }
     });
-    let sink = Frames(tx);
+    let sink = Frames(tx, state.metrics.clone());
     tokio::spawn(async move {
         follow(state, Topic::TaskLog(id), Resume(Some(after)), &sink, stop.clone()).await;
         // Ends the watcher above, so that the last sender goes and the response ends.

@@ -165,6 +165,8 @@ impl Connection {
     }
 
     async fn run(mut self, socket: WebSocket) {
+        // Counted in `baton_ws_connections` until this returns.
+        let _open = self.state.metrics.ws_connection();
         let (mut tx, mut rx) = socket.split();
         let mut members = self.state.feeds.subscribe(MEMBERS);
         let every = self.state.opts.ws_ping;
@@ -227,6 +229,7 @@ impl Connection {
         for m in batch.messages {
             tx.send(Message::Text(Utf8Bytes::from(m))).await?;
         }
+        self.state.metrics.events_delivered(baton_metrics::Transport::WebSocket, batch.events as u64);
         Ok(())
     }
 

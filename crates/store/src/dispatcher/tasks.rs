@@ -122,6 +122,12 @@ impl Tables {
         Ok(q.order_by_desc(task::Column::Priority).order_by_asc(task::Column::Id).limit(limit).all(self.conn()).await?)
     }
 
+    /// How many tasks are queued, in the whole cluster (`baton_queue_depth`).
+    pub async fn queue_depth(&self) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(task::Entity::find().filter(task::Column::Status.eq(TaskStatus::Queued.as_str())).count(self.conn()).await?)
+    }
+
     /// How many tasks are assigned or running, per template and per project, for enforcing
     /// `max_parallel`.
     pub async fn active_counts(&self) -> Result<(HashMap<i64, i64>, HashMap<i64, i64>)> {

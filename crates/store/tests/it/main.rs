@@ -5,6 +5,7 @@
 
 mod attempts;
 mod catalog;
+mod counts;
 mod identity;
 mod logs;
 mod members;

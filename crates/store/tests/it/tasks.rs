@@ -51,6 +51,20 @@ async fn claim_with_current_epoch_wins_once() {
 }
 
 #[tokio::test]
+async fn queue_depth_counts_queued_tasks_only() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r1 = runner(&t, "r1").await;
+    assert_eq!(t.queue_depth().await.unwrap(), 0);
+    let a = t.create_task(new_task(1, 1, 0, 1)).await.unwrap();
+    t.create_task(new_task(1, 1, 0, 1)).await.unwrap();
+    t.create_task(new_task(2, 2, 0, 1)).await.unwrap();
+    assert_eq!(t.queue_depth().await.unwrap(), 3);
+    t.claim(a.id, a.epoch, r1).await.unwrap();
+    assert_eq!(t.queue_depth().await.unwrap(), 2, "an assigned task is no longer queued");
+}
+
+#[tokio::test]
 async fn concurrent_claims_have_exactly_one_winner() {
     let db = support::db().await;
     let t = db.dispatcher();

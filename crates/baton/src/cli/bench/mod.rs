@@ -1,10 +1,11 @@
 //! `baton bench`: submits tasks to a running Baton through its HTTP API, follows them through the
 //! event WebSocket like any client, and reports how long each took from the POST to the script's
 //! start (as the runner recorded it) and to the bench receiving its first log line, the event
-//! delivery latency (a line stored → received), all as p50/p95/p99, and the throughput until all
-//! finished. `--concurrency` bounds the tasks in flight: 1 measures latency on an idle system,
+//! delivery latency (a line stored → received), all as p50/p95/p99, the throughput until all
+//! finished, and what each task cost the servers (CPU and SQL statements, from their `/metrics`). `--concurrency` bounds the tasks in flight: 1 measures latency on an idle system,
 //! more measures throughput.
 
+mod cost;
 mod watch;
 
 use std::process::ExitCode;
@@ -39,6 +40,10 @@ pub struct BenchArgs {
     /// The script each task runs.
     #[arg(long, default_value = "echo started")]
     script: String,
+    /// A node's metrics URL, once per server process (default: `<url>/metrics`, right for a
+    /// single node). Through a load balancer, list every node's own address.
+    #[arg(long = "metrics", value_name = "URL")]
+    metrics: Vec<String>,
 }
 
 /// What the bench learns about one task.
@@ -75,9 +80,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     let (token, made) = ws_token(&api, &args).await?;
     let watch = watch::Watch::start(&api.base, &token, pid).await?;
+    let metrics = metrics_urls(&args, &api.base);
+    let before = match cost::scrape_all(&api.client, &metrics).await {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!("server cost not measured: {e:#}");
+            None
+        }
+    };
     let started = Instant::now();
     run_tasks(&api, &args, pid, tid, &watch, &bar).await?;
     let elapsed = started.elapsed();
+    // Read before the clean-up below, which is no part of the run.
+    let cost = match before {
+        Some(before) => match cost::scrape_all(&api.client, &metrics).await {
+            Ok(after) => cost::report(&metrics, &before, &after, args.tasks),
+            Err(e) => vec![format!("server cost not measured: {e:#}")],
+        },
+        None => Vec::new(),
+    };
     bar.finish_and_clear();
     let (finals, mut delivery) = watch.results();
 
@@ -99,7 +120,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = api.client.delete(format!("{}/api/v1/projects/{pid}", api.base)).send().await;
     report(&args, &samples, &mut delivery, failed, elapsed);
+    for line in cost {
+        println!("{line}");
+    }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The metrics URLs to read: those given, or the API's own node's.
+fn metrics_urls(args: &BenchArgs, base: &str) -> Vec<String> {
+    if args.metrics.is_empty() { vec![format!("{base}/metrics")] } else { args.metrics.clone() }
 }
 
 /// Milliseconds from `t0` to the RFC 3339 time in `v`.

@@ -1,0 +1,36 @@
+//! The statement counters behind `baton_sql_statements_total`: every statement sent through the
+//! store is counted by its kind, on every dialect, also inside transactions.
+
+use baton_core::TaskStatus;
+use baton_store::dispatcher::reports::Finish;
+use baton_store::{StatementKind, Store, now_ms};
+
+use crate::support::{self, assigned_task, fence, runner};
+
+fn count(store: &Store, kind: StatementKind) -> u64 {
+    store.statement_counts().snapshot().find(|(k, _)| *k == kind).map_or(0, |(_, n)| n)
+}
+
+#[tokio::test]
+async fn statements_are_counted_by_kind_also_inside_transactions() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 1).await;
+    let f = fence(&t, task.id, task.epoch).await;
+
+    let kinds = [StatementKind::Select, StatementKind::Update, StatementKind::Transaction];
+    let before = kinds.map(|k| count(&db.store, k));
+    assert!(t.mark_running(f, now_ms()).await.unwrap());
+    let after_started = kinds.map(|k| count(&db.store, k));
+    assert!(after_started[1] > before[1], "starting a task updates it: {before:?} → {after_started:?}");
+
+    // Finishing runs in one transaction that reads the task (locked) and writes it and its attempt.
+    let fin = Finish { fence: f, status: TaskStatus::Succeeded, exit_code: Some(0), error: None };
+    assert!(t.finish(fin).await.unwrap());
+    let after = kinds.map(|k| count(&db.store, k));
+    assert_eq!(after[2], after_started[2] + 1, "one transaction: {after_started:?} → {after:?}");
+    assert!(after[0] > after_started[0], "the read inside the transaction is counted");
+    assert!(after[1] > after_started[1], "the write inside the transaction is counted");
+    assert!(count(&db.store, StatementKind::Insert) > 0, "the task and its runner were inserted");
+}
