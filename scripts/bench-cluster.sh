@@ -1,34 +1,52 @@
 #!/usr/bin/env bash
-# Measures a Baton cluster on this machine with `baton bench`: PostgreSQL (from
-# scripts/services.sh), a private Redis, N `baton server --no-runner` nodes behind HAProxy, and
-# two `baton runner run` processes registered through HAProxy. Everything runs on loopback and is
-# torn down at the end. Arguments after `--` go to `baton bench`, e.g.:
+# Measures Baton on this machine with `baton bench`: N `baton server --no-runner` nodes behind
+# HAProxy on PostgreSQL (from scripts/services.sh) with a private Redis, or one node on MariaDB or
+# SQLite, and `baton runner run` processes of their own registered through HAProxy. Everything
+# runs on loopback and is torn down at the end. Arguments after `--` go to `baton bench`, e.g.:
 #
 #   cargo build --release
 #   scripts/bench-cluster.sh --nodes 3 -- --tasks 1000 --concurrency 32 --script true
+#   scripts/bench-cluster.sh --database sqlite --runners 1 --capacity 64 -- --tasks 5000 --concurrency 64 --script true
 #
-# With `--nodes 1 --direct` the bench talks to the single node without HAProxy.
+# --database postgres (default) | mysql | sqlite: SQLite takes one node and no Redis (the embedded
+# default: in-process coordination), MariaDB one node or more. --runners R (default 2) and
+# --capacity C (default 8) size the runners. With `--direct` the bench talks to node-1 without
+# HAProxy. The bench reads every node's /metrics for the CPU and SQL statements per task.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 nodes=3
 direct=false
+database=postgres
+runners=2
+capacity=8
 while [ $# -gt 0 ]; do
   case $1 in
     --nodes) nodes=$2; shift 2 ;;
     --direct) direct=true; shift ;;
+    --database) database=$2; shift 2 ;;
+    --runners) runners=$2; shift 2 ;;
+    --capacity) capacity=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "usage: $0 [--nodes N] [--direct] [-- baton bench arguments]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--nodes N] [--direct] [--database postgres|mysql|sqlite] [--runners R] [--capacity C] [-- baton bench arguments]" >&2; exit 2 ;;
   esac
 done
+case $database in
+  postgres | mysql) ;;
+  sqlite) [ "$nodes" = 1 ] || { echo "error: SQLite serves one node; give --nodes 1" >&2; exit 2; } ;;
+  *) echo "error: --database is postgres, mysql or sqlite" >&2; exit 2 ;;
+esac
 bin=${BATON_BIN:-target/release/baton}
+# Not a configuration key: the nodes would refuse to start with it in their environment.
+unset BATON_BIN
 [ -x "$bin" ] || { echo "error: $bin missing; run cargo build --release first" >&2; exit 1; }
 haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 eval "$(./scripts/services.sh)"
 pg_admin=$BATON_TEST_POSTGRES_URL
+my_admin=$BATON_TEST_MYSQL_URL
 # The test harness's variables are no configuration keys: Baton would refuse them.
-unset BATON_TEST_PG_BIN BATON_TEST_POSTGRES_URL BATON_TEST_MYSQL_URL
+unset $(compgen -v BATON_TEST_)
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -42,18 +60,45 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 db="bench_$(date +%s)_$$"
-psql "$pg_admin" -qc "CREATE DATABASE $db" >/dev/null
-db_url="${pg_admin%/*}/$db"
-redis_port=$(port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-  --pidfile "$work/redis.pid" --logfile "$work/redis.log"
+# mysql://user:pass@host:port/db → the client's options.
+my_client() {
+  python3 - "$my_admin" "$@" <<'PY'
+import os, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+os.execvp("mariadb", ["mariadb", "-h", u.hostname, "-P", str(u.port or 3306), "-u", u.username,
+                      f"-p{u.password}", "-e", sys.argv[2]])
+PY
+}
+drop_db() {
+  case $database in
+    postgres) psql "$pg_admin" -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null 2>&1 || true ;;
+    mysql) my_client "DROP DATABASE $db" >/dev/null 2>&1 || true ;;
+  esac
+}
+case $database in
+  postgres)
+    psql "$pg_admin" -qc "CREATE DATABASE $db" >/dev/null
+    db_url="${pg_admin%/*}/$db"
+    ;;
+  mysql)
+    my_client "CREATE DATABASE $db" >/dev/null
+    db_url="${my_admin%/*}/$db"
+    ;;
+  sqlite) db_url="sqlite://$work/baton.db" ;;
+esac
 password=bench-password-1
 
 cluster_secret=$(openssl rand -hex 32)
 encryption_key=$(openssl rand -base64 32)
-export BATON_HA_ENABLED=true BATON_DATABASE_URL="$db_url" BATON_HA_REDIS_URL="redis://127.0.0.1:$redis_port/0" \
-  BATON_CLUSTER_SECRET="$cluster_secret" BATON_SECRETS_ENCRYPTION_KEY="$encryption_key" \
-  BATON_ADMIN_PASSWORD=$password BATON_LOG_LEVEL=warn BATON_LOG_FORMAT=text
+export BATON_DATABASE_URL="$db_url" BATON_CLUSTER_SECRET="$cluster_secret" \
+  BATON_SECRETS_ENCRYPTION_KEY="$encryption_key" BATON_ADMIN_PASSWORD=$password BATON_LOG_LEVEL=warn \
+  BATON_LOG_FORMAT=text
+if [ "$database" != sqlite ]; then
+  redis_port=$(port)
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$work/redis.pid" --logfile "$work/redis.log"
+  export BATON_HA_ENABLED=true BATON_HA_REDIS_URL="redis://127.0.0.1:$redis_port/0"
+fi
 backends_http="" backends_grpc=""
 first_http=""
 # Every node's own /metrics, for the bench's CPU and SQL figures per task (HAProxy does not
@@ -109,12 +154,12 @@ curl -fsS "$api/api/ready" >/dev/null || { tail -n 20 "$work"/node-*.log >&2; ex
 jar="$work/jar"
 curl -fsS -c "$jar" -H 'content-type: application/json' -d "{\"username\":\"admin\",\"password\":\"$password\"}" \
   "$api/api/v1/auth/login" >/dev/null
-for r in 1 2; do
+for r in $(seq 1 "$runners"); do
   token=$(curl -fsS -b "$jar" -H 'content-type: application/json' -d '{"expires_in_seconds":600}' \
     "$api/api/v1/runner-registration-tokens" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   env -u BATON_HA_ENABLED -u BATON_DATABASE_URL -u BATON_HA_REDIS_URL -u BATON_CLUSTER_SECRET \
     -u BATON_SECRETS_ENCRYPTION_KEY -u BATON_ADMIN_PASSWORD \
-    "$bin" runner register --url "http://127.0.0.1:$lb_grpc" --token "$token" --name "runner-$r" --capacity 8 \
+    "$bin" runner register --url "http://127.0.0.1:$lb_grpc" --token "$token" --name "runner-$r" --capacity "$capacity" \
     --config "$work/runner-$r.toml" >/dev/null
   env -u BATON_HA_ENABLED -u BATON_DATABASE_URL -u BATON_HA_REDIS_URL -u BATON_CLUSTER_SECRET \
     -u BATON_SECRETS_ENCRYPTION_KEY -u BATON_ADMIN_PASSWORD \
@@ -122,6 +167,6 @@ for r in 1 2; do
   pids+=($!)
 done
 sleep 2
-echo "cluster: $nodes node(s), PostgreSQL, Redis, 2 runners (capacity 8) through HAProxy; bench via $([ "$direct" = true ] && echo "node-1 directly" || echo HAProxy)"
+echo "cluster: $nodes node(s), $database$([ "$database" = sqlite ] || echo ", Redis"), $runners runner(s) (capacity $capacity) through HAProxy; bench via $([ "$direct" = true ] && echo "node-1 directly" || echo HAProxy)"
 "$bin" bench --url "$api" --password "$password" "${metrics_args[@]}" "$@"
-psql "$pg_admin" -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null 2>&1 || true
+drop_db
