@@ -2,11 +2,13 @@
 # Starts the database servers the tests use, each a private instance on loopback, installing the
 # Debian packages when they are missing (redis-server, haproxy, chromium and chromium-driver are
 # only installed: the coordination, cluster and browser tests start private ones each), installs
-# the Python gRPC client the reflection test runs, and prints the variables that point the tests
-# at them (`eval "$(scripts/services.sh)"`):
+# the Python gRPC client the reflection test runs and the API checkers of check-api.sh, and prints
+# the variables that point the tests at them (`eval "$(scripts/services.sh)"`):
 #   BATON_TEST_POSTGRES_URL  admin URL of a PostgreSQL server (tests create a database each)
 #   BATON_TEST_MYSQL_URL     admin URL of a MariaDB server (likewise)
 #   BATON_TEST_PYTHON        a Python with grpcio and grpcio-reflection
+#   BATON_TEST_API_TOOLS     bin directory of a virtualenv with the API checkers of
+#                            `scripts/check-api.sh` (openapi-spec-validator, schemathesis)
 # Instances are reused while they run, so repeated test runs start at once.
 set -euo pipefail
 
@@ -113,26 +115,34 @@ install_chromium() {
   if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then apt_install chromium chromium-driver; fi
 }
 
-# Python tools the tests run, pinned so every machine tests with the same ones: grpcio-reflection
-# is the official Python reflection client (it speaks only v1alpha), which the gRPC reflection
-# test points at a node. They go into a virtualenv of their own, so the machine's Python stays as
-# it was, and the tests find it through BATON_TEST_PYTHON.
-python_tools=(grpcio==1.85.1 grpcio-reflection==1.85.1)
-install_python_tools() {
-  local venv="$services_dir/python"
-  local stamp="$venv/.tools"
-  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${python_tools[*]}" ]; then
-    if ! command -v python3 >/dev/null; then apt_install python3 python3-venv; fi
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-      # Debian's python3 ships venv separately.
-      apt_install python3-venv
-      python3 -m venv "$venv" >/dev/null
-    fi
-    # Standard output is for the variables alone: pip's messages go to standard error.
-    "$venv/bin/pip" install -q --disable-pip-version-check "${python_tools[@]}" >&2
-    echo "${python_tools[*]}" >"$stamp"
+# Makes (or keeps) a virtualenv at $1 with the packages that follow, pinned so that every machine
+# tests with the same ones; the machine's own Python stays as it was. Standard output is for the
+# variables alone: pip's messages go to standard error.
+install_venv() {
+  local venv=$1
+  shift
+  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.tools" 2>/dev/null)" = "$*" ]; then return; fi
+  if ! command -v python3 >/dev/null; then apt_install python3 python3-venv; fi
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    # Debian's python3 ships venv separately.
+    apt_install python3-venv
+    python3 -m venv "$venv" >/dev/null
   fi
-  BATON_TEST_PYTHON="$venv/bin/python"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$@" >&2
+  echo "$*" >"$venv/.tools"
+}
+
+# grpcio-reflection is the official Python reflection client (it speaks only v1alpha), which the
+# gRPC reflection test points at a node.
+install_python_tools() {
+  install_venv "$services_dir/python" grpcio==1.85.1 grpcio-reflection==1.85.1
+  BATON_TEST_PYTHON="$services_dir/python/bin/python"
+}
+
+# The outside checkers of the HTTP API (scripts/check-api.sh).
+install_api_tools() {
+  install_venv "$services_dir/api-tools" openapi-spec-validator==0.9.0 schemathesis==4.32.5
+  BATON_TEST_API_TOOLS="$services_dir/api-tools/bin"
 }
 
 start_postgres
@@ -141,8 +151,10 @@ install_haproxy
 install_redis
 install_chromium
 install_python_tools
+install_api_tools
 echo "export BATON_TEST_PG_BIN='$BATON_TEST_PG_BIN'"
 echo "export BATON_TEST_PYTHON='$BATON_TEST_PYTHON'"
+echo "export BATON_TEST_API_TOOLS='$BATON_TEST_API_TOOLS'"
 echo "export BATON_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:$pg_port/postgres'"
 echo "export BATON_TEST_MYSQL_URL='mysql://baton:baton@127.0.0.1:$my_port/mysql'"
 echo "test services: PostgreSQL on 127.0.0.1:$pg_port, MariaDB on 127.0.0.1:$my_port" >&2

@@ -26,14 +26,19 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
 
+/// The addresses that answer with the page.
+pub const PAGES: &[&str] = &["/", "/ui", "/ui/", "/ui/{*path}"];
+/// Where the page's files are, by their path under `assets/`.
+pub const ASSETS: &str = "/ui/assets/{*path}";
+
+/// Every route of the console: (method, path). The gateway's OpenAPI document describes them
+/// beside the API's, and its tests check that it lists exactly these.
+pub const ROUTES: &[(&str, &str)] =
+    &[("GET", PAGES[0]), ("GET", PAGES[1]), ("GET", PAGES[2]), ("GET", PAGES[3]), ("GET", ASSETS)];
+
 /// The console's routes. The gateway merges them next to the API.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route("/", get(page))
-        .route("/ui", get(page))
-        .route("/ui/", get(page))
-        .route("/ui/assets/{*path}", get(asset))
-        .route("/ui/{*path}", get(page))
+    PAGES.iter().fold(Router::new().route(ASSETS, get(asset)), |r, path| r.route(path, get(page)))
 }
 
 /// The single page every console address loads.
@@ -111,16 +116,25 @@ fn gzipped(path: &str, data: &[u8]) -> Vec<u8> {
     z
 }
 
+/// The content type of each file extension; any other file is `application/octet-stream`.
+const CONTENT_TYPES: &[(&str, &str)] = &[
+    ("html", "text/html; charset=utf-8"),
+    ("js", "text/javascript; charset=utf-8"),
+    ("css", "text/css; charset=utf-8"),
+    ("svg", "image/svg+xml"),
+    ("png", "image/png"),
+    ("json", "application/json"),
+];
+const OTHER_CONTENT: &str = "application/octet-stream";
+
 fn content_type(path: &str) -> &'static str {
-    match path.rsplit('.').next() {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("json") => "application/json",
-        _ => "application/octet-stream",
-    }
+    let ext = path.rsplit('.').next();
+    CONTENT_TYPES.iter().find(|(e, _)| Some(*e) == ext).map_or(OTHER_CONTENT, |(_, t)| t)
+}
+
+/// Every content type a file of the console may have, for the API's document.
+pub fn content_types() -> impl Iterator<Item = &'static str> {
+    CONTENT_TYPES.iter().map(|(_, t)| *t).chain([OTHER_CONTENT])
 }
 
 /// Every file of the console, for tests and page-weight checks.

@@ -1,6 +1,6 @@
 //! API errors: a code from [`ErrorCode`] and a message for people, rendered as
-//! `{"error": {"code": "...", "message": "..."}}` with the code's HTTP status, and `Retry-After`
-//! when the error says when to try again.
+//! `{"error": {"code": "...", "message": "...", "request_id": "..."}}` with the code's HTTP
+//! status, and `Retry-After` when the error says when to try again.
 
 use std::time::Duration;
 
@@ -8,6 +8,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use baton_core::{Coded, ErrorCode};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -49,6 +51,29 @@ impl Error {
     }
 }
 
+/// The body of every error answer. The OpenAPI document's schema of it is derived from these
+/// types, so a field added here is documented with it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong. Clients ignore fields they do not know: more may be added.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// What kind of error, for programs: `invalid_input`, `unauthenticated`, `forbidden`,
+    /// `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`, `rate_limited`,
+    /// `unavailable` or `internal`.
+    #[schema(pattern = "^[a-z]+(_[a-z]+)*$", example = "invalid_input")]
+    pub code: String,
+    /// For people: what went wrong and what to do about it; a 400 names the field.
+    pub message: String,
+    /// The request's id, as in the `X-Request-Id` answer header: what to quote to an operator,
+    /// who finds the request's log lines by it. Absent only outside a request's handling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
 impl Coded for Error {
     fn code(&self) -> ErrorCode {
         self.code
@@ -85,11 +110,10 @@ impl From<tonic::Status> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut body = serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
         // The id under which this request's log lines are written: what to quote to an operator.
-        if let Some(id) = crate::request_id::current().and_then(|v| v.to_str().map(str::to_owned).ok()) {
-            body["error"]["request_id"] = serde_json::Value::String(id);
-        }
+        let request_id = crate::request_id::current().and_then(|v| v.to_str().map(str::to_owned).ok());
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code.as_str().to_owned(), message: self.message, request_id } };
         let mut resp = (status, Json(body)).into_response();
         if let Some(after) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(after)));

@@ -12,6 +12,7 @@ mod extract;
 mod hashing;
 mod http_metrics;
 mod model;
+mod openapi;
 mod origin;
 mod request_id;
 mod routes;
@@ -33,7 +34,9 @@ pub use auth::{hash_password, verify_password};
 pub use client_addr::client_addr;
 pub use error::Error;
 pub use http_metrics::{record as record_http, render as render_metrics};
-pub use routes::ROUTES;
+/// The OpenAPI document of the API, as `GET /api/v1/openapi.json` serves it.
+pub use openapi::document as openapi_document;
+pub use routes::{ROUTES, served as served_routes};
 pub use serve::{Limits as HttpLimits, serve};
 pub use throttle::Limits as LoginLimits;
 

@@ -18,9 +18,10 @@ fn opt_time(ms: Option<i64>) -> Option<String> {
 }
 
 /// A page of a list: `{"items": [...], "next": <cursor or null>}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// The `before` of the next page; `null` on the last page.
     pub next: Option<String>,
 }
 

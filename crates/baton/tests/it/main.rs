@@ -24,6 +24,7 @@ mod limits;
 mod logins;
 mod metrics;
 mod migrate_command;
+mod openapi;
 mod permissions;
 mod remote_runners;
 mod request_ids;

@@ -16,6 +16,8 @@ async fn secrets_are_sealed_never_returned_and_checked() {
     let base = format!("/api/v1/projects/{pid}/secrets");
     let made = c.post(&base, json!({"name": "DB_PASSWORD", "value": VALUE})).await.expect(201);
     assert_eq!(made["name"], "DB_PASSWORD");
+    // The same shape as the list's items (and the OpenAPI document's `Secret`).
+    assert!(made["created_at"].is_string() && made["updated_at"].is_string(), "{made}");
     assert!(!made.to_string().contains(VALUE));
     let dup = c.post(&base, json!({"name": "DB_PASSWORD", "value": "x-other"})).await;
     assert_eq!(dup.status.as_u16(), 409);

@@ -10,10 +10,21 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath};
 use crate::model;
+use crate::openapi::params::NodePath;
+use crate::openapi::schemas::{Cluster, Node};
 
+/// The live nodes, the database and Redis (administrators).
+#[utoipa::path(
+    get,
+    path = "/api/v1/cluster",
+    operation_id = "get_cluster",
+    tag = "admin",
+    responses((status = 200, description = "the cluster", body = Cluster))
+)]
 pub async fn view(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
     caller.require_admin()?;
     let nodes: Vec<Value> = state.membership.nodes().await.iter().map(render).collect();
@@ -27,12 +38,27 @@ pub async fn view(State(state): State<AppState>, caller: Caller) -> Result<Json<
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Drain)]
 pub struct DrainBody {
+    /// `true`: the node stops taking work and hands its runners to others; `false`: it resumes.
     draining: bool,
 }
 
+/// Drains a node, or ends its drain (administrators), through any node.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cluster/nodes/{node_id}/drain",
+    operation_id = "drain_node",
+    tag = "admin",
+    params(NodePath),
+    request_body = DrainBody,
+    responses(
+        (status = 200, description = "the node, as it was when asked", body = Node),
+        (status = 503, description = "the node cannot be reached without coordination", body = ErrorBody),
+    )
+)]
 pub async fn drain(
     State(state): State<AppState>,
     caller: Caller,

@@ -15,12 +15,15 @@ use super::{ListQuery, page_limit};
 use crate::audit::Note;
 use crate::auth::{self, Caller, SESSION_COOKIE};
 use crate::client_addr::ClientAddr;
+use crate::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::Page;
+use crate::openapi::params::UserPath;
+use crate::openapi::schemas::{LoggedIn, User};
 use crate::{AppState, model};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     username: String,
@@ -28,6 +31,22 @@ pub struct Login {
 }
 
 /// Logs in; the audit log records the attempt, failed ones too, under the name given.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    operation_id = "login",
+    tag = "identity",
+    security(()),
+    request_body = Login,
+    responses(
+        (status = 200, description = "logged in; the session cookie is set", body = LoggedIn,
+            headers(("Set-Cookie" = String, description = "the session cookie, `baton_session`, HttpOnly"))),
+        (status = 401, description = "wrong username or password", body = ErrorBody),
+        (status = 403, description = "a login from another site's page", body = ErrorBody),
+        (status = 429, description = "too many failed logins for this user name or client address, on any node",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -82,6 +101,18 @@ async fn finish_login(
 /// Ends the session the request came with, and clears the cookie whatever it holds: a browser
 /// whose session already expired must still be able to log out. The audit log learns who it was
 /// when the session was still valid.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    operation_id = "logout",
+    tag = "identity",
+    security(()),
+    responses(
+        (status = 204, description = "logged out; the session cookie is cleared",
+            headers(("Set-Cookie" = String, description = "clears `baton_session`"))),
+        (status = 403, description = "a logout from another site's page", body = ErrorBody),
+    )
+)]
 pub async fn logout(
     State(state): State<AppState>,
     seen: Option<axum::Extension<crate::audit::Seen>>,
@@ -99,14 +130,24 @@ pub async fn logout(
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
 }
 
+/// The caller.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    operation_id = "get_me",
+    tag = "identity",
+    responses((status = 200, description = "the caller", body = User))
+)]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
     Ok(Json(model::user(&state.tables.user(caller.id).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     current_password: String,
+    /// 8 to 1024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
 }
 
@@ -115,6 +156,18 @@ pub struct PasswordChange {
 /// (the caller is authenticated and may change their password; one field of the input is
 /// wrong), and counts as a failed login, so a stolen session cannot guess the password
 /// faster than the login form could.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/me",
+    operation_id = "change_my_password",
+    tag = "identity",
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "changed; the caller's other sessions have ended", body = User),
+        (status = 429, description = "too many wrong current passwords", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait"))),
+    )
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,22 +198,37 @@ fn own_session(headers: &HeaderMap) -> Option<String> {
     auth::session_cookie(headers).map(|s| token::digest(&s))
 }
 
+/// Every user (administrators).
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    operation_id = "list_users",
+    tag = "identity",
+    params(ListQuery),
+    responses((status = 200, description = "a page of users", body = Page<User>))
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
     caller.require_admin()?;
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let users = state.tables.users(q.before, limit as u64 + 1).await?;
     Ok(Json(Page::of(users, limit, |u| u.id, |u| model::user(&u))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewUser)]
 pub struct NewUserBody {
+    /// 1 to 100 letters, digits or `- _ . @`.
+    #[schema(pattern = "^[A-Za-z0-9_.@-]{1,100}$")]
     username: String,
+    /// 8 to 1024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
+    /// A global administrator; `false` unless given.
     #[serde(default)]
     admin: bool,
 }
@@ -179,6 +247,18 @@ pub fn check_password(pw: &str) -> Result<()> {
     Ok(())
 }
 
+/// Adds a user (administrators).
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    operation_id = "create_user",
+    tag = "identity",
+    request_body = NewUserBody,
+    responses(
+        (status = 201, description = "the new user", body = User),
+        (status = 409, description = "the user name is taken", body = ErrorBody),
+    )
+)]
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -193,16 +273,33 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(model::user(&user))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    /// 1 to 100 letters, digits or `- _ . @`.
+    #[schema(pattern = "^[A-Za-z0-9_.@-]{1,100}$")]
     username: Option<String>,
+    /// 8 to 1024 characters; the user's sessions end.
+    #[schema(min_length = 8, max_length = 1024)]
     password: Option<String>,
     admin: Option<bool>,
 }
 
 /// An administrator's change of a user; a new password ends that user's sessions (all of them,
 /// or all but the caller's own when administrators change their own password this way).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{uid}",
+    operation_id = "update_user",
+    tag = "identity",
+    params(UserPath),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "the changed user", body = User),
+        (status = 409, description = "the user name is taken, or administrators would take away their own rights",
+            body = ErrorBody),
+    )
+)]
 pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -231,6 +328,18 @@ pub async fn update_user(
     Ok(Json(model::user(&user)))
 }
 
+/// Deletes a user (administrators).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{uid}",
+    operation_id = "delete_user",
+    tag = "identity",
+    params(UserPath),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 409, description = "administrators cannot delete themselves", body = ErrorBody),
+    )
+)]
 pub async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,

@@ -14,14 +14,26 @@ use crate::AppState;
 use crate::access::{self, Permission, Role};
 use crate::audit::Note;
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::Page;
+use crate::openapi::params::{MemberPath, ProjectPath};
+use crate::openapi::schemas;
 
 fn render(m: &Member) -> Value {
     json!({"user_id": m.user_id, "username": m.username, "role": m.role})
 }
 
+/// A project's members and their roles.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/members",
+    operation_id = "list_members",
+    tag = "projects",
+    params(ProjectPath, ListQuery),
+    responses((status = 200, description = "a page of the project's members", body = Page<schemas::Member>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -29,18 +41,32 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
     access::project(&state, &caller, pid, Permission::Read).await?;
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let rows = state.tables.members(pid, q.before, limit as u64 + 1).await?;
     Ok(Json(Page::of(rows, limit, |m| m.user_id, |m| render(&m))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Membership)]
 pub struct Body {
+    #[schema(value_type = crate::openapi::schemas::Role)]
     role: String,
 }
 
-/// Adds the user to the project, or changes their role.
+/// Adds the user to the project, or changes their role (owners).
+#[utoipa::path(
+    put,
+    path = "/api/v1/projects/{pid}/members/{uid}",
+    operation_id = "set_member",
+    tag = "projects",
+    params(MemberPath),
+    request_body = Body,
+    responses(
+        (status = 200, description = "the member with their role", body = schemas::Member),
+        (status = 409, description = "the project would be left without an owner", body = ErrorBody),
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -58,6 +84,18 @@ pub async fn put(
     Ok((axum::Extension(note), Json(render(&m))).into_response())
 }
 
+/// Removes a member from the project (owners).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{pid}/members/{uid}",
+    operation_id = "remove_member",
+    tag = "projects",
+    params(MemberPath),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 409, description = "the project would be left without an owner", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

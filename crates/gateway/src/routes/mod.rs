@@ -3,6 +3,7 @@
 
 mod audit;
 mod cluster;
+mod docs;
 mod identity;
 mod members;
 mod probes;
@@ -29,16 +30,24 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::error::Error;
 
-/// Declares the route table once: it builds the router and lists every (method, path) in
-/// [`ROUTES`], which the permission test walks so that no route goes unchecked.
+/// Declares the route table once: it builds the router, lists every (method, path) in
+/// [`ROUTES`], which the permission test walks so that no route goes unchecked, and collects every
+/// handler's `#[utoipa::path]` annotation into [`Annotated`], from which `openapi.rs` builds the
+/// document (a handler without one does not compile; the annotation's method and path are checked
+/// against this table by `openapi.rs`' tests).
 macro_rules! routes {
-    ($($path:literal => { $($method:ident $handler:path),+ $(,)? }),* $(,)?) => {
+    ($($path:literal => { $($method:ident $module:ident :: $handler:ident),+ $(,)? }),* $(,)?) => {
         /// Every route: (method, path).
         pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),*];
 
         fn table() -> Router<AppState> {
-            Router::new()$(.route($path, MethodRouter::new()$(.on(MethodFilter::$method, $handler))+))*
+            Router::new()$(.route($path, MethodRouter::new()$(.on(MethodFilter::$method, $module::$handler))+))*
         }
+
+        /// The operations of every route, as their handlers' annotations describe them.
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($($($module::$handler),+),*))]
+        pub struct Annotated;
     };
 }
 
@@ -46,6 +55,7 @@ routes! {
     "/api/health" => { GET probes::health },
     "/api/ready" => { GET probes::ready },
     "/metrics" => { GET probes::metrics },
+    "/api/v1/openapi.json" => { GET docs::openapi },
     "/api/v1/auth/login" => { POST identity::login },
     "/api/v1/auth/logout" => { POST identity::logout },
     "/api/v1/users/me" => { GET identity::me, PATCH identity::change_password },
@@ -87,6 +97,11 @@ routes! {
     "/api/v1/cluster" => { GET cluster::view },
     "/api/v1/cluster/nodes/{node_id}/drain" => { POST cluster::drain },
     "/api/v1/ws" => { GET ws::ws },
+}
+
+/// Every route the router serves, the console's beside the API's: (method, path in axum's syntax).
+pub fn served() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ROUTES.iter().chain(baton_console::ROUTES).copied()
 }
 
 /// A node as the cluster view shows it (for live events).
@@ -138,14 +153,22 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 }
 
 /// `?limit=&before=` of list routes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Items per page: 50 unless given.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// The `next` of the previous page.
     pub before: Option<i64>,
 }
 
-/// The page size: default 50, at most 500.
-pub fn page_limit(limit: Option<u32>) -> usize {
-    limit.unwrap_or(50).clamp(1, 500) as usize
+/// The page size: 50 unless given, 1 to 500 (API.md). A limit outside that is refused rather
+/// than silently changed, as the OpenAPI document's bounds say.
+pub fn page_limit(limit: Option<u32>) -> Result<usize, Error> {
+    match limit.unwrap_or(50) {
+        n @ 1..=500 => Ok(n as usize),
+        _ => Err(Error::field("limit", "must be between 1 and 500")),
+    }
 }

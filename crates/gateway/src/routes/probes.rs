@@ -9,14 +9,35 @@ use baton_core::ErrorCode;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorBody, Result};
+use crate::openapi::schemas;
 
 /// 200 while the process lives.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    operation_id = "health",
+    tag = "probes",
+    security(()),
+    responses((status = 200, description = "the process lives", body = schemas::Health))
+)]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// 200 when this node can serve: the database answers and the node is not draining.
+#[utoipa::path(
+    get,
+    path = "/api/ready",
+    operation_id = "ready",
+    tag = "probes",
+    security(()),
+    responses(
+        (status = 200, description = "the node can serve", body = schemas::Ready),
+        (status = 503, description = "the node cannot serve: it drains, or its database does not answer \
+                                      (a short reason, never internal error text)", body = ErrorBody),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
     if state.membership.is_draining() {
         return Err(Error::new(ErrorCode::Unavailable, "draining"));
@@ -28,6 +49,15 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
 }
 
 /// `GET /metrics`: this node's metrics in the Prometheus text format (`http_metrics.rs`).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "probes",
+    security(()),
+    responses((status = 200, description = "this node's metrics in the Prometheus text exposition format 0.0.4 \
+        (gauges that describe the whole cluster say so in their help)", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(State(state): State<AppState>) -> axum::response::Response {
     crate::http_metrics::render(&state.metrics)
 }

@@ -15,18 +15,29 @@ use super::{ListQuery, page_limit};
 use crate::AppState;
 use crate::access::{self, Permission, Role};
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::{self, Page};
+use crate::openapi::params::ProjectPath;
+use crate::openapi::schemas::Project;
 
 /// The caller's projects with their role in each: every project for an administrator, their
 /// memberships for anyone else, and only its project for a token narrowed to one.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    operation_id = "list_projects",
+    tag = "projects",
+    params(ListQuery),
+    responses((status = 200, description = "a page of the caller's projects", body = Page<Project>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let only = caller.token.as_ref().and_then(|t| t.project_id);
     let rows: Vec<(project::Model, Role)> = if caller.user_admin {
         let projects = match only {
@@ -52,11 +63,16 @@ fn with_role(p: &project::Model, role: Role) -> Value {
     v
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewProject)]
 pub struct NewProjectBody {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
     description: Option<String>,
+    /// Tasks of the project that may run at once: 0 (unlimited, the default) to 100000.
+    #[schema(minimum = 0, maximum = 100_000)]
     max_parallel: Option<i32>,
 }
 
@@ -74,6 +90,18 @@ fn check_max_parallel(n: i32) -> Result<()> {
     Ok(())
 }
 
+/// A new project (administrators), whose first owner is its creator.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects",
+    operation_id = "create_project",
+    tag = "projects",
+    request_body = NewProjectBody,
+    responses(
+        (status = 201, description = "the new project", body = Project),
+        (status = 409, description = "a project of this name exists", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -89,26 +117,53 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(with_role(&p, Role::Owner))))
 }
 
+/// A project, with the caller's role in it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}",
+    operation_id = "get_project",
+    tag = "projects",
+    params(ProjectPath),
+    responses((status = 200, description = "the project", body = Project))
+)]
 pub async fn get(State(state): State<AppState>, caller: Caller, ApiPath(pid): ApiPath<i64>) -> Result<Json<Value>> {
     let a = access::project(&state, &caller, pid, Permission::Read).await?;
     Ok(Json(with_role(&a.project, a.role)))
 }
 
-#[derive(Deserialize)]
+/// The fields to change; the others stay.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectPatch {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: Option<String>,
     description: Option<String>,
+    /// 0 (unlimited) to 100000.
+    #[schema(minimum = 0, maximum = 100_000)]
     max_parallel: Option<i32>,
 }
 
+/// Changes a project (owners).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{pid}",
+    operation_id = "update_project",
+    tag = "projects",
+    params(ProjectPath),
+    request_body = ProjectPatch,
+    responses(
+        (status = 200, description = "the changed project", body = Project),
+        (status = 409, description = "a project of this name exists", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(pid): ApiPath<i64>,
     ApiJson(body): ApiJson<ProjectPatch>,
 ) -> Result<Json<Value>> {
-    access::project(&state, &caller, pid, Permission::Own).await?;
+    let role = access::project(&state, &caller, pid, Permission::Own).await?.role;
     if let Some(n) = &body.name {
         check_name(n)?;
     }
@@ -120,10 +175,22 @@ pub async fn update(
         description: body.description,
         max_parallel: body.max_parallel,
     };
-    Ok(Json(model::project(&state.tables.update_project(pid, changes).await?)))
+    // With the caller's role, as every other answer about a project.
+    Ok(Json(with_role(&state.tables.update_project(pid, changes).await?, role)))
 }
 
 /// Deletes a project with its templates, tasks and logs; refused while tasks are unfinished.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{pid}",
+    operation_id = "delete_project",
+    tag = "projects",
+    params(ProjectPath),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 409, description = "the project has unfinished tasks", body = ErrorBody),
+    )
+)]
 pub async fn delete(State(state): State<AppState>, caller: Caller, ApiPath(pid): ApiPath<i64>) -> Result<StatusCode> {
     access::project(&state, &caller, pid, Permission::Own).await?;
     let unfinished = state.tables.unfinished_tasks(pid).await?;

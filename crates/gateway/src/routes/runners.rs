@@ -19,19 +19,35 @@ use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::Page;
+use crate::openapi::params::{ProjectPath, RunnerPath};
+use crate::openapi::schemas::{RegistrationToken, Runner};
 use crate::{AppState, model};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewRegistrationToken)]
 pub struct NewToken {
+    /// 3600 unless given; at most a year.
+    #[schema(minimum = 1, maximum = 31_536_000)]
     expires_in_seconds: Option<u64>,
+    /// The labels its runners get (letters, digits and `- _ . : =`); without, runners choose.
     labels: Option<Vec<String>>,
+    /// The only project its runners serve.
     project_id: Option<i64>,
     /// How many runners it may register: 1 by default, 0 = any number until it expires.
+    #[schema(maximum = 1_000_000)]
     max_uses: Option<u32>,
 }
 
 /// `POST /runner-registration-tokens` (administrators).
+#[utoipa::path(
+    post,
+    path = "/api/v1/runner-registration-tokens",
+    operation_id = "create_registration_token",
+    tag = "runners",
+    request_body = NewToken,
+    responses((status = 201, description = "the token, shown once", body = RegistrationToken))
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -43,6 +59,15 @@ pub async fn create_token(
 
 /// `POST /projects/{pid}/runner-registration-tokens` (the project's owners): the same, for
 /// runners that serve only this project.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{pid}/runner-registration-tokens",
+    operation_id = "create_project_registration_token",
+    tag = "runners",
+    params(ProjectPath),
+    request_body = NewToken,
+    responses((status = 201, description = "the token, shown once", body = RegistrationToken))
+)]
 pub async fn create_project_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -99,12 +124,20 @@ pub fn render(state: &AppState, r: &runner::Model, running: i64) -> Value {
 }
 
 /// Every runner for administrators; for anyone else, the runners of the projects they own.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runners",
+    operation_id = "list_runners",
+    tag = "runners",
+    params(ListQuery),
+    responses((status = 200, description = "a page of runners", body = Page<Runner>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let projects = if caller.is_admin() { None } else { Some(owned_projects(&state, &caller).await?) };
     let rows = state.tables.runners_page(projects.as_deref(), q.before, limit as u64 + 1).await?;
     let running = state.tables.running_per_runner().await?;
@@ -144,18 +177,39 @@ async fn managed(state: &AppState, caller: &Caller, id: i64) -> Result<runner::M
     }
 }
 
+/// A runner (administrators, or owners of the runner's project).
+#[utoipa::path(
+    get,
+    path = "/api/v1/runners/{id}",
+    operation_id = "get_runner",
+    tag = "runners",
+    params(RunnerPath),
+    responses((status = 200, description = "the runner", body = Runner))
+)]
 pub async fn get(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<i64>) -> Result<Json<Value>> {
     let r = managed(&state, &caller, id).await?;
     let running = state.tables.running_per_runner().await?.get(&id).copied().unwrap_or(0);
     Ok(Json(render(&state, &r, running)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RunnerPatch)]
 pub struct Patch {
+    /// A paused runner takes no new task; what it runs goes on.
     paused: bool,
 }
 
+/// Pauses or resumes a runner.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/runners/{id}",
+    operation_id = "update_runner",
+    tag = "runners",
+    params(RunnerPath),
+    request_body = Patch,
+    responses((status = 200, description = "the runner", body = Runner))
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -168,6 +222,14 @@ pub async fn update(
 }
 
 /// Revokes the runner: it is disconnected at once and can never connect again.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/runners/{id}",
+    operation_id = "revoke_runner",
+    tag = "runners",
+    params(RunnerPath),
+    responses((status = 204, description = "revoked"))
+)]
 pub async fn delete(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<i64>) -> Result<StatusCode> {
     managed(&state, &caller, id).await?;
     state.tasks.clone().revoke_runner(RevokeRunnerRequest { runner_id: id }).await?;

@@ -21,18 +21,29 @@ use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::Page;
+use crate::openapi::params::{ProjectPath, SchedulePath};
+use crate::openapi::schemas::{Fire, Schedule, Times};
 use crate::{AppState, model};
 
-/// The body of POST and PATCH; on PATCH absent fields stay as they are.
-#[derive(Debug, Deserialize)]
+/// The body of POST (`template_id` required, and `cron` or `run_at`) and PATCH (absent fields
+/// stay as they are).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ScheduleFields)]
 pub struct Body {
+    /// A template of the project; required on POST.
     template_id: Option<i64>,
+    /// 5 fields (minutes first) or 6 (seconds first).
     cron: Option<String>,
+    /// An IANA time zone for `cron`; UTC unless given.
     timezone: Option<String>,
+    /// When a one-shot schedule fires (instead of `cron`).
+    #[schema(value_type = Option<String>, format = DateTime)]
     run_at: Option<DateTime<Utc>>,
     enabled: Option<bool>,
+    /// `latest` (the default) or `none`: what happens to due times missed while no node ran.
     catch_up: Option<String>,
+    /// `allow` (the default) or `skip`: whether a due time starts a task while the previous one runs.
     overlap: Option<String>,
 }
 
@@ -66,6 +77,15 @@ fn render(s: &schedule::Model) -> Value {
     })
 }
 
+/// A project's schedules.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/schedules",
+    operation_id = "list_schedules",
+    tag = "schedules",
+    params(ProjectPath, ListQuery),
+    responses((status = 200, description = "a page of the project's schedules", body = Page<Schedule>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -73,11 +93,21 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
     access::project(&state, &caller, pid, Permission::Read).await?;
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let rows = state.tables.schedules(pid, q.before, limit as u64 + 1).await?;
     Ok(Json(Page::of(rows, limit, |s| s.id, |s| render(&s))))
 }
 
+/// A new schedule (managers).
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{pid}/schedules",
+    operation_id = "create_schedule",
+    tag = "schedules",
+    params(ProjectPath),
+    request_body = Body,
+    responses((status = 201, description = "the new schedule", body = Schedule))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,6 +124,15 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(render(&state.tables.schedule(pid, id).await?))))
 }
 
+/// A schedule.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/schedules/{sid}",
+    operation_id = "get_schedule",
+    tag = "schedules",
+    params(SchedulePath),
+    responses((status = 200, description = "the schedule", body = Schedule))
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -103,6 +142,16 @@ pub async fn get(
     Ok(Json(render(&state.tables.schedule(pid, sid).await?)))
 }
 
+/// Changes a schedule (managers); every node follows within a second.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{pid}/schedules/{sid}",
+    operation_id = "update_schedule",
+    tag = "schedules",
+    params(SchedulePath),
+    request_body = Body,
+    responses((status = 200, description = "the changed schedule", body = Schedule))
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -116,6 +165,15 @@ pub async fn update(
     Ok(Json(render(&state.tables.schedule(pid, sid).await?)))
 }
 
+/// Deletes a schedule (managers).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{pid}/schedules/{sid}",
+    operation_id = "delete_schedule",
+    tag = "schedules",
+    params(SchedulePath),
+    responses((status = 204, description = "deleted"))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,9 +184,12 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NextQuery {
+    /// How many: 5 unless given, 1 to 100.
+    #[param(minimum = 1, maximum = 100)]
     count: Option<u32>,
 }
 
@@ -145,6 +206,15 @@ fn times_json(times_ms: Vec<i64>) -> Json<Value> {
     Json(json!({"times": times_ms.into_iter().map(model::time).collect::<Vec<_>>()}))
 }
 
+/// The next due times of a schedule.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/schedules/{sid}/next",
+    operation_id = "next_times",
+    tag = "schedules",
+    params(SchedulePath, NextQuery),
+    responses((status = 200, description = "the next due times", body = Times))
+)]
 pub async fn next(
     State(state): State<AppState>,
     caller: Caller,
@@ -160,17 +230,31 @@ pub async fn next(
 /// `?cron=&timezone=&count=` of a preview of an unsaved expression. `cron` is required, but by
 /// the handler after the permission check: a caller who cannot see the project gets its 404
 /// rather than a complaint about the query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PreviewQuery {
+    /// A cron expression of 5 or 6 fields.
+    #[param(required = true, value_type = String)]
     cron: Option<String>,
+    /// An IANA time zone; UTC unless given.
     timezone: Option<String>,
+    /// How many: 5 unless given, 1 to 100.
+    #[param(minimum = 1, maximum = 100)]
     count: Option<u32>,
 }
 
 /// The next due times of a cron expression that is not saved (a schedule form being filled in),
 /// read by the scheduler exactly as a saved schedule's: its errors are the ones creating the
 /// schedule would give.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/schedules/preview",
+    operation_id = "preview_cron",
+    tag = "schedules",
+    params(ProjectPath, PreviewQuery),
+    responses((status = 200, description = "the next due times of the expression", body = Times))
+)]
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
@@ -188,6 +272,15 @@ pub async fn preview(
 
 /// The latest fires of a schedule, newest first: when each due time fired, with its task, or why
 /// it was skipped.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/schedules/{sid}/fires",
+    operation_id = "list_fires",
+    tag = "schedules",
+    params(SchedulePath, ListQuery),
+    responses((status = 200, description = "a page of the schedule's fires; the cursor is a due time in Unix milliseconds",
+        body = Page<Fire>))
+)]
 pub async fn fires(
     State(state): State<AppState>,
     caller: Caller,
@@ -197,7 +290,7 @@ pub async fn fires(
     access::project(&state, &caller, pid, Permission::Read).await?;
     state.tables.schedule(pid, sid).await?;
     // `before` is a due time in Unix milliseconds: the cursor `next` hands out.
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let rows = state.tables.schedule_fires(sid, q.before, limit as u64 + 1).await?;
     Ok(Json(Page::of(
         rows,

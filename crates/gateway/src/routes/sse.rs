@@ -23,13 +23,17 @@ use crate::events::follow::{Resume, follow};
 use crate::events::topic::Topic;
 use crate::events::{Event, Gone, Sink};
 use crate::extract::{ApiPath, ApiQuery};
+use crate::openapi::params::TaskPath;
+use crate::openapi::schemas::LogEvent;
 
 /// Frames written ahead of a slow reader.
 const AHEAD: usize = 64;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// Start after this sequence number (`Last-Event-ID` wins).
     after: Option<i64>,
 }
 
@@ -65,6 +69,24 @@ impl Sink for Frames {
     }
 }
 
+/// A task's log as server-sent events.
+///
+/// `id: <seq>` and `data: {seq, time, stream, text}` per line, then `event: end` once the task
+/// has finished and every line was sent. A comment every 15 s keeps proxies from closing the
+/// stream.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/tasks/{id}/log/stream",
+    operation_id = "stream_log",
+    tag = "tasks",
+    params(
+        TaskPath,
+        StreamQuery,
+        ("Last-Event-ID" = Option<i64>, Header, description = "resume after this line (a reconnecting client sends it)"),
+    ),
+    responses((status = 200, description = "the log's lines as they come, until the task's end (the schema is \
+        each event's)", body = LogEvent, content_type = "text/event-stream"))
+)]
 pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,

@@ -19,18 +19,35 @@ use super::queue_reason::{Runners, annotate};
 use crate::AppState;
 use crate::access::{self, Permission};
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::{self, Page};
+use crate::openapi::params::{ProjectPath, TaskPath};
+use crate::openapi::schemas::{Attempt, LogPage, Task};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
+    /// A template of the project.
     template_id: i64,
+    /// Variables added to (or replacing) the template's; not `BATON_…`.
     env: Option<BTreeMap<String, String>>,
+    /// The template's unless given.
+    #[schema(minimum = -1000, maximum = 1000)]
     priority: Option<i32>,
 }
 
+/// Runs a template: a new queued task (runners).
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{pid}/tasks",
+    operation_id = "create_task",
+    tag = "tasks",
+    params(ProjectPath),
+    request_body = NewTask,
+    responses((status = 201, description = "the new task", body = Task))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -87,15 +104,31 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(model::task(&task))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only tasks in this status (`queued`, `assigned`, `running`, `succeeded`, `failed`,
+    /// `cancelled`, `timed_out`, `lost`).
     status: Option<String>,
+    /// Only tasks of this template.
     template_id: Option<i64>,
+    /// Items per page: 50 unless given.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// The `next` of the previous page.
     before: Option<i64>,
 }
 
+/// A project's tasks, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/tasks",
+    operation_id = "list_tasks",
+    tag = "tasks",
+    params(ProjectPath, ListQuery),
+    responses((status = 200, description = "a page of the project's tasks", body = Page<Task>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,13 +143,22 @@ pub async fn list(
         })?),
         None => None,
     };
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let filter = TaskFilter { status, template_id: q.template_id, before: q.before, limit: limit as u64 + 1 };
     let rows = state.tables.project_tasks(pid, &filter).await?;
     let runners = runners_view(&state, rows.iter().any(|t| t.status == "queued")).await?;
     Ok(Json(Page::of(rows, limit, |t| t.id, |t| render(&runners, &t))))
 }
 
+/// A task, with the reason it waits if it is queued.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/tasks/{id}",
+    operation_id = "get_task",
+    tag = "tasks",
+    params(TaskPath),
+    responses((status = 200, description = "the task", body = Task))
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,15 +171,27 @@ pub async fn get(
 }
 
 /// `?limit=&before=` of the attempts list; `before` is an attempt number.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AttemptsQuery {
+    /// Items per page: 50 unless given.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// The `next` of the previous page: an attempt number.
     before: Option<i32>,
 }
 
 /// The ended attempts of a task, newest first (the current attempt, if the task has not ended,
 /// is the task itself). The cursor is an attempt number.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/tasks/{id}/attempts",
+    operation_id = "list_attempts",
+    tag = "tasks",
+    params(TaskPath, AttemptsQuery),
+    responses((status = 200, description = "a page of the task's ended attempts", body = Page<Attempt>))
+)]
 pub async fn attempts(
     State(state): State<AppState>,
     caller: Caller,
@@ -147,7 +201,7 @@ pub async fn attempts(
     access::project(&state, &caller, pid, Permission::Read).await?;
     // The task must be the project's: another project's is "not found", exactly like GET.
     state.tables.project_task(pid, id).await?;
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let rows = state.tables.task_attempts(id, q.before, limit as u64 + 1).await?;
     Ok(Json(Page::of(rows, limit, |a| i64::from(a.attempt.attempt), |a| model::attempt(&a))))
 }
@@ -169,14 +223,26 @@ pub async fn task_json(state: &AppState, t: &baton_store::entity::task::Model) -
     Ok(render(&Runners::new(&rows, state.opts.runner_lease.as_millis() as i64), t))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    /// Lines after this sequence number (0 unless given).
     after: Option<i64>,
+    /// Lines per page: 1000 unless given.
+    #[param(minimum = 1, maximum = 10_000)]
     limit: Option<u32>,
 }
 
 /// Log lines after `after`; `complete` once the task has ended and no line follows.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/tasks/{id}/log",
+    operation_id = "get_log",
+    tag = "tasks",
+    params(TaskPath, LogQuery),
+    responses((status = 200, description = "a page of the task's log", body = LogPage))
+)]
 pub async fn log(
     State(state): State<AppState>,
     caller: Caller,
@@ -184,11 +250,14 @@ pub async fn log(
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Json<Value>> {
     access::project(&state, &caller, pid, Permission::Read).await?;
+    let limit = match q.limit.unwrap_or(1000) {
+        n @ 1..=10_000 => n as usize,
+        _ => return Err(Error::field("limit", "must be between 1 and 10000")),
+    };
     // Read the status before the lines: a task seen final has all its lines stored already.
     let task = state.tables.project_task(pid, id).await?;
     let finished = TaskStatus::parse(&task.status).is_some_and(TaskStatus::is_final);
     let after = q.after.unwrap_or(0).max(0);
-    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000) as usize;
     let page = state.tables.log_page(id, after, limit).await?;
     let next_after = page.lines.last().map_or(after, |l| l.seq);
     Ok(Json(json!({
@@ -201,10 +270,21 @@ pub async fn log(
 /// Lines per read of `log/raw`: one page is all it holds in memory at a time.
 const RAW_PAGE: usize = 1000;
 
-/// The whole log as plain text, one line per line, streamed page by page from SQL so that a log
-/// of any size costs one page of memory. The first page is read before answering, so a failure
+/// The whole log as plain text.
+///
+/// One line per line, streamed page by page from SQL so that a log of any size costs one page of
+/// memory. The first page is read before answering, so a failure
 /// there is still an error response; a failure later aborts the body (the client sees a broken
 /// transfer, never a log that silently ends early).
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/tasks/{id}/log/raw",
+    operation_id = "get_raw_log",
+    tag = "tasks",
+    params(TaskPath),
+    responses((status = 200, description = "the whole log so far, one line per line, streamed",
+        body = String, content_type = "text/plain"))
+)]
 pub async fn raw_log(
     State(state): State<AppState>,
     caller: Caller,
@@ -252,6 +332,18 @@ enum RawPages {
     Done,
 }
 
+/// Cancels a task (runners): a queued one at once, a running one once its runner has stopped it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{pid}/tasks/{id}/cancel",
+    operation_id = "cancel_task",
+    tag = "tasks",
+    params(TaskPath),
+    responses(
+        (status = 202, description = "cancelling: the task as it is now", body = Task),
+        (status = 409, description = "the task has already finished", body = ErrorBody),
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,

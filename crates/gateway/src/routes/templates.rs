@@ -14,29 +14,47 @@ use super::{ListQuery, page_limit};
 use crate::AppState;
 use crate::access::{self, Permission};
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::{self, Page};
+use crate::openapi::params::{ProjectPath, TemplatePath};
+use crate::openapi::schemas::{NewTemplate, Template};
 
 /// Shells a template may use.
 const SHELLS: &[&str] = &["bash", "sh"];
 /// A week: anything longer is a service, not a task.
 const MAX_TIMEOUT: i32 = 7 * 86_400;
 
-/// The body of both POST (name and script required) and PATCH (everything optional).
-#[derive(Debug, Default, Deserialize)]
+/// The body of both POST (name and script required: its schema is `NewTemplate`) and PATCH
+/// (everything optional; absent fields stay as they are). The limits in `#[schema]` are
+/// `validate`'s.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TemplatePatch)]
 pub struct Body {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, pattern = r"\S")]
     name: Option<String>,
+    #[schema(min_length = 1, pattern = r"\S")]
     script: Option<String>,
+    /// `bash` or `sh`.
     shell: Option<String>,
+    /// Variable names: letters, digits and `_`, not starting with a digit; not `BATON_…`.
     env: Option<BTreeMap<String, String>>,
+    /// Names of project secrets its tasks receive as variables (each must exist when a task is made).
     secrets: Option<Vec<String>>,
+    /// A runner needs every one of these labels (letters, digits and `- _ . : =`, at most 64).
     labels: Option<Vec<String>>,
     /// `null` or 0 = no timeout.
+    #[schema(minimum = 0, maximum = 604_800)]
     timeout_seconds: Option<i32>,
+    #[schema(minimum = 1, maximum = 100)]
     max_attempts: Option<i32>,
+    /// 0 = unlimited.
+    #[schema(minimum = 0, maximum = 100_000)]
     max_parallel: Option<i32>,
+    #[schema(minimum = -1000, maximum = 1000)]
     priority: Option<i32>,
 }
 
@@ -125,6 +143,15 @@ fn render(t: &baton_store::entity::template::Model) -> Result<Value> {
     Ok(model::template(t, &TemplateFields::of(t)?))
 }
 
+/// A project's templates.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/templates",
+    operation_id = "list_templates",
+    tag = "templates",
+    params(ProjectPath, ListQuery),
+    responses((status = 200, description = "a page of the project's templates", body = Page<Template>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -132,13 +159,26 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
     access::project(&state, &caller, pid, Permission::Read).await?;
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let rows = state.tables.templates(pid, q.before, limit as u64 + 1).await?;
     let page = Page::of(rows, limit, |t| t.id, |t| t);
     let items = page.items.iter().map(render).collect::<Result<Vec<_>>>()?;
     Ok(Json(Page { items, next: page.next }))
 }
 
+/// A new template (managers).
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{pid}/templates",
+    operation_id = "create_template",
+    tag = "templates",
+    params(ProjectPath),
+    request_body = NewTemplate,
+    responses(
+        (status = 201, description = "the new template", body = Template),
+        (status = 409, description = "the project has a template of this name", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -158,6 +198,15 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(render(&t)?)))
 }
 
+/// A template.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{pid}/templates/{tid}",
+    operation_id = "get_template",
+    tag = "templates",
+    params(TemplatePath),
+    responses((status = 200, description = "the template", body = Template))
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -167,6 +216,19 @@ pub async fn get(
     Ok(Json(render(&state.tables.template(pid, tid).await?)?))
 }
 
+/// Changes a template (managers); tasks already made keep what they were made with.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{pid}/templates/{tid}",
+    operation_id = "update_template",
+    tag = "templates",
+    params(TemplatePath),
+    request_body = Body,
+    responses(
+        (status = 200, description = "the changed template", body = Template),
+        (status = 409, description = "the project has a template of this name", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -179,6 +241,18 @@ pub async fn update(
     Ok(Json(render(&state.tables.update_template(current, fields).await?)?))
 }
 
+/// Deletes a template (managers).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{pid}/templates/{tid}",
+    operation_id = "delete_template",
+    tag = "templates",
+    params(TemplatePath),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 409, description = "the template still has tasks or schedules", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

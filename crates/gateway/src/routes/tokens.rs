@@ -15,31 +15,61 @@ use super::{ListQuery, page_limit};
 use crate::AppState;
 use crate::access::{self, Role};
 use crate::auth::Caller;
+use crate::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::{self, Page};
+use crate::openapi::params::TokenPath;
+use crate::openapi::schemas::{CreatedToken, Token};
 
+/// The caller's API tokens.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    operation_id = "list_tokens",
+    tag = "identity",
+    params(ListQuery),
+    responses((status = 200, description = "a page of the caller's tokens", body = Page<Token>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Value>>> {
-    let limit = page_limit(q.limit);
+    let limit = page_limit(q.limit)?;
     let tokens = state.tables.tokens_of(caller.id, q.before, limit as u64 + 1).await?;
     Ok(Json(Page::of(tokens, limit, |t| t.id, |t| model::token(&t))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewTokenRequest)]
 pub struct Body {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
+    /// Leave it out for a token that never expires; at most ten years.
     expires_in_seconds: Option<u64>,
     /// The only project the token may see.
     project_id: Option<i64>,
     /// The highest role the token acts with.
+    #[schema(value_type = Option<crate::openapi::schemas::Role>)]
     role: Option<String>,
 }
 
+/// A new API token of the caller, narrowed to a project and a role if asked (and at least as much
+/// as the token the request came with). Its secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    operation_id = "create_token",
+    tag = "identity",
+    request_body = Body,
+    responses(
+        (status = 201, description = "the new token, with its secret", body = CreatedToken),
+        (status = 409, description = "a token of this name exists", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -105,6 +135,15 @@ fn narrowed(caller: &Caller, project_id: Option<i64>, role: Option<Role>) -> Res
     Ok((project_id, role))
 }
 
+/// Deletes one of the caller's API tokens.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    operation_id = "delete_token",
+    tag = "identity",
+    params(TokenPath),
+    responses((status = 204, description = "deleted"))
+)]
 pub async fn delete(State(state): State<AppState>, caller: Caller, ApiPath(id): ApiPath<i64>) -> Result<StatusCode> {
     state.tables.delete_token(caller.id, id).await?;
     crate::events::rights_changed(&state).await;

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 use crate::auth::{Caller, Credential};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorBody, Result};
 use crate::events::follow::{Resume, follow};
 use crate::events::outbox::Outbox;
 use crate::events::topic::{self, Topic};
@@ -40,13 +40,42 @@ const MAX_TOPICS: usize = 256;
 /// The coordination topic on which membership changes are announced.
 pub const MEMBERS: &str = "members";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
-    /// For clients that cannot set headers.
+    /// An API token, for clients that cannot set headers.
     token: Option<String>,
 }
 
+/// Live events over a WebSocket (an RFC 6455 upgrade).
+///
+/// Once upgraded, the client subscribes to topics (`project:<pid>`, `task:<id>:log`, `runners`,
+/// `cluster`) with
+/// `{"op":"subscribe","topics":[...],"resume":{...}}` and receives their events as JSON text
+/// messages (API.md, "WebSocket").
+#[utoipa::path(
+    get,
+    path = "/api/v1/ws",
+    operation_id = "events",
+    tag = "events",
+    params(
+        WsQuery,
+        // Exactly what the upgrade checks: anything else is a 400.
+        ("Upgrade" = String, Header, description = "`websocket`, in any case",
+            pattern = "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"),
+        ("Connection" = String, Header, description = "names `Upgrade`, in any case",
+            pattern = "[Uu][Pp][Gg][Rr][Aa][Dd][Ee]"),
+        ("Sec-WebSocket-Key" = String, Header, description = "the client's random key (RFC 6455)"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`", pattern = "^13$"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the connection is now a WebSocket carrying events"),
+        (status = 400, description = "not a WebSocket upgrade", body = ErrorBody),
+        (status = 403, description = "a page of an origin that may not open this server's event stream",
+            body = ErrorBody),
+    )
+)]
 pub async fn ws(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -36,6 +36,8 @@ async fn projects_are_created_read_changed_and_deleted() {
         (&changed["name"], &changed["description"], &changed["max_parallel"]),
         (&json!("alpha"), &json!("changed"), &json!(3))
     );
+    // Like every answer about a project (and as the OpenAPI document says), with the caller's role.
+    assert_eq!(changed["role"], "owner", "{changed}");
     let changed =
         c.patch(&format!("/api/v1/projects/{pid}"), json!({"name": "gamma", "max_parallel": 0})).await.expect(200);
     assert_eq!(

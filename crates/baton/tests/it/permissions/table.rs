@@ -188,6 +188,7 @@ pub fn table() -> Vec<Row> {
     vec![
         r("GET", "/api/health", Public, 200),
         r("GET", "/api/ready", Public, 200),
+        r("GET", "/api/v1/openapi.json", Public, 200),
         r("GET", "/metrics", Public, 200),
         r("POST", "/api/v1/auth/login", Public, 200).body(|c| json!({"username": c.spare.0, "password": c.spare.1})),
         // A browser whose session expired must still be able to clear its cookie.
