@@ -22,6 +22,11 @@ pub fn task_log(task_id: i64) -> String {
     format!("task:{task_id}:log")
 }
 
+/// Whether `topic` is a task's log topic ([`task_log`]).
+pub fn is_task_log(topic: &str) -> bool {
+    topic.strip_prefix("task:").and_then(|t| t.strip_suffix(":log")).is_some_and(|id| id.parse::<i64>().is_ok())
+}
+
 /// What the dispatcher announces on [`project`]: a task of the project changed (any change;
 /// readers take the task itself from SQL, which is the truth).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -62,3 +67,16 @@ pub struct NoticeLine {
 
 /// The most text a [`LogNotice`] carries; larger chunks go without their lines.
 pub const NOTICE_TEXT_MAX: usize = 16 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_log_topics_are_told_from_others() {
+        assert!(is_task_log(&task_log(42)));
+        assert!(!is_task_log(&project(42)));
+        assert!(!is_task_log("task:x:log"));
+        assert!(!is_task_log("task:1:log:more"));
+    }
+}

@@ -46,6 +46,19 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("task {id} in project {project_id}")))
     }
 
+    /// The tasks of `ids` that exist in project `project_id`, in one read (a live-event
+    /// subscriber reads every task a burst of notices names at once).
+    pub async fn project_tasks_by_ids(&self, project_id: i64, ids: &[i64]) -> Result<Vec<task::Model>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(task::Entity::find()
+            .filter(task::Column::ProjectId.eq(project_id))
+            .filter(task::Column::Id.is_in(ids.iter().copied()))
+            .all(self.conn())
+            .await?)
+    }
+
     /// A task of any project, if it exists (live events find the project of a log topic).
     pub async fn find_task(&self, id: i64) -> Result<Option<task::Model>> {
         Ok(task::Entity::find_by_id(id).one(self.conn()).await?)

@@ -17,6 +17,11 @@ use tokio_util::task::AbortOnDropHandle;
 
 /// Notices a slow subscriber may be behind before it is told of a gap.
 const BACKLOG: usize = 1024;
+/// The same for a task's log. A log topic lives while someone watches one task (often for a
+/// second or less: a busy node opens one per task it runs for a client following them all), each
+/// of its notices carries up to 16 KiB of lines, and a gap costs one read from SQL; a short
+/// backlog is a fraction of the cost to set up (the channel's slots are allocated up front).
+const LOG_BACKLOG: usize = 64;
 
 /// What a subscriber of a topic receives.
 #[derive(Debug, Clone)]
@@ -59,6 +64,17 @@ impl Subscriber {
     }
 }
 
+impl Subscriber {
+    /// What has arrived already, without waiting; `None` when nothing has (or the feed is gone).
+    pub fn try_next(&mut self) -> Option<Feed> {
+        match self.rx.try_recv() {
+            Ok(f) => Some(f),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => Some(Feed::Gap),
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed) => None,
+        }
+    }
+}
+
 impl Feeds {
     pub fn new(coord: Coord) -> Feeds {
         Feeds { coord, topics: Mutex::new(HashMap::new()) }
@@ -71,7 +87,8 @@ impl Feeds {
             return Subscriber { rx: t.tx.subscribe(), _topic: t };
         }
         topics.retain(|_, t| t.strong_count() > 0);
-        let (tx, rx) = broadcast::channel(BACKLOG);
+        let backlog = if baton_coord::topic::is_task_log(topic) { LOG_BACKLOG } else { BACKLOG };
+        let (tx, rx) = broadcast::channel(backlog);
         let forward = tokio::spawn(forward(self.coord.clone(), topic.to_owned(), tx.clone()));
         let t = Arc::new(Topic { tx, _forward: AbortOnDropHandle::new(forward) });
         topics.insert(topic.to_owned(), Arc::downgrade(&t));

@@ -4,16 +4,17 @@
 //! is down (then once a second). Positions make repeats harmless: lines at or below the cursor
 //! and task versions at or below the highest sent are dropped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use baton_coord::topic::{LogNotice, TaskNotice};
 use baton_core::TaskStatus;
 use baton_store::entity::task;
+use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::feed::Feed;
+use super::feed::{Feed, Subscriber};
 use super::topic::Topic;
 use super::{Event, Gone, Sink};
 use crate::{AppState, model};
@@ -27,6 +28,8 @@ const PAGE: usize = 500;
 /// Clocks of the nodes that stamp task changes may differ by this much: a project follower
 /// catching up reads back this far (versions drop what it had).
 const CLOCK_MARGIN_MS: i64 = 5_000;
+/// The most tasks one read of a project follower names (a burst of notices is read in batches).
+const NOTICE_BATCH: usize = 256;
 
 /// Where a follower starts.
 #[derive(Debug, Clone, Copy, Default)]
@@ -218,14 +221,7 @@ impl<'a> Project<'a> {
         loop {
             tokio::select! {
                 f = feed.next() => match f {
-                    Some(Feed::Notice(bytes)) => {
-                        let Ok(n) = serde_json::from_slice::<TaskNotice>(&bytes) else { continue };
-                        match self.state.tables.project_task(self.pid, n.task).await {
-                            Ok(t) => self.send(t).await?,
-                            Err(baton_store::Error::NotFound(_)) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
+                    Some(Feed::Notice(bytes)) => self.on_notices(&mut feed, bytes).await?,
                     Some(Feed::Gap) => self.catch_up(self.watermark - CLOCK_MARGIN_MS).await?,
                     None => return Ok(()),
                 },
@@ -234,6 +230,37 @@ impl<'a> Project<'a> {
                 },
             }
         }
+    }
+
+    /// Sends the tasks named by `first` and by every notice that has arrived behind it, read
+    /// from SQL in one query: under load notices come in bursts (a busy project changes
+    /// hundreds of tasks a second, each several times), and one read per notice would cost every
+    /// subscriber a statement per change. Each task is read once, at its newest version.
+    async fn on_notices(&mut self, feed: &mut Subscriber, first: Bytes) -> Result<(), Stop> {
+        let mut ids = BTreeSet::new();
+        let mut gap = false;
+        let mut next = Some(Feed::Notice(first));
+        while let Some(f) = next {
+            match f {
+                Feed::Notice(bytes) => {
+                    if let Ok(n) = serde_json::from_slice::<TaskNotice>(&bytes) {
+                        ids.insert(n.task);
+                    }
+                }
+                Feed::Gap => gap = true,
+            }
+            next = if ids.len() < NOTICE_BATCH { feed.try_next() } else { None };
+        }
+        let ids: Vec<i64> = ids.into_iter().collect();
+        let mut rows = self.state.tables.project_tasks_by_ids(self.pid, &ids).await?;
+        rows.sort_by_key(|t| (t.updated_at, t.id));
+        for t in rows {
+            self.send(t).await?;
+        }
+        if gap {
+            self.catch_up(self.watermark - CLOCK_MARGIN_MS).await?;
+        }
+        Ok(())
     }
 
     async fn catch_up(&mut self, since: i64) -> Result<(), Stop> {

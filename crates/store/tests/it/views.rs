@@ -113,3 +113,17 @@ async fn project_task_of_another_project_is_not_found() {
     let missing = db.store.project_task(1, task.id + 1).await;
     assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
 }
+
+#[tokio::test]
+async fn project_tasks_by_ids_reads_only_that_projects_tasks() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let a = t.create_task(new_task(1, 10, 0, 1)).await.unwrap();
+    let b = t.create_task(new_task(1, 10, 0, 1)).await.unwrap();
+    let other = t.create_task(new_task(2, 20, 0, 1)).await.unwrap();
+
+    let mut got = db.store.project_tasks_by_ids(1, &[a.id, b.id, other.id, b.id + 1000]).await.unwrap();
+    got.sort_by_key(|t| t.id);
+    assert_eq!(got, vec![a, b], "another project's task and a missing one are left out");
+    assert!(db.store.project_tasks_by_ids(1, &[]).await.unwrap().is_empty());
+}
