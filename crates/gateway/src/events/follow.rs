@@ -177,16 +177,17 @@ impl Log<'_> {
     /// Catches up and, when the task has ended (every line of it is stored by then), delivers
     /// the end; `true` then.
     async fn catch_up_or_end(&mut self) -> Result<bool, Stop> {
-        self.catch_up().await?;
+        // The task first: once it is final every line of it is stored, so the one read of the
+        // lines below completes the log. While it is not, the lines stored later come with
+        // notices (the feed was subscribed before this), and so does the end.
         let ended = self
             .state
             .tables
             .find_task(self.task)
             .await?
             .is_none_or(|t| TaskStatus::parse(&t.status).is_some_and(|s| s.is_final()));
+        self.catch_up().await?;
         if ended {
-            // Lines stored between the read above and the end.
-            self.catch_up().await?;
             self.sink.deliver(&self.topic, Event::LogEnd).await?;
         }
         Ok(ended)
