@@ -34,3 +34,28 @@ async fn every_response_and_error_carries_the_request_id() {
         assert!(c.get(path).await.headers.contains_key("x-request-id"), "{path}");
     }
 }
+
+/// A real server process logs in JSON (its output is no terminal), and a line logged while it
+/// served a request names the request's id and the node.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_lines_of_a_request_name_its_id_and_the_node() {
+    let (dir, pids) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let db = baton_testkit::TestDatabase::create().await;
+    let srv = crate::child_server::ChildServer::start(dir.path(), pids.path(), &db).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", srv.url))
+        .header("x-request-id", "login-check-7")
+        .json(&serde_json::json!({"username": "admin", "password": baton_testkit::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let log = srv.log_text();
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "logged in" && l.to_string().contains("login-check-7"))
+        .unwrap_or_else(|| panic!("no JSON line of the login names its request id:\n{log}"));
+    let text = line.to_string();
+    assert!(text.contains("\"node_id\""), "{text}");
+}
