@@ -46,7 +46,8 @@ eval "$(./scripts/services.sh)"
 pg_admin=$BATON_TEST_POSTGRES_URL
 my_admin=$BATON_TEST_MYSQL_URL
 # The test harness's variables are no configuration keys: Baton would refuse them.
-unset $(compgen -v BATON_TEST_)
+mapfile -t harness_vars < <(compgen -v BATON_TEST_)
+unset "${harness_vars[@]}"
 work=$(mktemp -d)
 pids=()
 cleanup() {

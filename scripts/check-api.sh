@@ -51,6 +51,8 @@ fi
 
 work=$(mktemp -d)
 server_pid=""
+# Called by the EXIT trap below (which shellcheck does not count as a call here).
+# shellcheck disable=SC2329
 cleanup() {
   if [[ -n $server_pid ]]; then
     kill "$server_pid" 2>/dev/null || true
