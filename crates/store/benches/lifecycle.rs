@@ -1,17 +1,19 @@
-//! Tasks per second through the store alone: each worker plays a dispatcher and a runner for one
-//! task at a time, issuing exactly the store calls a task costs from submit to finished:
-//! create (INSERT), claim (UPDATE), next log sequence (SELECT), started (UPDATE), one log chunk
-//! (transaction: locked SELECT + INSERT), finished (transaction: locked SELECT + UPDATE + INSERT of
-//! the attempt). The placement loop's queue read is shared by up to 64 tasks and left out.
+//! The store's per-task write path on each dialect: every store call a task costs from submit
+//! to finished — create (INSERT), claim (UPDATE), next log sequence (SELECT), started (UPDATE),
+//! one log chunk (transaction: locked SELECT + INSERT), finished (transaction: locked SELECT +
+//! UPDATE + INSERT of the attempt). The placement loop's queue read is shared by up to 64 tasks
+//! and left out.
 //!
-//! It prints the statements each task cost, by kind, beside the rate.
+//! Two benches per dialect: `one_task_alone`, the time of one task alone (latency of the write path),
+//! and `sixteen_workers`, 16 tasks at once (throughput: divan reports tasks per second). Each
+//! dialect also prints the statements a task costs, by kind, from the store's counters.
 //!
-//! Run: `BATON_TEST_DATABASE=postgres cargo bench -p baton-store` (after
-//! `eval "$(scripts/services.sh)"`); `sqlite` and `mysql` work too. `BATON_BENCH_TASKS` and
-//! `BATON_BENCH_WORKERS` set the size.
+//! Run: `eval "$(scripts/services.sh)"` once, then `cargo bench -p baton-store` (every dialect;
+//! a missing database server fails the bench and names it), or
+//! `cargo bench -p baton-store -- sqlite` for one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use baton_core::TaskStatus;
 use baton_store::dispatcher::Tables;
@@ -19,10 +21,73 @@ use baton_store::dispatcher::reports::{Fence, Finish};
 use baton_store::dispatcher::runners::RunnerSpec;
 use baton_store::dispatcher::tasks::NewTask;
 use baton_store::{LogLine, LogStream, Options, Store, TaskSpec, now_ms};
-use baton_testkit::TestDatabase;
+use baton_testkit::{Dialect, TestDatabase};
+use divan::Bencher;
+use divan::counter::ItemsCount;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+const DIALECTS: [&str; 3] = ["sqlite", "postgres", "mysql"];
+const WORKERS: usize = 16;
+
+fn main() {
+    divan::main();
+}
+
+/// A migrated store on a fresh database of `dialect`, with one runner; kept with its database.
+struct Bed {
+    rt: tokio::runtime::Runtime,
+    _db: TestDatabase,
+    store: Store,
+    tables: Tables,
+    runner: i64,
+}
+
+fn bed(dialect: &str) -> Bed {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dialect = match dialect {
+        "postgres" => Dialect::Postgres,
+        "mysql" => Dialect::Mysql,
+        _ => Dialect::Sqlite,
+    };
+    let (db, store, tables, runner) = rt.block_on(async {
+        let db = TestDatabase::create_on(dialect).await;
+        let opts = Options {
+            url: db.url.clone(),
+            max_connections: WORKERS as u32,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(30),
+        };
+        let store = Store::connect(&opts).await.unwrap();
+        store.migrate().await.unwrap();
+        let tables = Tables::new(store.clone());
+        let labels: Vec<String> = Vec::new();
+        let spec = RunnerSpec { name: "bench", labels: &labels, capacity: 1000, secret_hash: &"0".repeat(64) };
+        let runner = tables.ensure_runner(spec).await.unwrap().id;
+        (db, store, tables, runner)
+    });
+    let bed = Bed { rt, _db: db, store, tables, runner };
+    bed.print_statements();
+    bed
+}
+
+impl Bed {
+    /// Runs 50 tasks (warming the pool and the caches) and prints what each cost, by kind.
+    fn print_statements(&self) {
+        let before: Vec<u64> = self.store.statement_counts().snapshot().map(|(_, n)| n).collect();
+        self.rt.block_on(async {
+            for _ in 0..50 {
+                one_task(&self.tables, self.runner).await;
+            }
+        });
+        let per_task: Vec<String> = self
+            .store
+            .statement_counts()
+            .snapshot()
+            .zip(before)
+            .filter(|((_, n), before)| n > before)
+            .map(|((k, n), before)| format!("{} {:.2}", k.as_str(), (n - before) as f64 / 50.0))
+            .collect();
+        eprintln!("{}: statements per task: {}", self.store.dialect(), per_task.join(", "));
+    }
 }
 
 async fn one_task(t: &Tables, runner: i64) {
@@ -49,59 +114,23 @@ async fn one_task(t: &Tables, runner: i64) {
     assert!(t.finish(fin).await.unwrap());
 }
 
-fn main() {
-    // `cargo bench` passes --bench; test runners that list or run every target do not.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let tasks = env_or("BATON_BENCH_TASKS", 5000);
-        let workers = env_or("BATON_BENCH_WORKERS", 16);
-        let db = TestDatabase::create().await;
-        let opts = Options {
-            url: db.url.clone(),
-            max_connections: workers as u32,
-            connect_timeout: Duration::from_secs(5),
-            acquire_timeout: Duration::from_secs(30),
-        };
-        let store = Store::connect(&opts).await.unwrap();
-        store.migrate().await.unwrap();
-        let t = Tables::new(store.clone());
-        let labels: Vec<String> = Vec::new();
-        let spec = RunnerSpec { name: "bench", labels: &labels, capacity: 1000, secret_hash: &"0".repeat(64) };
-        let runner = t.ensure_runner(spec).await.unwrap().id;
-        // Warm the pool and the caches.
-        for _ in 0..50 {
-            one_task(&t, runner).await;
-        }
-        let counts_before: Vec<u64> = store.statement_counts().snapshot().map(|(_, n)| n).collect();
-        let start = Instant::now();
-        let mut set = tokio::task::JoinSet::new();
-        for w in 0..workers {
-            let t = t.clone();
-            let n = tasks / workers + usize::from(w < tasks % workers);
-            set.spawn(async move {
-                for _ in 0..n {
-                    one_task(&t, runner).await;
-                }
-            });
-        }
-        while set.join_next().await.is_some() {}
-        let secs = start.elapsed().as_secs_f64();
-        println!(
-            "store lifecycle on {}: {tasks} tasks, {workers} workers, {secs:.2}s, {:.0} tasks/s",
-            store.dialect(),
-            tasks as f64 / secs
-        );
-        // Statements per task, by kind: what a change to the write path saves, whatever the machine.
-        let per_task: Vec<String> = store
-            .statement_counts()
-            .snapshot()
-            .zip(counts_before)
-            .filter(|((_, n), before)| n > before)
-            .map(|((k, n), before)| format!("{} {:.2}", k.as_str(), (n - before) as f64 / tasks as f64))
-            .collect();
-        println!("statements per task: {}", per_task.join(", "));
+#[divan::bench(args = DIALECTS, sample_count = 30, sample_size = 10)]
+fn one_task_alone(bencher: Bencher, dialect: &str) {
+    let b = bed(dialect);
+    bencher.bench_local(|| b.rt.block_on(one_task(&b.tables, b.runner)));
+}
+
+#[divan::bench(args = DIALECTS, sample_count = 20, sample_size = 2)]
+fn sixteen_workers(bencher: Bencher, dialect: &str) {
+    let b = bed(dialect);
+    bencher.counter(ItemsCount::new(WORKERS)).bench_local(|| {
+        b.rt.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..WORKERS {
+                let (t, r) = (b.tables.clone(), b.runner);
+                set.spawn(async move { one_task(&t, r).await });
+            }
+            while set.join_next().await.is_some() {}
+        })
     });
 }
