@@ -14,12 +14,11 @@ use crate::Service;
 /// final (every line of it is stored by then: a runner reports the end only after its last log
 /// chunk is acknowledged). Best effort: readers fall back to SQL.
 pub async fn task_changed(svc: &Service, project_id: i64, task_id: i64, status: &str) {
+    if TaskStatus::parse(status).is_some_and(|s| s.is_final()) {
+        return task_ended(svc, project_id, task_id, None).await;
+    }
     let notice = topic::TaskNotice { task: task_id };
     publish(svc, &topic::project(project_id), &notice).await;
-    if TaskStatus::parse(status).is_some_and(|s| s.is_final()) {
-        let end = topic::LogNotice { task: task_id, end: true, ..Default::default() };
-        publish(svc, &topic::task_log(task_id), &end).await;
-    }
 }
 
 /// Like [`task_changed`] for a task whose runner reported its (final) end, with the sequence number of
