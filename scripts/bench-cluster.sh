@@ -12,6 +12,8 @@
 # default: in-process coordination), MariaDB one node or more. --runners R (default 2) and
 # --capacity C (default 8) size the runners. With `--direct` the bench talks to node-1 without
 # HAProxy. The bench reads every node's /metrics for the CPU and SQL statements per task.
+# BATON_BIN picks the servers' and runners' binary, BATON_BENCH_BIN the bench client's (to
+# measure an older server with today's client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,9 +39,14 @@ case $database in
   *) echo "error: --database is postgres, mysql or sqlite" >&2; exit 2 ;;
 esac
 bin=${BATON_BIN:-target/release/baton}
-# Not a configuration key: the nodes would refuse to start with it in their environment.
-unset BATON_BIN
-[ -x "$bin" ] || { echo "error: $bin missing; run cargo build --release first" >&2; exit 1; }
+# The bench client may be another build than the servers' (to measure an older server with the
+# same client): BATON_BENCH_BIN, by default the same binary.
+bench_bin=${BATON_BENCH_BIN:-$bin}
+# Not configuration keys: the nodes would refuse to start with them in their environment.
+unset BATON_BIN BATON_BENCH_BIN
+for b in "$bin" "$bench_bin"; do
+  [ -x "$b" ] || { echo "error: $b missing; run cargo build --release first" >&2; exit 1; }
+done
 haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 eval "$(./scripts/services.sh)"
@@ -169,5 +176,5 @@ for r in $(seq 1 "$runners"); do
 done
 sleep 2
 echo "cluster: $nodes node(s), $database$([ "$database" = sqlite ] || echo ", Redis"), $runners runner(s) (capacity $capacity) through HAProxy; bench via $([ "$direct" = true ] && echo "node-1 directly" || echo HAProxy)"
-"$bin" bench --url "$api" --password "$password" "${metrics_args[@]}" "$@"
+"$bench_bin" bench --url "$api" --password "$password" "${metrics_args[@]}" "$@"
 drop_db

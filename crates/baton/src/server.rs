@@ -169,12 +169,12 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     let auth = ClusterAuth::new(&secret).map_err(anyhow::Error::msg)?;
     let cluster_secret = baton_core::internal::ClusterSecret::new(&secret);
     let node_id = cfg.node_id().to_owned();
-    // This process calls its own internal port over loopback, verifying its own certificate;
-    // other processes' ports at their configured URLs, trusting `cluster.tls.ca_file`.
+    // This process calls its own internal services in process (an in-memory pipe, never leaving
+    // it); other processes' ports at their configured URLs, trusting `cluster.tls.ca_file`.
+    let (own_channel, own_services) = crate::parts::in_process();
     let internal_channel = |runs: bool, key: &str| -> anyhow::Result<Channel> {
-        if let (true, Some(addr)) = (runs, cluster_addr) {
-            let tls = cluster_tls.as_ref().map(|p| p.loopback_client(cluster_ca.as_deref()));
-            return channel(&own_url(addr, cluster_tls.as_ref()), tls, key);
+        if runs && cluster_addr.is_some() {
+            return Ok(own_channel.clone());
         }
         let configured = if key == "dispatcher" { &cfg.cluster.dispatcher_url } else { &cfg.cluster.scheduler_url };
         let url = configured.clone().ok_or_else(|| {
@@ -275,6 +275,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         .await?;
         services.spawn(server);
         healths.push((health, crate::parts::INTERNAL_PORT_SERVICES));
+        services.spawn(own_services.serve(dispatcher.as_ref(), scheduler.as_ref(), stop.clone()));
     }
     if let Some(d) = &dispatcher {
         services.spawn(crate::node::follow_drain(membership.clone(), d.clone(), healths, stop.clone()));

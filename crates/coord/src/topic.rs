@@ -27,12 +27,19 @@ pub fn is_task_log(topic: &str) -> bool {
     topic.strip_prefix("task:").and_then(|t| t.strip_suffix(":log")).is_some_and(|id| id.parse::<i64>().is_ok())
 }
 
-/// What the dispatcher announces on [`project`]: a task of the project changed (any change;
-/// readers take the task itself from SQL, which is the truth).
+/// What the dispatcher announces on [`project`]: a task of the project changed (any change).
+/// When the writer knows the row it committed, and it is small, the notice carries it and
+/// readers take it from here; otherwise they read SQL, which is the truth.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaskNotice {
     pub task: i64,
+    /// The task's row as committed (the store's columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<serde_json::Value>,
 }
+
+/// The largest row a [`TaskNotice`] carries, serialized; larger ones go without it.
+pub const NOTICE_ROW_MAX: usize = 16 * 1024;
 
 /// What the dispatcher announces on [`task_log`]: lines up to `last` are stored (and, when they
 /// are few, here they are, as a shortcut), or the task has ended (`end`) and every line of it is

@@ -5,6 +5,7 @@ use baton_coord::{Queued, Received, topic};
 use baton_core::TaskStatus;
 use baton_proto::v1::{Cancel, ServerMessage, TaskRef, server_message};
 use baton_store::dispatcher::tasks::Lost;
+use baton_store::entity::task;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -14,19 +15,29 @@ use crate::Service;
 /// final (every line of it is stored by then: a runner reports the end only after its last log
 /// chunk is acknowledged). Best effort: readers fall back to SQL.
 pub async fn task_changed(svc: &Service, project_id: i64, task_id: i64, status: &str) {
+    row_changed(svc, project_id, task_id, status, None).await;
+}
+
+/// Like [`task_changed`], with the row as it was committed when the writer knows it: subscribers
+/// then need not read it.
+pub async fn row_changed(svc: &Service, project_id: i64, task_id: i64, status: &str, row: Option<&task::Model>) {
     if TaskStatus::parse(status).is_some_and(|s| s.is_final()) {
-        return task_ended(svc, project_id, task_id, None).await;
+        return task_ended(svc, project_id, task_id, None, row).await;
     }
-    let notice = topic::TaskNotice { task: task_id };
-    publish(svc, &topic::project(project_id), &notice).await;
+    publish(svc, &topic::project(project_id), &task_notice(task_id, row)).await;
 }
 
 /// Like [`task_changed`] for a task whose runner reported its (final) end, with the sequence number of
 /// its last stored line when this node knows it: a log subscriber that has delivered that line
 /// ends without reading SQL (on a busy node, most subscribers of short tasks).
-pub async fn task_ended(svc: &Service, project_id: i64, task_id: i64, last_seq: Option<i64>) {
-    let notice = topic::TaskNotice { task: task_id };
-    publish(svc, &topic::project(project_id), &notice).await;
+pub async fn task_ended(
+    svc: &Service,
+    project_id: i64,
+    task_id: i64,
+    last_seq: Option<i64>,
+    row: Option<&task::Model>,
+) {
+    publish(svc, &topic::project(project_id), &task_notice(task_id, row)).await;
     let end = topic::LogNotice { task: task_id, end: true, last: last_seq, ..Default::default() };
     publish(svc, &topic::task_log(task_id), &end).await;
 }
@@ -51,6 +62,14 @@ pub async fn log_stored(svc: &Service, task_id: i64, lines: &[baton_store::LogLi
     let stored_at = Some(baton_store::now_ms());
     let notice = topic::LogNotice { task: task_id, last: Some(last), lines, end: false, stored_at };
     publish(svc, &topic::task_log(task_id), &notice).await;
+}
+
+/// A change notice, carrying `row` when it is small enough to travel.
+fn task_notice(task_id: i64, row: Option<&task::Model>) -> topic::TaskNotice {
+    let row = row
+        .filter(|r| r.id == task_id && r.spec.len() + r.error.as_ref().map_or(0, String::len) < topic::NOTICE_ROW_MAX)
+        .and_then(|r| serde_json::to_value(r).ok());
+    topic::TaskNotice { task: task_id, row }
 }
 
 async fn publish(svc: &Service, topic: &str, notice: &impl serde::Serialize) {

@@ -124,8 +124,9 @@ async fn queue_page(svc: &Service, after: Option<Queued>) -> crate::Result<Page>
 }
 
 /// Places what fits of one page of queued tasks. Returns how many were assigned.
-async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usize> {
+async fn place_page(svc: &Service, mut head: Vec<task::Model>) -> crate::Result<usize> {
     let inner = &svc.inner;
+    stagger(&mut head, inner.registry.total_free());
     let limited = head.iter().any(|t| t.template_max_parallel > 0 || t.project_max_parallel > 0);
     let (mut per_template, mut per_project) =
         if limited { inner.tables.active_counts().await? } else { (HashMap::new(), HashMap::new()) };
@@ -151,7 +152,8 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
         }
         let Some((runner_id, session, outbox)) = inner.registry.pick(t.project_id, &spec.labels) else { continue };
         let secrets = open_secrets(svc, t.project_id, &spec.secrets).await;
-        let Some(epoch) = inner.tables.claim(t.id, t.epoch, runner_id).await? else { continue };
+        let Some(row) = inner.tables.claim_row(&t, runner_id).await? else { continue };
+        let epoch = row.epoch;
         claimed.push(t.id);
         let secrets = match secrets {
             Ok(s) => s,
@@ -161,10 +163,12 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
                 // The runner was picked from this node's registry: its stream is here.
                 let node_id = Some(inner.opts.node_id.clone());
                 let fin = Finish { fence, status: TaskStatus::Failed, exit_code: None, error: Some(why), node_id };
-                if inner.tables.finish(fin).await? {
+                let ended = inner.tables.report_finished(fin).await?;
+                if ended.is_some() {
                     inner.metrics.task_finished(TaskStatus::Failed);
                 }
-                events::task_changed(svc, t.project_id, t.id, TaskStatus::Failed.as_str()).await;
+                let row = ended.and_then(|a| a.row);
+                events::row_changed(svc, t.project_id, t.id, TaskStatus::Failed.as_str(), row.as_ref()).await;
                 continue;
             }
         };
@@ -187,7 +191,7 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
         }
         *per_template.entry(t.template_id).or_insert(0) += 1;
         *per_project.entry(t.project_id).or_insert(0) += 1;
-        events::task_changed(svc, t.project_id, t.id, TaskStatus::Assigned.as_str()).await;
+        events::row_changed(svc, t.project_id, t.id, TaskStatus::Assigned.as_str(), Some(&row)).await;
         placed += 1;
     }
     if !claimed.is_empty() {
@@ -195,6 +199,17 @@ async fn place_page(svc: &Service, head: Vec<task::Model>) -> crate::Result<usiz
         let _ = inner.coord.dequeue(&claimed).await;
     }
     Ok(placed)
+}
+
+/// Every dispatcher with free slots is woken by the same enqueue and reads the same head of the
+/// queue: claiming it in the same order, they would collide on every task (a lost claim is a
+/// wasted UPDATE). Each starts instead at a random place among the tasks it has room for — the
+/// first `free` of the page, so no task is passed over for a later one — and goes round.
+fn stagger<T>(head: &mut [T], free: usize) {
+    let k = head.len().min(free);
+    if k > 1 {
+        head[..k].rotate_left(rand::random_range(0..k));
+    }
 }
 
 fn over_limit(limit: i32, active: Option<&i64>) -> bool {
@@ -265,6 +280,24 @@ async fn redeliver_cancels(svc: &Service) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staggering_reorders_only_what_fits() {
+        let mut starts = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let mut ids: Vec<i64> = (1..=10).collect();
+            stagger(&mut ids, 4);
+            let mut first: Vec<i64> = ids[..4].to_vec();
+            first.sort_unstable();
+            assert_eq!(first, [1, 2, 3, 4], "the tasks that fit are the head's: {ids:?}");
+            assert_eq!(ids[4..], [5, 6, 7, 8, 9, 10], "the rest keep their order");
+            starts.insert(ids[0]);
+        }
+        assert!(starts.len() > 1, "the starting point varies");
+        let mut one = [1, 2, 3];
+        stagger(&mut one, 1);
+        assert_eq!(one, [1, 2, 3], "one free slot takes the head");
+    }
 
     #[test]
     fn limits_of_zero_mean_unlimited() {

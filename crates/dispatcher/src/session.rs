@@ -9,11 +9,13 @@ use std::time::Duration;
 use baton_core::{Coded, TaskStatus};
 use baton_proto::v1::runner_message::Msg;
 use baton_proto::v1::{self as pb, Ack, RunnerMessage, ServerMessage, Stop, TaskRef, Welcome, ack, server_message};
+use baton_store::dispatcher::batch::Start;
 use baton_store::dispatcher::logs::Appended;
-use baton_store::dispatcher::reports::{Fence, Finish};
+use baton_store::dispatcher::reports::{Accepted, Fence, Finish};
 use baton_store::dispatcher::tasks::Lost;
 use baton_store::entity::runner;
 use baton_store::{LogLine, LogStream};
+use futures::FutureExt;
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 
@@ -139,7 +141,8 @@ impl Session {
     async fn serve(self, mut inbound: Streaming<RunnerMessage>) {
         let mut watch = self.outbox.watch();
         let mut tick = tokio::time::interval(WATCH_EVERY);
-        loop {
+        let mut end = None;
+        while end.is_none() {
             let msg = tokio::select! {
                 m = inbound.next() => m,
                 _ = self.outbox.closed() => break,
@@ -152,16 +155,27 @@ impl Session {
                     continue;
                 }
             };
-            let msg = match msg {
-                Some(Ok(RunnerMessage { msg: Some(m) })) => m,
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => {
-                    tracing::info!(runner_id = self.runner_id, error = %e, "runner stream broke");
-                    break;
+            let mut batch = Vec::new();
+            end = take(msg, &mut batch);
+            // What else has arrived already goes with it: reports of many tasks are stored
+            // together (see `batch`).
+            while end.is_none() && batch.len() < MAX_BATCH {
+                let Some(next) = inbound.next().now_or_never() else { break };
+                end = take(next, &mut batch);
+            }
+            // A busy runner's reports wait a moment for others (group commit): one transaction
+            // for many ends costs far less than one each. An idle runner's are stored at once.
+            if end.is_none() && self.busy() {
+                let until = tokio::time::Instant::now() + LINGER;
+                while end.is_none() && batch.len() < MAX_BATCH {
+                    let Ok(next) = tokio::time::timeout_at(until, inbound.next()).await else { break };
+                    end = take(next, &mut batch);
                 }
-                None => break,
-            };
-            if let Err(e) = self.handle(msg).await {
+            }
+            if let Some(End::Broke(e)) = &end {
+                tracing::info!(runner_id = self.runner_id, error = %e, "runner stream broke");
+            }
+            if let Err(e) = self.handle_all(batch).await {
                 // The database is the likely cause: drop the stream, the runner reconnects and
                 // re-sends everything unacknowledged.
                 tracing::warn!(runner_id = self.runner_id, error = %e, "cannot handle runner message; closing its stream");
@@ -171,6 +185,86 @@ impl Session {
         }
         self.svc.inner.registry.remove(self.runner_id, self.session);
         tracing::info!(runner_id = self.runner_id, "runner disconnected");
+    }
+
+    /// Handles messages that arrived together: their started and finished reports are each
+    /// stored in one go when that keeps every task's own reports in order; otherwise one by one.
+    async fn handle_all(&self, batch: Vec<Msg>) -> crate::Result<()> {
+        if batch.len() < 2 || !crate::batch::in_phases(&batch) {
+            for m in batch {
+                self.handle(m).await?;
+            }
+            return Ok(());
+        }
+        let (mut started, mut finished, mut others) = (Vec::new(), Vec::new(), Vec::new());
+        for m in batch {
+            match m {
+                Msg::Started(s) => started.push(s),
+                Msg::Finished(f) => finished.push(f),
+                other => others.push(other),
+            }
+        }
+        self.on_started_all(started).await?;
+        for m in others {
+            self.handle(m).await?;
+        }
+        self.on_finished_all(finished).await
+    }
+
+    async fn on_started_all(&self, reports: Vec<pb::TaskStarted>) -> crate::Result<()> {
+        let starts: Vec<Start> =
+            reports.iter().filter_map(|s| Some(Start { fence: self.fence(s.task?), at: started_at(s) })).collect();
+        let answers = self.svc.inner.tables.report_started_many(&starts).await?;
+        for (s, answer) in starts.iter().zip(answers) {
+            self.on_started_answer(task_ref(s.fence), answer).await;
+        }
+        Ok(())
+    }
+
+    async fn on_started_answer(&self, task: TaskRef, answer: Option<Accepted>) {
+        let Some(accepted) = answer else {
+            return self.stop(task, "not this runner's task at this epoch").await;
+        };
+        self.count_start(task.task_id);
+        self.ack(ack::What::Started(task), 0).await;
+        if let Some(project_id) = self.held_project(task.task_id) {
+            let running = TaskStatus::Running.as_str();
+            events::row_changed(&self.svc, project_id, task.task_id, running, accepted.row.as_ref()).await;
+        }
+    }
+
+    /// Ends reported together: those with a final outcome whose project this node knows are
+    /// stored in one transaction; the rest (given up, or re-sent after a restart) one by one.
+    async fn on_finished_all(&self, reports: Vec<pb::TaskFinished>) -> crate::Result<()> {
+        let mut ends = Vec::new();
+        for f in reports {
+            let (Some(task), Some(status)) = (f.task, final_status(&f)) else {
+                self.on_finished(f).await?;
+                continue;
+            };
+            let Some(project_id) = self.held_project(task.task_id) else {
+                self.on_finished(f).await?;
+                continue;
+            };
+            let error = (!f.error.is_empty()).then(|| truncate(&f.error, MAX_ERROR).to_owned());
+            let node_id = Some(self.svc.inner.opts.node_id.clone());
+            ends.push((project_id, Finish { fence: self.fence(task), status, exit_code: f.exit_code, error, node_id }));
+        }
+        if ends.is_empty() {
+            return Ok(());
+        }
+        let finishes: Vec<Finish> = ends.iter().map(|(_, f)| f.clone()).collect();
+        let answers = self.svc.inner.tables.report_finished_many(&finishes).await?;
+        for ((project_id, f), answer) in ends.into_iter().zip(answers) {
+            self.on_finished_answer(project_id, task_ref(f.fence), Some(f.status), answer).await;
+        }
+        events::wake_here(&self.svc);
+        Ok(())
+    }
+
+    /// Whether this runner holds enough tasks that its reports are worth batching.
+    fn busy(&self) -> bool {
+        self.svc.inner.registry.with(self.runner_id, |c| c.held.len() >= BUSY).unwrap_or(false)
     }
 
     /// The attempt a report of this runner names.
@@ -188,16 +282,8 @@ impl Session {
             Msg::Log(chunk) => self.on_log(chunk).await?,
             Msg::Started(s) => {
                 let Some(task) = s.task else { return Ok(()) };
-                let at = s.time.map_or_else(baton_store::now_ms, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
-                if tables.mark_running(self.fence(task), at).await? {
-                    self.count_start(task.task_id);
-                    self.ack(ack::What::Started(task), 0).await;
-                    if let Some(project_id) = self.held_project(task.task_id) {
-                        events::task_changed(&self.svc, project_id, task.task_id, TaskStatus::Running.as_str()).await;
-                    }
-                } else {
-                    self.stop(task, "not this runner's task at this epoch").await;
-                }
+                let answer = tables.report_started(self.fence(task), started_at(&s)).await?;
+                self.on_started_answer(task, answer).await;
             }
             Msg::Finished(f) => self.on_finished(f).await?,
             Msg::Hello(_) => {}
@@ -232,23 +318,7 @@ impl Session {
     async fn on_finished(&self, f: pb::TaskFinished) -> crate::Result<()> {
         let Some(task) = f.task else { return Ok(()) };
         let tables = &self.svc.inner.tables;
-        let outcome = pb::Outcome::try_from(f.outcome).unwrap_or(pb::Outcome::Unspecified);
-        let status = match outcome {
-            pb::Outcome::Succeeded => Some(TaskStatus::Succeeded),
-            pb::Outcome::Failed => Some(TaskStatus::Failed),
-            pb::Outcome::Cancelled => Some(TaskStatus::Cancelled),
-            pb::Outcome::TimedOut => Some(TaskStatus::TimedOut),
-            pb::Outcome::Interrupted | pb::Outcome::Unspecified => None,
-        };
-        // The last line stored, when this node followed the attempt from its assignment.
-        let last_seq = self
-            .svc
-            .inner
-            .registry
-            .with(self.runner_id, |c| {
-                c.held.get(&task.task_id).filter(|h| h.epoch == task.epoch).and_then(|h| h.last_seq)
-            })
-            .flatten();
+        let status = final_status(&f);
         // Usually known from the assignment; a report re-sent after this node restarted is not.
         let project_id = match self.held_project(task.task_id) {
             Some(p) => p,
@@ -263,14 +333,12 @@ impl Session {
         };
         let error = (!f.error.is_empty()).then(|| truncate(&f.error, MAX_ERROR).to_owned());
         let fence = self.fence(task);
-        let done = match status {
+        match status {
             Some(status) => {
                 let node_id = Some(self.svc.inner.opts.node_id.clone());
-                let ok = tables.finish(Finish { fence, status, exit_code: f.exit_code, error, node_id }).await?;
-                if ok {
-                    events::task_ended(&self.svc, project_id, task.task_id, last_seq).await;
-                }
-                ok
+                let ended =
+                    tables.report_finished(Finish { fence, status, exit_code: f.exit_code, error, node_id }).await?;
+                self.on_finished_answer(project_id, task, Some(status), ended).await;
             }
             None => {
                 let reason = error.unwrap_or_else(|| "the runner stopped it".into());
@@ -279,9 +347,37 @@ impl Session {
                 let outcome = tables.give_up(fence, &reason).await?;
                 events::attempt_ended(&self.svc, project_id, task.task_id, Ok(outcome)).await;
                 // Stale: recorded before (a repeat), or not this runner's to give up.
-                outcome != Lost::Stale
+                let done = (outcome != Lost::Stale).then(Accepted::default);
+                self.on_finished_answer(project_id, task, None, done).await;
             }
-        };
+        }
+        events::wake_here(&self.svc);
+        Ok(())
+    }
+
+    /// Announces, counts and acknowledges an end the store recorded (`answer`), or tells the
+    /// runner to stop the attempt. `status` is none for a given-up attempt (announced and
+    /// counted by `attempt_ended`).
+    async fn on_finished_answer(
+        &self,
+        project_id: i64,
+        task: TaskRef,
+        status: Option<TaskStatus>,
+        answer: Option<Accepted>,
+    ) {
+        let done = answer.is_some();
+        if let (Some(accepted), Some(_)) = (&answer, status) {
+            // The last line stored, when this node followed the attempt from its assignment.
+            let last_seq = self
+                .svc
+                .inner
+                .registry
+                .with(self.runner_id, |c| {
+                    c.held.get(&task.task_id).filter(|h| h.epoch == task.epoch).and_then(|h| h.last_seq)
+                })
+                .flatten();
+            events::task_ended(&self.svc, project_id, task.task_id, last_seq, accepted.row.as_ref()).await;
+        }
         if done {
             let was_held = self.svc.inner.registry.with(self.runner_id, |c| c.held.remove(&task.task_id)).flatten();
             // A repeated report (its acknowledgement was lost) finds the task no longer held:
@@ -296,8 +392,6 @@ impl Session {
         } else {
             self.stop(task, "not this runner's task at this epoch").await;
         }
-        events::wake_here(&self.svc);
-        Ok(())
     }
 
     /// Records the dispatch latency of a task whose first attempt this runner started, once:
@@ -348,6 +442,49 @@ impl Session {
     }
 }
 
+/// The most messages handled as one batch.
+const MAX_BATCH: usize = 64;
+/// How long a busy runner's messages wait for more to store with them. Acknowledgements and
+/// events wait as long; scripts do not (they start when assigned, not when acknowledged).
+const LINGER: Duration = Duration::from_millis(2);
+/// A runner holding at least this many tasks is busy: its reports wait up to [`LINGER`].
+const BUSY: usize = 8;
+
+/// How a runner's stream ended.
+enum End {
+    Closed,
+    Broke(Status),
+}
+
+/// Adds what the stream yielded to `batch`; the end of the stream, if that is what it was.
+fn take(next: Option<Result<RunnerMessage, Status>>, batch: &mut Vec<Msg>) -> Option<End> {
+    match next {
+        Some(Ok(RunnerMessage { msg: Some(m) })) => {
+            batch.push(m);
+            None
+        }
+        Some(Ok(_)) => None,
+        Some(Err(e)) => Some(End::Broke(e)),
+        None => Some(End::Closed),
+    }
+}
+
+/// When the runner started the attempt, by its clock (this node's when it does not say).
+fn started_at(s: &pb::TaskStarted) -> i64 {
+    s.time.map_or_else(baton_store::now_ms, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+}
+
+/// The final status an end reports; none for an attempt the runner gave up.
+fn final_status(f: &pb::TaskFinished) -> Option<TaskStatus> {
+    match pb::Outcome::try_from(f.outcome).unwrap_or(pb::Outcome::Unspecified) {
+        pb::Outcome::Succeeded => Some(TaskStatus::Succeeded),
+        pb::Outcome::Failed => Some(TaskStatus::Failed),
+        pb::Outcome::Cancelled => Some(TaskStatus::Cancelled),
+        pb::Outcome::TimedOut => Some(TaskStatus::TimedOut),
+        pb::Outcome::Interrupted | pb::Outcome::Unspecified => None,
+    }
+}
+
 fn line(l: &pb::LogLine) -> LogLine {
     let stream = match pb::Stream::try_from(l.stream) {
         Ok(pb::Stream::Stderr) => LogStream::Stderr,
@@ -356,4 +493,8 @@ fn line(l: &pb::LogLine) -> LogLine {
     };
     let time_ms = l.time.as_ref().map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
     LogLine { seq: l.seq, time_ms, stream, text: l.text.clone() }
+}
+
+fn task_ref(f: Fence) -> TaskRef {
+    TaskRef { task_id: f.task_id, epoch: f.epoch }
 }

@@ -111,8 +111,9 @@ impl Tasks for TasksApi {
         tracing::debug!(task_id = task.id, project_id = task.project_id, "task queued");
         self.svc.inner.metrics.task_submitted();
         events::queued(&self.svc, baton_coord::Queued { task_id: task.id, priority: task.priority }).await;
-        events::task_changed(&self.svc, task.project_id, task.id, TaskStatus::Queued.as_str()).await;
-        Ok(Response::new(pb::SubmitTaskResponse { task_id: task.id, fire: fire.into(), reason: String::new() }))
+        events::row_changed(&self.svc, task.project_id, task.id, TaskStatus::Queued.as_str(), Some(&task)).await;
+        let row = serde_json::to_vec(&task).unwrap_or_default();
+        Ok(Response::new(pb::SubmitTaskResponse { task_id: task.id, fire: fire.into(), reason: String::new(), row }))
     }
 
     async fn cancel_task(

@@ -5,7 +5,7 @@ use sea_orm::{DbErr, SqlErr};
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{0} not found")]
     NotFound(String),

@@ -13,6 +13,7 @@ pub mod dispatcher;
 pub mod entity;
 mod error;
 pub mod gateway;
+mod group;
 mod migrate;
 pub mod scheduler;
 mod spec;
@@ -58,6 +59,9 @@ fn masked_url(url: &str) -> String {
     }
 }
 
+/// The most connections a SQLite pool opens, whatever `database.max_connections` says.
+pub const SQLITE_MAX_CONNECTIONS: u32 = 3;
+
 /// A cheap-to-clone handle on the connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -69,7 +73,16 @@ impl Store {
     /// Connects (creating a SQLite file if needed) without touching the schema.
     pub async fn connect(opts: &Options) -> Result<Store> {
         let mut co = ConnectOptions::new(opts.url.clone());
-        co.max_connections(opts.max_connections)
+        // SQLite writes one transaction at a time, and every write makes the other connections
+        // drop their page caches and read the pages again: beyond a few connections a pool only
+        // adds that work and a thread each (measured: 10 connections cost a task ~15% more CPU
+        // than 3).
+        let max = if opts.url.starts_with("sqlite:") {
+            opts.max_connections.min(SQLITE_MAX_CONNECTIONS)
+        } else {
+            opts.max_connections
+        };
+        co.max_connections(max)
             .min_connections(1)
             .connect_timeout(opts.connect_timeout)
             .acquire_timeout(opts.acquire_timeout)

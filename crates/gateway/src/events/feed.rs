@@ -51,9 +51,16 @@ pub struct Topic {
 pub struct Subscriber {
     rx: broadcast::Receiver<Feed>,
     _topic: Arc<Topic>,
+    fresh: bool,
 }
 
 impl Subscriber {
+    /// Whether this subscriber opened the topic's feed: a [`Feed::Gap`] follows once its
+    /// subscription holds, and SQL read before then would be read again.
+    pub fn fresh(&self) -> bool {
+        self.fresh
+    }
+
     /// The next notice or gap; `None` when the feed is gone.
     pub async fn next(&mut self) -> Option<Feed> {
         match self.rx.recv().await {
@@ -84,7 +91,7 @@ impl Feeds {
     pub fn subscribe(&self, topic: &str) -> Subscriber {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = topics.get(topic).and_then(Weak::upgrade) {
-            return Subscriber { rx: t.tx.subscribe(), _topic: t };
+            return Subscriber { rx: t.tx.subscribe(), _topic: t, fresh: false };
         }
         topics.retain(|_, t| t.strong_count() > 0);
         let backlog = if baton_coord::topic::is_task_log(topic) { LOG_BACKLOG } else { BACKLOG };
@@ -92,7 +99,7 @@ impl Feeds {
         let forward = tokio::spawn(forward(self.coord.clone(), topic.to_owned(), tx.clone()));
         let t = Arc::new(Topic { tx, _forward: AbortOnDropHandle::new(forward) });
         topics.insert(topic.to_owned(), Arc::downgrade(&t));
-        Subscriber { rx, _topic: t }
+        Subscriber { rx, _topic: t, fresh: true }
     }
 }
 

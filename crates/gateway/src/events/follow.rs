@@ -104,10 +104,17 @@ struct Log<'a> {
 impl Log<'_> {
     async fn run(&mut self) -> Result<(), Stop> {
         let mut feed = self.state.feeds.subscribe(&self.topic);
-        if self.catch_up_or_end().await? {
-            return Ok(());
+        // A new feed announces a gap as soon as its subscription holds (most log topics are new:
+        // one client follows one task): the first read waits for it instead of being made twice,
+        // unless coordination is down, or the gap does not come within a poll.
+        let mut read = false;
+        if !feed.fresh() || !self.state.coord.healthy() {
+            read = true;
+            if self.catch_up_or_end().await? {
+                return Ok(());
+            }
         }
-        let mut poll = tokio::time::interval(POLL);
+        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + POLL, POLL);
         loop {
             tokio::select! {
                 f = feed.next() => match f {
@@ -117,11 +124,19 @@ impl Log<'_> {
                             return Ok(());
                         }
                     }
-                    Some(Feed::Gap) => if self.catch_up_or_end().await? { return Ok(()) },
+                    Some(Feed::Gap) => {
+                        read = true;
+                        if self.catch_up_or_end().await? {
+                            return Ok(());
+                        }
+                    }
                     None => return Ok(()),
                 },
-                _ = poll.tick() => if !self.state.coord.healthy() && self.catch_up_or_end().await? {
-                    return Ok(());
+                _ = poll.tick() => if !(read && self.state.coord.healthy()) {
+                    read = true;
+                    if self.catch_up_or_end().await? {
+                        return Ok(());
+                    }
                 },
             }
         }
@@ -233,31 +248,44 @@ impl<'a> Project<'a> {
         }
     }
 
-    /// Sends the tasks named by `first` and by every notice that has arrived behind it, read
-    /// from SQL in one query: under load notices come in bursts (a busy project changes
-    /// hundreds of tasks a second, each several times), and one read per notice would cost every
-    /// subscriber a statement per change. Each task is read once, at its newest version.
+    /// Sends the tasks named by `first` and by every notice that has arrived behind it. Most
+    /// notices carry the row their writer committed; the others are read from SQL in one query:
+    /// under load notices come in bursts (a busy project changes hundreds of tasks a second, each
+    /// several times), and one read per notice would cost every subscriber a statement per
+    /// change. Each task is sent once, at its newest version.
     async fn on_notices(&mut self, feed: &mut Subscriber, first: Bytes) -> Result<(), Stop> {
         let mut ids = BTreeSet::new();
+        let mut carried: HashMap<i64, task::Model> = HashMap::new();
         let mut gap = false;
         let mut next = Some(Feed::Notice(first));
         while let Some(f) = next {
             match f {
                 Feed::Notice(bytes) => {
                     if let Ok(n) = serde_json::from_slice::<TaskNotice>(&bytes) {
-                        ids.insert(n.task);
+                        match n.row.and_then(|v| serde_json::from_value::<task::Model>(v).ok()) {
+                            Some(row) if row.id == n.task && row.project_id == self.pid => {
+                                if carried.get(&row.id).is_none_or(|c| c.version < row.version) {
+                                    carried.insert(row.id, row);
+                                }
+                            }
+                            _ => {
+                                ids.insert(n.task);
+                            }
+                        }
                     }
                 }
                 Feed::Gap => gap = true,
             }
-            next = if ids.len() < NOTICE_BATCH { feed.try_next() } else { None };
+            next = if ids.len() + carried.len() < NOTICE_BATCH { feed.try_next() } else { None };
         }
+        // A task also named without its row is read: SQL has its newest version.
+        carried.retain(|id, _| !ids.contains(id));
         let ids: Vec<i64> = ids.into_iter().collect();
-        let mut rows = self.state.tables.project_tasks_by_ids(self.pid, &ids).await?;
+        let mut rows =
+            if ids.is_empty() { Vec::new() } else { self.state.tables.project_tasks_by_ids(self.pid, &ids).await? };
+        rows.extend(carried.into_values());
         rows.sort_by_key(|t| (t.updated_at, t.id));
-        for t in rows {
-            self.send(t).await?;
-        }
+        self.send_all(rows).await?;
         if gap {
             self.catch_up(self.watermark - CLOCK_MARGIN_MS).await?;
         }
@@ -270,24 +298,24 @@ impl<'a> Project<'a> {
             let rows = self.state.tables.tasks_changed_since(self.pid, since, after, PAGE as u64).await?;
             let full = rows.len() == PAGE;
             after = rows.last().map(|t| (t.updated_at, t.id));
-            for t in rows {
-                self.send(t).await?;
-            }
+            self.send_all(rows).await?;
             if !full {
                 return Ok(());
             }
         }
     }
 
-    async fn send(&mut self, t: task::Model) -> Result<(), Stop> {
-        if self.sent.get(&t.id).is_some_and(|v| *v >= t.version) {
-            return Ok(());
+    /// Sends, in order, the rows newer than what was sent of their task.
+    async fn send_all(&mut self, mut rows: Vec<task::Model>) -> Result<(), Stop> {
+        rows.retain(|t| self.sent.get(&t.id).is_none_or(|v| *v < t.version));
+        let views = crate::routes::tasks_json(self.state, &rows).await?;
+        for (t, task) in rows.iter().zip(views) {
+            self.watermark = self.watermark.max(t.updated_at);
+            self.sent.insert(t.id, t.version);
+            let event = Event::Task { task, version: t.version, created: t.version == 1 };
+            self.sink.deliver(&self.topic, event).await?;
         }
-        self.watermark = self.watermark.max(t.updated_at);
-        self.sent.insert(t.id, t.version);
-        let task = crate::routes::task_json(self.state, &t).await?;
-        let event = Event::Task { task, version: t.version, created: t.version == 1 };
-        Ok(self.sink.deliver(&self.topic, event).await?)
+        Ok(())
     }
 }
 

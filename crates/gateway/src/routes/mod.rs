@@ -109,7 +109,7 @@ pub use cluster::render as node_json;
 /// A runner as `GET /runners/{id}` shows it (for live events).
 pub use runners::render as runner_json;
 /// A task as `GET` shows it (for live events).
-pub use tasks::task_json;
+pub use tasks::tasks_json;
 /// Where changes of who may read what are announced.
 pub use ws::MEMBERS as MEMBERS_TOPIC;
 

@@ -98,9 +98,13 @@ pub async fn create(
         created_by: Some(caller.id),
         secrets: f.secrets,
     };
-    let id =
-        state.tasks.clone().submit_task(SubmitTaskRequest { spec: Some(spec), fire: None }).await?.into_inner().task_id;
-    let task = state.tables.project_task(pid, id).await?;
+    let created =
+        state.tasks.clone().submit_task(SubmitTaskRequest { spec: Some(spec), fire: None }).await?.into_inner();
+    // The dispatcher hands back the row it stored; read it only from an older dispatcher.
+    let task = match serde_json::from_slice::<baton_store::entity::task::Model>(&created.row) {
+        Ok(t) if t.id == created.task_id && t.project_id == pid => t,
+        _ => state.tables.project_task(pid, created.task_id).await?,
+    };
     Ok((StatusCode::CREATED, Json(model::task(&task))))
 }
 
@@ -216,11 +220,13 @@ fn render(runners: &Runners, t: &baton_store::entity::task::Model) -> Value {
     annotate(model::task(t), runners.reason(t))
 }
 
-/// A task exactly as `GET` shows it, with the reason it waits if it is queued (for live events).
-pub async fn task_json(state: &AppState, t: &baton_store::entity::task::Model) -> baton_store::Result<Value> {
-    let queued = t.status == baton_core::TaskStatus::Queued.as_str();
+/// Tasks exactly as `GET` shows them, with the reason each queued one waits (for live events);
+/// the runners are read once for all of them, and only if one is queued.
+pub async fn tasks_json(state: &AppState, ts: &[baton_store::entity::task::Model]) -> baton_store::Result<Vec<Value>> {
+    let queued = ts.iter().any(|t| t.status == baton_core::TaskStatus::Queued.as_str());
     let rows = if queued { state.tables.runners().await? } else { Vec::new() };
-    Ok(render(&Runners::new(&rows, state.opts.runner_lease.as_millis() as i64), t))
+    let runners = Runners::new(&rows, state.opts.runner_lease.as_millis() as i64);
+    Ok(ts.iter().map(|t| render(&runners, t)).collect())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

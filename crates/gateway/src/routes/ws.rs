@@ -224,11 +224,13 @@ impl Connection {
                     stop.cancel();
                 }
             }
-            tx.send(text(json!({"op": "resync", "topics": batch.resync}))).await?;
+            tx.feed(text(json!({"op": "resync", "topics": batch.resync}))).await?;
         }
+        // Written together and flushed once: one write for a burst of events, not one each.
         for m in batch.messages {
-            tx.send(Message::Text(Utf8Bytes::from(m))).await?;
+            tx.feed(Message::Text(Utf8Bytes::from(m))).await?;
         }
+        tx.flush().await?;
         self.state.metrics.events_delivered(baton_metrics::Transport::WebSocket, batch.events as u64);
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! Every change of a task's state is a compare-and-set on (id, expected states, epoch); the epoch
 //! is the fencing token, bumped whenever a task changes hands.
 
+pub mod batch;
 pub mod fires;
 pub mod logs;
 pub mod reports;

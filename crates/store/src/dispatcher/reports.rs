@@ -5,13 +5,13 @@
 
 use baton_core::TaskStatus;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::Tables;
-use super::tasks::{Attempt, AttemptEnd, Lost, active, changing, lose_in, record_attempt};
+use super::tasks::{Attempt, Lost, changing, lose_in};
 use crate::entity::task;
 use crate::error::on_deadlock;
-use crate::{Error, Result, end_tx, now_ms};
+use crate::{Error, Result, end_tx};
 
 /// The attempt a runner reports on: accepted only while the task is at `epoch` and assigned to
 /// `runner_id`.
@@ -41,11 +41,25 @@ pub struct Finish {
     pub node_id: Option<String>,
 }
 
+/// A report the store accepted, with the task's row as the report left it when that is known
+/// without another read (a change notice carries it to the event subscribers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accepted {
+    pub row: Option<task::Model>,
+}
+
 impl Tables {
     /// `assigned → running`. Repeating it (a re-sent report, even after the end was recorded) is
     /// harmless and still `true`; `false` means the report is not this runner's to make (a stale
     /// epoch, or another runner's task).
     pub async fn mark_running(&self, f: Fence, started_at: i64) -> Result<bool> {
+        Ok(self.report_started(f, started_at).await?.is_some())
+    }
+
+    /// [`mark_running`](Tables::mark_running), with the row it left: PostgreSQL and SQLite hand
+    /// it back from the UPDATE (RETURNING); MariaDB has no UPDATE … RETURNING, so there it is
+    /// known only for a repeat, which reads it.
+    pub async fn report_started(&self, f: Fence, started_at: i64) -> Result<Option<Accepted>> {
         let update = changing()
             .col_expr(task::Column::Status, Expr::value(TaskStatus::Running.as_str()))
             .col_expr(task::Column::StartedAt, Expr::value(started_at))
@@ -53,24 +67,33 @@ impl Tables {
             .filter(task::Column::Status.eq(TaskStatus::Assigned.as_str()))
             .filter(task::Column::Epoch.eq(f.epoch))
             .filter(task::Column::RunnerId.eq(f.runner_id));
-        let res = self.update_retrying(update).await?;
-        if res.rows_affected == 1 {
-            return Ok(true);
+        if self.conn().support_returning() {
+            let rows = on_deadlock(|| async { Ok(update.clone().exec_with_returning(self.conn()).await?) }).await?;
+            if let Some(row) = rows.into_iter().next() {
+                return Ok(Some(Accepted { row: Some(row) }));
+            }
+        } else if self.update_retrying(update).await?.rows_affected == 1 {
+            return Ok(Some(Accepted::default()));
         }
         let t = task::Entity::find_by_id(f.task_id).one(self.conn()).await?;
-        Ok(t.is_some_and(|t| f.holds(&t) && TaskStatus::parse(&t.status).is_some_and(|s| s != TaskStatus::Queued)))
+        Ok(t.filter(|t| f.holds(t) && TaskStatus::parse(&t.status).is_some_and(|s| s != TaskStatus::Queued))
+            .map(|t| Accepted { row: Some(t) }))
     }
 
     /// `assigned | running → <final>` and the attempt's history row, in one transaction. Returns
     /// `false` if the report is not the runner's to make. A repeated report of an already
     /// recorded end returns `true`.
     pub async fn finish(&self, f: Finish) -> Result<bool> {
-        on_deadlock(|| async {
-            let tx = self.write_tx().await?;
-            let result = finish_in(&tx, f.clone()).await;
-            end_tx(tx, result).await
-        })
-        .await
+        Ok(self.report_finished(f).await?.is_some())
+    }
+
+    /// [`finish`](Tables::finish), with the row it left (a repeat comes without it).
+    pub async fn report_finished(&self, f: Finish) -> Result<Option<Accepted>> {
+        let task_id = f.fence.task_id;
+        match self.finish_all(&[f]).await?.pop() {
+            Some(Ok(answer)) => Ok(answer),
+            _ => Err(Error::NotFound(format!("task {task_id}"))),
+        }
     }
 
     /// The runner gave the attempt up (it shut down, or was told to stop): like
@@ -84,37 +107,4 @@ impl Tables {
         })
         .await
     }
-}
-
-async fn finish_in(tx: &sea_orm::DatabaseTransaction, f: Finish) -> Result<bool> {
-    let fence = f.fence;
-    let Some(t) = task::Entity::find_by_id(fence.task_id).lock_exclusive().one(tx).await? else {
-        return Err(Error::NotFound(format!("task {}", fence.task_id)));
-    };
-    if !fence.holds(&t) {
-        return Ok(false);
-    }
-    if !active().contains(&t.status.as_str()) {
-        // Already ended at this epoch: a repeated report. A queued task is held by nobody.
-        return Ok(t.status != TaskStatus::Queued.as_str());
-    }
-    let now = now_ms();
-    let res = changing()
-        .col_expr(task::Column::Status, Expr::value(f.status.as_str()))
-        .col_expr(task::Column::ExitCode, Expr::value(f.exit_code))
-        .col_expr(task::Column::Error, Expr::value(f.error.clone()))
-        .col_expr(task::Column::FinishedAt, Expr::value(now))
-        .filter(task::Column::Id.eq(fence.task_id))
-        .filter(task::Column::Epoch.eq(fence.epoch))
-        .filter(task::Column::RunnerId.eq(fence.runner_id))
-        .filter(task::Column::Status.is_in(active()))
-        .exec(tx)
-        .await?;
-    if res.rows_affected != 1 {
-        return Ok(false);
-    }
-    let end =
-        AttemptEnd { status: f.status, exit_code: f.exit_code, error: f.error, finished_at: now, node_id: f.node_id };
-    record_attempt(tx, &t, end).await?;
-    Ok(true)
 }

@@ -52,6 +52,18 @@ pub enum Cancel {
     Requested { runner_id: Option<i64>, epoch: i64 },
 }
 
+/// `queued → assigned` at `epoch` to `runner_id`, as one compare-and-set.
+fn claim_update(task_id: i64, epoch: i64, runner_id: i64, now: i64) -> sea_orm::UpdateMany<task::Entity> {
+    changing_at(now)
+        .col_expr(task::Column::Status, Expr::value(TaskStatus::Assigned.as_str()))
+        .col_expr(task::Column::Epoch, Expr::value(epoch + 1))
+        .col_expr(task::Column::RunnerId, Expr::value(runner_id))
+        .col_expr(task::Column::AssignedAt, Expr::value(now))
+        .filter(task::Column::Id.eq(task_id))
+        .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()))
+        .filter(task::Column::Epoch.eq(epoch))
+}
+
 /// The row of a new queued task (first attempt, epoch 0).
 pub(crate) fn new_task_row(new: NewTask) -> task::ActiveModel {
     task::ActiveModel {
@@ -78,9 +90,19 @@ pub(crate) fn new_task_row(new: NewTask) -> task::ActiveModel {
 /// An update of task rows that bumps each row's version and stamps the time of the change, in the
 /// same statement: every change of a task goes through it.
 pub(crate) fn changing() -> sea_orm::UpdateMany<task::Entity> {
+    changing_at(now_ms())
+}
+
+/// [`changing`] at a given time, for a caller that builds the new row itself.
+pub(crate) fn changing_at(now: i64) -> sea_orm::UpdateMany<task::Entity> {
     task::Entity::update_many()
         .col_expr(task::Column::Version, sea_orm::sea_query::ExprTrait::add(Expr::col(task::Column::Version), 1))
-        .col_expr(task::Column::UpdatedAt, Expr::value(now_ms()))
+        .col_expr(task::Column::UpdatedAt, Expr::value(now))
+}
+
+/// `t` as one [`changing_at`] `now` leaves it (the caller applies its own columns).
+pub(crate) fn changed(t: &task::Model, now: i64) -> task::Model {
+    task::Model { version: t.version + 1, updated_at: now, ..t.clone() }
 }
 
 pub(super) fn active() -> [&'static str; 2] {
@@ -150,18 +172,30 @@ impl Tables {
     /// `queued → assigned` to `runner_id`, bumping the epoch. Returns the new epoch, or `None` if
     /// another dispatcher claimed (or someone cancelled) the task first.
     pub async fn claim(&self, task_id: i64, epoch: i64, runner_id: i64) -> Result<Option<i64>> {
-        let claim = changing()
-            .col_expr(task::Column::Status, Expr::value(TaskStatus::Assigned.as_str()))
-            .col_expr(task::Column::Epoch, Expr::value(epoch + 1))
-            .col_expr(task::Column::RunnerId, Expr::value(runner_id))
-            .col_expr(task::Column::AssignedAt, Expr::value(now_ms()))
-            .filter(task::Column::Id.eq(task_id))
-            .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()))
-            .filter(task::Column::Epoch.eq(epoch));
+        let claim = claim_update(task_id, epoch, runner_id, now_ms());
         // Dispatchers of several nodes race for the same queue head: InnoDB may pick one of two
         // such claims as a deadlock victim.
         let res = self.update_retrying(claim).await?;
         Ok((res.rows_affected == 1).then_some(epoch + 1))
+    }
+
+    /// [`claim`](Tables::claim) of the queued row `t` as it was read, returning the row as the
+    /// claim left it. The claim also requires `t`'s version, so the row is known exactly without
+    /// reading it back; a task changed since it was read is left for the next pass.
+    pub async fn claim_row(&self, t: &task::Model, runner_id: i64) -> Result<Option<task::Model>> {
+        let now = now_ms();
+        let claim = claim_update(t.id, t.epoch, runner_id, now).filter(task::Column::Version.eq(t.version));
+        let res = self.update_retrying(claim).await?;
+        if res.rows_affected != 1 {
+            return Ok(None);
+        }
+        Ok(Some(task::Model {
+            status: TaskStatus::Assigned.as_str().to_owned(),
+            epoch: t.epoch + 1,
+            runner_id: Some(runner_id),
+            assigned_at: Some(now),
+            ..changed(t, now)
+        }))
     }
 
     /// Ends the current attempt because its runner vanished or gave it up: queued again while
@@ -368,6 +402,18 @@ pub(super) struct AttemptEnd {
 /// moment the attempt ended: the node whose stream reported the end, or, for a lost attempt, the
 /// last one the runner said hello to.
 pub(super) async fn record_attempt(tx: &sea_orm::DatabaseTransaction, t: &task::Model, end: AttemptEnd) -> Result<()> {
+    let row = attempt_row(tx, t, end).await?;
+    // Without reading the row back: nobody needs it (on MariaDB that read is a SELECT more).
+    task_attempt::Entity::insert(row).exec_without_returning(tx).await?;
+    Ok(())
+}
+
+/// The history row [`record_attempt`] writes.
+pub(super) async fn attempt_row(
+    tx: &sea_orm::DatabaseTransaction,
+    t: &task::Model,
+    end: AttemptEnd,
+) -> Result<task_attempt::ActiveModel> {
     let node_id = match (end.node_id, t.runner_id) {
         (Some(node), _) => Some(node),
         (None, Some(r)) => runner::Entity::find_by_id(r)
@@ -379,7 +425,7 @@ pub(super) async fn record_attempt(tx: &sea_orm::DatabaseTransaction, t: &task::
             .flatten(),
         (None, None) => None,
     };
-    let row = task_attempt::ActiveModel {
+    Ok(task_attempt::ActiveModel {
         task_id: Set(t.id),
         attempt: Set(t.attempt),
         epoch: Set(t.epoch),
@@ -391,8 +437,5 @@ pub(super) async fn record_attempt(tx: &sea_orm::DatabaseTransaction, t: &task::
         started_at: Set(t.started_at),
         finished_at: Set(end.finished_at),
         ..Default::default()
-    };
-    // Without reading the row back: nobody needs it (on MariaDB that read is a SELECT more).
-    task_attempt::Entity::insert(row).exec_without_returning(tx).await?;
-    Ok(())
+    })
 }

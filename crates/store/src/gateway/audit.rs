@@ -1,7 +1,7 @@
 //! The audit log: one row per write through the API, appended and read, and deleted only by
 //! retention.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::Tables;
 use crate::Result;
@@ -17,12 +17,25 @@ pub struct AuditFilter {
     pub before: Option<i64>,
 }
 
-impl Tables {
-    pub async fn append_audit(&self, entry: audit_entry::Model) -> Result<()> {
-        let mut row: audit_entry::ActiveModel = entry.into();
+/// The most entries one INSERT writes.
+pub(super) const GROUP: usize = 128;
+
+/// Writes entries made at about the same time in one statement.
+pub(super) async fn insert(conn: sea_orm::DatabaseConnection, entries: Vec<audit_entry::Model>) -> Result<()> {
+    let rows = entries.into_iter().map(|e| {
+        let mut row: audit_entry::ActiveModel = e.into();
         row.id = sea_orm::ActiveValue::NotSet;
-        row.insert(self.conn()).await?;
-        Ok(())
+        row
+    });
+    audit_entry::Entity::insert_many(rows).exec_without_returning(&conn).await?;
+    Ok(())
+}
+
+impl Tables {
+    /// Returns once the entry is stored; entries made at the same time by other requests are
+    /// stored with it.
+    pub async fn append_audit(&self, entry: audit_entry::Model) -> Result<()> {
+        self.audit.write(entry).await
     }
 
     /// Entries newest first.

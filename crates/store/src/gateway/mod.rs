@@ -13,17 +13,23 @@ pub mod tokens;
 /// The gateway's write access to its tables; reads of everything else go through the [`Store`](crate::Store)
 /// it derefs to.
 #[derive(Debug, Clone)]
-pub struct Tables(crate::Store);
+pub struct Tables {
+    store: crate::Store,
+    /// Audit entries are written in groups (one INSERT for what arrives together).
+    audit: crate::group::Group<crate::entity::audit_entry::Model>,
+}
 
 impl Tables {
     pub fn new(store: crate::Store) -> Tables {
-        Tables(store)
+        let conn = store.conn().clone();
+        let audit = crate::group::Group::new(audit::GROUP, move |entries| audit::insert(conn.clone(), entries));
+        Tables { store, audit }
     }
 }
 
 impl std::ops::Deref for Tables {
     type Target = crate::Store;
     fn deref(&self) -> &crate::Store {
-        &self.0
+        &self.store
     }
 }

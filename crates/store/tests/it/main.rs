@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod attempts;
+mod batch;
 mod catalog;
 mod counts;
 mod identity;

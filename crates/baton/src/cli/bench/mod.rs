@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// The script each task runs.
     #[arg(long, default_value = "echo started")]
     script: String,
+    /// Follow only the project's task events, not each task's log (no line figures): what a
+    /// run costs the servers when nobody watches every log line by line.
+    #[arg(long)]
+    no_logs: bool,
     /// A node's metrics URL, once per server process (default: `<url>/metrics`, right for a
     /// single node). Through a load balancer, list every node's own address.
     #[arg(long = "metrics", value_name = "URL")]
@@ -79,7 +83,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (token, made) = ws_token(&api, &args).await?;
-    let watch = watch::Watch::start(&api.base, &token, pid).await?;
+    let watch = watch::Watch::start(&api.base, &token, pid, !args.no_logs).await?;
     let metrics = metrics_urls(&args, &api.base);
     let before = match cost::scrape_all(&api.client, &metrics).await {
         Ok(b) => Some(b),
@@ -163,11 +167,24 @@ async fn run_tasks(
             }
         }))
     };
+    // Each slot submits on its own (the POSTs of different slots overlap, like independent
+    // clients), and is free again once its task has ended.
+    let mut posts = tokio::task::JoinSet::new();
     for _ in 0..args.tasks {
         let permit = gate.clone().acquire_owned().await?;
-        let t0 = SystemTime::now();
-        let task = api.post(&format!("/api/v1/projects/{pid}/tasks"), json!({"template_id": tid})).await?;
-        watch.submitted(task["id"].as_i64().context("task id")?, t0, permit);
+        while let Some(done) = posts.try_join_next() {
+            done??;
+        }
+        let (api, watch) = (api.clone(), watch.clone());
+        posts.spawn(async move {
+            let t0 = SystemTime::now();
+            let task = api.post(&format!("/api/v1/projects/{pid}/tasks"), json!({"template_id": tid})).await?;
+            watch.submitted(task["id"].as_i64().context("task id")?, t0, permit);
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = posts.join_next().await {
+        done??;
     }
     watch.wait(args.tasks).await?;
     drop(progress);

@@ -41,11 +41,14 @@ pub struct Watch {
     out: mpsc::UnboundedSender<Value>,
     done: Arc<Notify>,
     closed: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether each task's log is followed too.
+    logs: bool,
 }
 
 impl Watch {
-    /// Connects to `base` with `token` and subscribes to the project `pid`.
-    pub async fn start(base: &str, token: &str, pid: i64) -> anyhow::Result<Watch> {
+    /// Connects to `base` with `token` and subscribes to the project `pid` (and, with `logs`,
+    /// to each submitted task's log).
+    pub async fn start(base: &str, token: &str, pid: i64, logs: bool) -> anyhow::Result<Watch> {
         let url = format!("{}/api/v1/ws", base.replacen("http", "ws", 1));
         let mut req = url.into_client_request()?;
         req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
@@ -59,7 +62,7 @@ impl Watch {
                 }
             }
         });
-        let watch = Watch { state: Arc::default(), out, done: Arc::new(Notify::new()), closed: Arc::default() };
+        let watch = Watch { state: Arc::default(), out, done: Arc::new(Notify::new()), closed: Arc::default(), logs };
         watch.send(json!({"op": "subscribe", "topics": [format!("project:{pid}")]}));
         let w = watch.clone();
         tokio::spawn(async move {
@@ -82,7 +85,9 @@ impl Watch {
 
     /// Records a submitted task; it holds `permit` until it ends.
     pub fn submitted(&self, id: i64, t0: SystemTime, permit: OwnedSemaphorePermit) {
-        self.send(json!({"op": "subscribe", "topics": [format!("task:{id}:log")]}));
+        if self.logs {
+            self.send(json!({"op": "subscribe", "topics": [format!("task:{id}:log")]}));
+        }
         let mut s = self.lock();
         match s.early.remove(&id) {
             Some(task) => {

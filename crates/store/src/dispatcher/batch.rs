@@ -1,0 +1,255 @@
+//! Reports of many attempts applied together (group commit). A runner's stream hands over the
+//! reports that arrived together, and they are stored in one statement (started) or one
+//! transaction (finished) instead of one round trip, or one transaction, each. Fencing is that of
+//! a single report: the whole (task, epoch, runner) is in every compare-and-set, and a report
+//! that does not hold is answered as it would be alone.
+
+use std::collections::HashMap;
+
+use baton_core::TaskStatus;
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::Tables;
+use super::reports::{Accepted, Fence, Finish};
+use super::tasks::{AttemptEnd, active, attempt_row, changed, changing_at};
+use crate::entity::{task, task_attempt};
+use crate::error::on_deadlock;
+use crate::{Error, Result, end_tx, now_ms};
+
+/// A `started` report: the attempt and when its runner started it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    pub fence: Fence,
+    pub at: i64,
+}
+
+impl Tables {
+    /// [`report_started`](Tables::report_started) of each of `starts`, answered in order. On
+    /// PostgreSQL and SQLite the accepted ones are one UPDATE … RETURNING; a report it does not
+    /// apply (a repeat, or not the runner's) and every report on MariaDB take the one-report path.
+    pub async fn report_started_many(&self, starts: &[Start]) -> Result<Vec<Option<Accepted>>> {
+        let mut applied: HashMap<i64, task::Model> = HashMap::new();
+        if starts.len() > 1 && self.conn().support_returning() {
+            let mut at = CaseStatement::new();
+            for s in starts {
+                at = at.case(task::Column::Id.eq(s.fence.task_id), s.at);
+            }
+            let fences = starts.iter().map(|s| (s.fence.task_id, s.fence.epoch, s.fence.runner_id));
+            let update = changing_at(now_ms())
+                .col_expr(task::Column::Status, Expr::value(TaskStatus::Running.as_str()))
+                .col_expr(task::Column::StartedAt, at.into())
+                .filter(task::Column::Status.eq(TaskStatus::Assigned.as_str()))
+                .filter(
+                    Expr::tuple([
+                        Expr::col(task::Column::Id),
+                        Expr::col(task::Column::Epoch),
+                        Expr::col(task::Column::RunnerId),
+                    ])
+                    .in_tuples(fences),
+                );
+            let rows = on_deadlock(|| async { Ok(update.clone().exec_with_returning(self.conn()).await?) }).await?;
+            applied = rows.into_iter().map(|r| (r.id, r)).collect();
+        }
+        let mut out = Vec::with_capacity(starts.len());
+        for s in starts {
+            match applied.remove(&s.fence.task_id) {
+                Some(row) => out.push(Some(Accepted { row: Some(row) })),
+                None => out.push(self.report_started(s.fence, s.at).await?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`report_finished`](Tables::report_finished) of each of `ends`, answered in order, in one
+    /// transaction. Each end is checked against its fence as it would be alone; those that hold
+    /// are written with one UPDATE per distinct outcome and their attempts' history rows with one
+    /// INSERT. On PostgreSQL and SQLite the UPDATE is the compare-and-set and hands the rows
+    /// back (RETURNING), so only ends it refused are read; MariaDB reads and locks the rows first.
+    pub async fn report_finished_many(&self, ends: &[Finish]) -> Result<Vec<Option<Accepted>>> {
+        let answers = self.finish_all(ends).await?;
+        Ok(answers.into_iter().map(|a| a.unwrap_or(None)).collect())
+    }
+
+    /// The transaction behind [`report_finished`](Tables::report_finished) and
+    /// [`report_finished_many`](Tables::report_finished_many): per end, its answer, or `Err` with
+    /// the task's id when the task no longer exists.
+    pub(super) async fn finish_all(&self, ends: &[Finish]) -> Result<Vec<std::result::Result<Option<Accepted>, i64>>> {
+        if ends.is_empty() {
+            return Ok(Vec::new());
+        }
+        let returning = self.conn().support_returning();
+        on_deadlock(|| async {
+            let tx = self.write_tx().await?;
+            let result = if returning { finish_returning(&tx, ends).await } else { finish_locked(&tx, ends).await };
+            end_tx(tx, result).await
+        })
+        .await
+    }
+}
+
+type Answers = Vec<std::result::Result<Option<Accepted>, i64>>;
+
+/// What an end writes into the task: its status, exit code and error.
+type Outcome = (TaskStatus, Option<i32>, Option<String>);
+
+/// The distinct outcomes among `ends`, each with the indexes of its ends.
+fn outcomes(ends: &[Finish]) -> Vec<(Outcome, Vec<usize>)> {
+    let mut groups: Vec<(Outcome, Vec<usize>)> = Vec::new();
+    for (i, f) in ends.iter().enumerate() {
+        let key = (f.status, f.exit_code, f.error.clone());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    groups
+}
+
+/// `assigned | running → <outcome>` for `ids`, at `now`.
+fn ending(now: i64, (status, exit_code, error): &Outcome) -> sea_orm::UpdateMany<task::Entity> {
+    changing_at(now)
+        .col_expr(task::Column::Status, Expr::value(status.as_str()))
+        .col_expr(task::Column::ExitCode, Expr::value(*exit_code))
+        .col_expr(task::Column::Error, Expr::value(error.clone()))
+        .col_expr(task::Column::FinishedAt, Expr::value(now))
+        .filter(task::Column::Status.is_in(active()))
+}
+
+/// How an end that changed nothing is answered, from the task as it is: not the runner's to
+/// make (`None`), or a repeat of a recorded end.
+fn unchanged(f: &Finish, t: &task::Model) -> Option<Accepted> {
+    if !f.fence.holds(t) || active().contains(&t.status.as_str()) {
+        return None;
+    }
+    // Already ended at this epoch: a repeated report. A queued task is held by nobody.
+    (t.status != TaskStatus::Queued.as_str()).then(Accepted::default)
+}
+
+fn end_of(f: &Finish, now: i64) -> AttemptEnd {
+    AttemptEnd {
+        status: f.status,
+        exit_code: f.exit_code,
+        error: f.error.clone(),
+        finished_at: now,
+        node_id: f.node_id.clone(),
+    }
+}
+
+/// PostgreSQL and SQLite: the fenced UPDATE … RETURNING of each outcome applies what holds; the
+/// attempt's history comes from the returned row (the columns it needs are not changed by the end).
+async fn finish_returning(tx: &sea_orm::DatabaseTransaction, ends: &[Finish]) -> Result<Answers> {
+    let now = now_ms();
+    let mut applied: HashMap<i64, task::Model> = HashMap::new();
+    for (outcome, members) in outcomes(ends) {
+        let fences = members.iter().map(|&i| {
+            let f = ends[i].fence;
+            (f.task_id, f.epoch, f.runner_id)
+        });
+        let update = ending(now, &outcome).filter(
+            Expr::tuple([
+                Expr::col(task::Column::Id),
+                Expr::col(task::Column::Epoch),
+                Expr::col(task::Column::RunnerId),
+            ])
+            .in_tuples(fences),
+        );
+        applied.extend(update.exec_with_returning(tx).await?.into_iter().map(|r| (r.id, r)));
+    }
+    // The ends the UPDATEs refused: read once to tell a repeat from a stranger's report.
+    let refused: Vec<i64> = ends.iter().map(|f| f.fence.task_id).filter(|id| !applied.contains_key(id)).collect();
+    let current: HashMap<i64, task::Model> = if refused.is_empty() {
+        HashMap::new()
+    } else {
+        task::Entity::find()
+            .filter(task::Column::Id.is_in(refused))
+            .all(tx)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect()
+    };
+    let mut answers = Vec::with_capacity(ends.len());
+    let mut attempts = Vec::new();
+    for f in ends {
+        // An end named twice is applied once; the second is a repeat.
+        if let Some(row) = applied.remove(&f.fence.task_id) {
+            attempts.push(attempt_row(tx, &row, end_of(f, now)).await?);
+            answers.push(Ok(Some(Accepted { row: Some(row) })));
+        } else if let Some(t) = current.get(&f.fence.task_id) {
+            answers.push(Ok(unchanged(f, t)));
+        } else if let Some(row) = answers.iter().rev().find_map(|a| match a {
+            Ok(Some(Accepted { row: Some(r) })) if r.id == f.fence.task_id => Some(r.clone()),
+            _ => None,
+        }) {
+            answers.push(Ok(unchanged(f, &row)));
+        } else {
+            answers.push(Err(f.fence.task_id));
+        }
+    }
+    if !attempts.is_empty() {
+        task_attempt::Entity::insert_many(attempts).exec_without_returning(tx).await?;
+    }
+    Ok(answers)
+}
+
+/// MariaDB (no UPDATE … RETURNING): the rows are read and locked first, each end is checked
+/// against its row, and the row it leaves is built from the locked one.
+async fn finish_locked(tx: &sea_orm::DatabaseTransaction, ends: &[Finish]) -> Result<Answers> {
+    let ids: Vec<i64> = ends.iter().map(|f| f.fence.task_id).collect();
+    // In id order, so two such transactions lock shared rows in the same order.
+    let mut current: HashMap<i64, task::Model> = task::Entity::find()
+        .filter(task::Column::Id.is_in(ids))
+        .order_by_asc(task::Column::Id)
+        .lock_exclusive()
+        .all(tx)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    let now = now_ms();
+    let mut answers = Vec::with_capacity(ends.len());
+    let mut changes: Vec<(usize, i64)> = Vec::new();
+    let mut attempts = Vec::new();
+    for (i, f) in ends.iter().enumerate() {
+        let Some(t) = current.get(&f.fence.task_id) else {
+            answers.push(Err(f.fence.task_id));
+            continue;
+        };
+        if !f.fence.holds(t) || !active().contains(&t.status.as_str()) {
+            answers.push(Ok(unchanged(f, t)));
+            continue;
+        }
+        let row = task::Model {
+            status: f.status.as_str().to_owned(),
+            exit_code: f.exit_code,
+            error: f.error.clone(),
+            finished_at: Some(now),
+            ..changed(t, now)
+        };
+        attempts.push(attempt_row(tx, t, end_of(f, now)).await?);
+        changes.push((i, t.id));
+        current.insert(t.id, row.clone());
+        answers.push(Ok(Some(Accepted { row: Some(row) })));
+    }
+    for (outcome, members) in outcomes(ends) {
+        let ids: Vec<i64> = changes.iter().filter(|(i, _)| members.contains(i)).map(|(_, id)| *id).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let n = ids.len() as u64;
+        let res = ending(now, &outcome).filter(task::Column::Id.is_in(ids)).exec(tx).await?;
+        // The rows are locked and were checked above: anything else is a bug, and the whole
+        // batch is rolled back rather than half applied.
+        if res.rows_affected != n {
+            return Err(Error::Database(format!(
+                "{} of {n} locked tasks changed by a batch of ends",
+                res.rows_affected
+            )));
+        }
+    }
+    if !attempts.is_empty() {
+        task_attempt::Entity::insert_many(attempts).exec_without_returning(tx).await?;
+    }
+    Ok(answers)
+}

@@ -1,0 +1,113 @@
+//! Group commit: writes that arrive together are applied together. Each caller waits until the
+//! batch holding its write is committed, so nothing is acknowledged before it is durable; under
+//! load one statement and one commit serve many callers, and a lone write goes at once (it does
+//! not wait for company).
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Error, Result};
+
+type Reply = oneshot::Sender<Result<()>>;
+type Apply<T> = Arc<dyn Fn(Vec<T>) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync>;
+
+/// A queue of writes of `T` applied in batches of at most `max` by one writer task, started on
+/// first use (inside the runtime). The writer ends when the last handle is dropped.
+pub struct Group<T> {
+    max: usize,
+    apply: Apply<T>,
+    tx: Arc<OnceLock<mpsc::Sender<(T, Reply)>>>,
+}
+
+impl<T> Clone for Group<T> {
+    fn clone(&self) -> Self {
+        Group { max: self.max, apply: self.apply.clone(), tx: self.tx.clone() }
+    }
+}
+
+impl<T> std::fmt::Debug for Group<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").field("max", &self.max).finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> Group<T> {
+    /// `apply` writes one batch, all or nothing.
+    pub fn new<F, Fut>(max: usize, apply: F) -> Group<T>
+    where
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let apply: Apply<T> = Arc::new(move |items| Box::pin(apply(items)));
+        Group { max: max.max(1), apply, tx: Arc::new(OnceLock::new()) }
+    }
+
+    /// Writes `item` with whatever else is waiting; returns once that batch is committed (or
+    /// failed: every write of a failed batch gets its error).
+    pub async fn write(&self, item: T) -> Result<()> {
+        let tx = self.tx.get_or_init(|| self.spawn());
+        let (reply, done) = oneshot::channel();
+        let stopped = || Error::Unavailable("the batch writer has stopped".into());
+        tx.send((item, reply)).await.map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?
+    }
+
+    fn spawn(&self) -> mpsc::Sender<(T, Reply)> {
+        let (tx, mut rx) = mpsc::channel::<(T, Reply)>(self.max * 4);
+        let (apply, max) = (self.apply.clone(), self.max);
+        tokio::spawn(async move {
+            let mut waiting = Vec::with_capacity(max);
+            while rx.recv_many(&mut waiting, max).await > 0 {
+                let (items, replies): (Vec<T>, Vec<Reply>) = waiting.drain(..).unzip();
+                let result = apply(items).await;
+                for reply in replies {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        });
+        tx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_made_together_share_a_batch_and_each_waits_for_its_own() {
+        let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        let seen = batches.clone();
+        let group = Group::new(8, move |items: Vec<u32>| {
+            let seen = seen.clone();
+            async move {
+                // Slow enough that the others queue up behind the first.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                if items.contains(&13) {
+                    return Err(Error::Database("unlucky".into()));
+                }
+                seen.lock().unwrap().push(items);
+                Ok(())
+            }
+        });
+        group.write(1).await.unwrap();
+        let results = futures::future::join_all((2..=20).map(|i| {
+            let g = group.clone();
+            async move { (i, g.write(i).await) }
+        }))
+        .await;
+        let batches = batches.lock().unwrap().clone();
+        assert_eq!(batches[0], vec![1], "a lone write goes alone");
+        assert!(batches.iter().all(|b| b.len() <= 8));
+        assert!(batches.len() < 19, "concurrent writes were batched: {batches:?}");
+        // Every write either landed in a committed batch or got its batch's error, never both.
+        for (i, r) in results {
+            let landed = batches.iter().any(|b| b.contains(&i));
+            assert_eq!(r.is_ok(), landed, "write {i}");
+        }
+        assert!(!batches.iter().any(|b| b.contains(&13)));
+    }
+}

@@ -1,0 +1,127 @@
+//! Reports stored together answer exactly as each would alone — fenced the same way, repeats
+//! included — and the rows they hand back (for change notices) are the rows SQL holds.
+
+use baton_core::TaskStatus;
+use baton_store::dispatcher::Tables;
+use baton_store::dispatcher::batch::Start;
+use baton_store::dispatcher::reports::{Fence, Finish};
+use baton_store::entity::task;
+use baton_store::now_ms;
+
+use crate::support::{self, assigned_task, new_task, runner};
+
+fn fence(t: &task::Model, runner_id: i64) -> Fence {
+    Fence { task_id: t.id, epoch: t.epoch, runner_id }
+}
+
+fn end(fence: Fence, status: TaskStatus, exit_code: Option<i32>, error: Option<&str>) -> Finish {
+    Finish { fence, status, exit_code, error: error.map(str::to_owned), node_id: Some("node-a".into()) }
+}
+
+/// Every row an answer carries is the task as SQL has it now.
+async fn rows_are_sqls(t: &Tables, rows: impl IntoIterator<Item = task::Model>) {
+    for row in rows {
+        assert_eq!(t.task(row.id).await.unwrap(), row, "the row handed back is the stored row");
+    }
+}
+
+#[tokio::test]
+async fn started_reports_stored_together_are_fenced_one_by_one() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let (owner, intruder) = (runner(&t, "owner").await, runner(&t, "intruder").await);
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        tasks.push(assigned_task(&t, owner, 2).await);
+    }
+    let at = now_ms() - 5_000;
+    let starts = [
+        Start { fence: fence(&tasks[0], owner), at },
+        Start { fence: fence(&tasks[1], owner), at: at + 1 },
+        Start { fence: fence(&tasks[2], intruder), at },
+        Start { fence: Fence { epoch: tasks[3].epoch - 1, ..fence(&tasks[3], owner) }, at },
+        Start { fence: fence(&tasks[4], owner), at: at + 4 },
+        // The same report again (a re-send): a harmless repeat.
+        Start { fence: fence(&tasks[0], owner), at },
+    ];
+    let answers = t.report_started_many(&starts).await.unwrap();
+    let accepted: Vec<bool> = answers.iter().map(Option::is_some).collect();
+    assert_eq!(accepted, [true, true, false, false, true, true]);
+    for (i, started_at) in [(0, at), (1, at + 1), (4, at + 4)] {
+        let row = t.task(tasks[i].id).await.unwrap();
+        assert_eq!((row.status.as_str(), row.started_at), ("running", Some(started_at)), "task {i}");
+        assert_eq!(row.version, tasks[i].version + 1, "changed once");
+    }
+    for i in [2, 3] {
+        assert_eq!(t.task(tasks[i].id).await.unwrap(), tasks[i], "a refused report changed nothing");
+    }
+    rows_are_sqls(&t, answers.into_iter().flatten().filter_map(|a| a.row)).await;
+}
+
+#[tokio::test]
+async fn ends_stored_together_are_fenced_one_by_one_and_leave_their_history() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let (owner, intruder) = (runner(&t, "owner").await, runner(&t, "intruder").await);
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        tasks.push(assigned_task(&t, owner, 2).await);
+    }
+    assert!(t.mark_running(fence(&tasks[0], owner), now_ms()).await.unwrap());
+    // Task 5 ended before: its end below is a repeat.
+    assert!(t.finish(end(fence(&tasks[5], owner), TaskStatus::Succeeded, Some(0), None)).await.unwrap());
+    let before5 = t.task(tasks[5].id).await.unwrap();
+    let ends = [
+        end(fence(&tasks[0], owner), TaskStatus::Succeeded, Some(0), None),
+        end(fence(&tasks[1], owner), TaskStatus::Failed, Some(2), Some("boom")),
+        end(fence(&tasks[2], intruder), TaskStatus::Succeeded, Some(0), None),
+        end(fence(&tasks[3], owner), TaskStatus::Succeeded, Some(0), None),
+        end(fence(&tasks[4], owner), TaskStatus::TimedOut, None, Some("timed out")),
+        end(fence(&tasks[5], owner), TaskStatus::Succeeded, Some(0), None),
+    ];
+    let answers = t.report_finished_many(&ends).await.unwrap();
+    let accepted: Vec<bool> = answers.iter().map(Option::is_some).collect();
+    assert_eq!(accepted, [true, true, false, true, true, true]);
+    assert!(answers[5].as_ref().unwrap().row.is_none(), "a repeat changes nothing, so it has no new row");
+    assert_eq!(t.task(tasks[5].id).await.unwrap(), before5);
+    assert_eq!(t.task(tasks[2].id).await.unwrap(), tasks[2], "the intruder's end changed nothing");
+    for (i, status, exit, error) in [
+        (0, "succeeded", Some(0), None),
+        (1, "failed", Some(2), Some("boom")),
+        (3, "succeeded", Some(0), None),
+        (4, "timed_out", None, Some("timed out")),
+    ] {
+        let row = t.task(tasks[i].id).await.unwrap();
+        assert_eq!((row.status.as_str(), row.exit_code, row.error.as_deref()), (status, exit, error), "task {i}");
+        let history = db.store.task_attempts(tasks[i].id, None, 10).await.unwrap();
+        assert_eq!(history.len(), 1, "task {i} has one attempt in its history");
+        let a = &history[0].attempt;
+        assert_eq!((a.status.as_str(), a.exit_code, a.node_id.as_deref()), (status, exit, Some("node-a")));
+    }
+    assert!(db.store.task_attempts(tasks[2].id, None, 10).await.unwrap().is_empty());
+    rows_are_sqls(&t, answers.into_iter().flatten().filter_map(|a| a.row)).await;
+}
+
+#[tokio::test]
+async fn a_claim_hands_back_the_stored_row_and_misses_a_row_changed_since_it_was_read() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let owner = runner(&t, "owner").await;
+    let read = t.create_task(new_task(1, 1, 0, 2)).await.unwrap();
+    let row = t.claim_row(&read, owner).await.unwrap().expect("claimed");
+    rows_are_sqls(&t, [row.clone()]).await;
+    assert_eq!((row.status.as_str(), row.epoch, row.runner_id), ("assigned", read.epoch + 1, Some(owner)));
+
+    // A row read before its last change (same status and epoch, older version) is not claimed.
+    let other = t.create_task(new_task(1, 1, 0, 2)).await.unwrap();
+    let stale = task::Model { version: other.version - 1, ..other.clone() };
+    assert!(t.claim_row(&stale, owner).await.unwrap().is_none(), "a changed row is left for the next pass");
+    assert_eq!(t.task(other.id).await.unwrap(), other);
+
+    // The single reports hand back the stored row too.
+    let started = t.report_started(fence(&row, owner), now_ms()).await.unwrap().unwrap();
+    rows_are_sqls(&t, started.row).await;
+    let ended =
+        t.report_finished(end(fence(&row, owner), TaskStatus::Succeeded, Some(0), None)).await.unwrap().unwrap();
+    rows_are_sqls(&t, ended.row).await;
+}
