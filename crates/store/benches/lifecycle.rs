@@ -4,8 +4,10 @@
 //! UPDATE + INSERT of the attempt). The placement loop's queue read is shared by up to 64 tasks
 //! and left out.
 //!
-//! Two benches per dialect: `one_task_alone`, the time of one task alone (latency of the write path),
-//! and `sixteen_workers`, 16 tasks at once (throughput: divan reports tasks per second). Each
+//! Three benches per dialect: `one_task_alone`, the time of one task alone (latency of the write
+//! path); `sixteen_workers`, 16 tasks at once, each report stored on its own (throughput: divan
+//! reports tasks per second); and `sixteen_reported_together`, 16 tasks whose `started` reports
+//! and ends are stored together, as a busy runner's are (the dispatcher's group commit). Each
 //! dialect also prints the statements a task costs, by kind, from the store's counters.
 //!
 //! Run: `eval "$(scripts/services.sh)"` once, then `cargo bench -p baton-store` (every dialect;
@@ -17,6 +19,7 @@ use std::time::Duration;
 
 use baton_core::TaskStatus;
 use baton_store::dispatcher::Tables;
+use baton_store::dispatcher::batch::Start;
 use baton_store::dispatcher::reports::{Fence, Finish};
 use baton_store::dispatcher::runners::RunnerSpec;
 use baton_store::dispatcher::tasks::NewTask;
@@ -133,4 +136,53 @@ fn sixteen_workers(bencher: Bencher, dialect: &str) {
             while set.join_next().await.is_some() {}
         })
     });
+}
+
+#[divan::bench(args = DIALECTS, sample_count = 20, sample_size = 2)]
+fn sixteen_reported_together(bencher: Bencher, dialect: &str) {
+    let b = bed(dialect);
+    bencher.counter(ItemsCount::new(WORKERS)).bench_local(|| b.rt.block_on(reported_together(&b.tables, b.runner)));
+}
+
+/// `WORKERS` tasks created, claimed and given a log chunk each as their own calls come (16 at
+/// once), with their `started` reports stored in one call and their ends in another.
+async fn reported_together(t: &Tables, runner: i64) {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..WORKERS {
+        let t = t.clone();
+        set.spawn(async move {
+            let spec = TaskSpec { script: "true".into(), shell: "bash".into(), ..Default::default() };
+            let new = NewTask {
+                project_id: 1,
+                template_id: 1,
+                spec,
+                priority: 0,
+                max_attempts: 1,
+                template_max_parallel: 0,
+                project_max_parallel: 0,
+                schedule_id: None,
+                created_by: None,
+            };
+            let task = t.create_task(new).await.unwrap();
+            let epoch = t.claim(task.id, task.epoch, runner).await.unwrap().expect("claimed");
+            Fence { task_id: task.id, epoch, runner_id: runner }
+        });
+    }
+    let fences: Vec<Fence> = set.join_all().await;
+    let starts: Vec<Start> = fences.iter().map(|f| Start { fence: *f, at: now_ms() }).collect();
+    assert!(t.report_started_many(&starts).await.unwrap().iter().all(Option::is_some));
+    let mut set = tokio::task::JoinSet::new();
+    for fence in fences.clone() {
+        let t = t.clone();
+        set.spawn(async move {
+            let line = LogLine { seq: 1, time_ms: now_ms(), stream: LogStream::Stdout, text: "hello".into() };
+            t.append_log(fence, &[line]).await.unwrap();
+        });
+    }
+    set.join_all().await;
+    let ends: Vec<Finish> = fences
+        .into_iter()
+        .map(|fence| Finish { fence, status: TaskStatus::Succeeded, exit_code: Some(0), error: None, node_id: None })
+        .collect();
+    assert!(t.report_finished_many(&ends).await.unwrap().iter().all(Option::is_some));
 }

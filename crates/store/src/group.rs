@@ -10,43 +10,45 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{Error, Result};
 
-type Reply = oneshot::Sender<Result<()>>;
-type Apply<T> = Arc<dyn Fn(Vec<T>) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync>;
+type Reply<R> = oneshot::Sender<Result<R>>;
+type Queue<T, R> = mpsc::Sender<(T, Reply<R>)>;
+type Apply<T, R> = Arc<dyn Fn(Vec<T>) -> futures::future::BoxFuture<'static, Result<Vec<R>>> + Send + Sync>;
 
 /// A queue of writes of `T` applied in batches of at most `max` by one writer task, started on
-/// first use (inside the runtime). The writer ends when the last handle is dropped.
-pub struct Group<T> {
+/// first use (inside the runtime), each answered with an `R`. The writer ends when the last
+/// handle is dropped.
+pub struct Group<T, R = ()> {
     max: usize,
-    apply: Apply<T>,
-    tx: Arc<OnceLock<mpsc::Sender<(T, Reply)>>>,
+    apply: Apply<T, R>,
+    tx: Arc<OnceLock<Queue<T, R>>>,
 }
 
-impl<T> Clone for Group<T> {
+impl<T, R> Clone for Group<T, R> {
     fn clone(&self) -> Self {
         Group { max: self.max, apply: self.apply.clone(), tx: self.tx.clone() }
     }
 }
 
-impl<T> std::fmt::Debug for Group<T> {
+impl<T, R> std::fmt::Debug for Group<T, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group").field("max", &self.max).finish_non_exhaustive()
     }
 }
 
-impl<T: Send + 'static> Group<T> {
-    /// `apply` writes one batch, all or nothing.
-    pub fn new<F, Fut>(max: usize, apply: F) -> Group<T>
+impl<T: Send + 'static, R: Send + 'static> Group<T, R> {
+    /// `apply` writes one batch, all or nothing, and answers each item in order.
+    pub fn new<F, Fut>(max: usize, apply: F) -> Group<T, R>
     where
         F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = Result<Vec<R>>> + Send + 'static,
     {
-        let apply: Apply<T> = Arc::new(move |items| Box::pin(apply(items)));
+        let apply: Apply<T, R> = Arc::new(move |items| Box::pin(apply(items)));
         Group { max: max.max(1), apply, tx: Arc::new(OnceLock::new()) }
     }
 
     /// Writes `item` with whatever else is waiting; returns once that batch is committed (or
     /// failed: every write of a failed batch gets its error).
-    pub async fn write(&self, item: T) -> Result<()> {
+    pub async fn write(&self, item: T) -> Result<R> {
         let tx = self.tx.get_or_init(|| self.spawn());
         let (reply, done) = oneshot::channel();
         let stopped = || Error::Unavailable("the batch writer has stopped".into());
@@ -54,16 +56,31 @@ impl<T: Send + 'static> Group<T> {
         done.await.map_err(|_| stopped())?
     }
 
-    fn spawn(&self) -> mpsc::Sender<(T, Reply)> {
-        let (tx, mut rx) = mpsc::channel::<(T, Reply)>(self.max * 4);
+    fn spawn(&self) -> Queue<T, R> {
+        let (tx, mut rx) = mpsc::channel::<(T, Reply<R>)>(self.max * 4);
         let (apply, max) = (self.apply.clone(), self.max);
         tokio::spawn(async move {
             let mut waiting = Vec::with_capacity(max);
             while rx.recv_many(&mut waiting, max).await > 0 {
-                let (items, replies): (Vec<T>, Vec<Reply>) = waiting.drain(..).unzip();
-                let result = apply(items).await;
-                for reply in replies {
-                    let _ = reply.send(result.clone());
+                let (items, replies): (Vec<T>, Vec<Reply<R>>) = waiting.drain(..).unzip();
+                let n = replies.len();
+                match apply(items).await {
+                    Ok(answers) if answers.len() == n => {
+                        for (reply, answer) in replies.into_iter().zip(answers) {
+                            let _ = reply.send(Ok(answer));
+                        }
+                    }
+                    Ok(answers) => {
+                        let e = Error::Database(format!("a batch of {n} writes was answered {} times", answers.len()));
+                        for reply in replies {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
                 }
             }
         });
@@ -89,8 +106,9 @@ mod tests {
                 if items.contains(&13) {
                     return Err(Error::Database("unlucky".into()));
                 }
+                let n = items.len();
                 seen.lock().unwrap().push(items);
-                Ok(())
+                Ok(vec![(); n])
             }
         });
         group.write(1).await.unwrap();

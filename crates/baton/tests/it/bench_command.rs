@@ -47,3 +47,13 @@ async fn a_metrics_url_that_does_not_answer_is_named_and_the_run_goes_on() {
     assert!(err.contains("server cost not measured") && err.contains(&bad) && err.contains("404"), "{err}");
     assert!(out.contains("failed 0") && !out.contains("server CPU per task"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_logs_the_bench_follows_only_the_task_events() {
+    let srv = TestServer::start().await;
+    let (out, _) = bench(&srv, &["--tasks", "6", "--concurrency", "3"]).await;
+    assert!(out.contains("failed 0") && out.contains("POST -> first line received"), "{out}");
+    let (out, _) = bench(&srv, &["--tasks", "6", "--concurrency", "3", "--no-logs"]).await;
+    assert!(out.contains("tasks 6  concurrency 3  failed 0") && out.contains("POST -> script started"), "{out}");
+    assert!(!out.contains("first line received"), "no log was followed: {out}");
+}

@@ -12,17 +12,24 @@ pub mod tasks;
 
 /// The dispatcher's write access to its tables.
 #[derive(Debug, Clone)]
-pub struct Tables(crate::Store);
+pub struct Tables {
+    store: crate::Store,
+    /// Tasks submitted at about the same time are inserted together (where the database hands
+    /// the rows back: PostgreSQL and SQLite).
+    creating: crate::group::Group<tasks::NewTask, crate::entity::task::Model>,
+}
 
 impl Tables {
     pub fn new(store: crate::Store) -> Tables {
-        Tables(store)
+        let conn = store.conn().clone();
+        let creating = crate::group::Group::new(tasks::CREATE_GROUP, move |new| tasks::insert_many(conn.clone(), new));
+        Tables { store, creating }
     }
 }
 
 impl std::ops::Deref for Tables {
     type Target = crate::Store;
     fn deref(&self) -> &crate::Store {
-        &self.0
+        &self.store
     }
 }

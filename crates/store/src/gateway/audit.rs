@@ -21,14 +21,15 @@ pub struct AuditFilter {
 pub(super) const GROUP: usize = 128;
 
 /// Writes entries made at about the same time in one statement.
-pub(super) async fn insert(conn: sea_orm::DatabaseConnection, entries: Vec<audit_entry::Model>) -> Result<()> {
+pub(super) async fn insert(conn: sea_orm::DatabaseConnection, entries: Vec<audit_entry::Model>) -> Result<Vec<()>> {
+    let n = entries.len();
     let rows = entries.into_iter().map(|e| {
         let mut row: audit_entry::ActiveModel = e.into();
         row.id = sea_orm::ActiveValue::NotSet;
         row
     });
     audit_entry::Entity::insert_many(rows).exec_without_returning(&conn).await?;
-    Ok(())
+    Ok(vec![(); n])
 }
 
 impl Tables {

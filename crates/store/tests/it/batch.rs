@@ -125,3 +125,28 @@ async fn a_claim_hands_back_the_stored_row_and_misses_a_row_changed_since_it_was
         t.report_finished(end(fence(&row, owner), TaskStatus::Succeeded, Some(0), None)).await.unwrap().unwrap();
     rows_are_sqls(&t, ended.row).await;
 }
+
+#[tokio::test]
+async fn tasks_created_at_once_each_get_their_own_stored_row() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    // Some alike, some not: alike requests may share an INSERT but never a task.
+    let made = futures::future::join_all((0..24).map(|i| {
+        let t = t.clone();
+        async move {
+            let new = new_task(1 + i % 3, 1, i32::try_from(i % 2).unwrap(), 1);
+            let row = t.create_task(new.clone()).await.unwrap();
+            (new, row)
+        }
+    }))
+    .await;
+    let mut ids: Vec<i64> = made.iter().map(|(_, row)| row.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 24, "every request got a task of its own");
+    for (new, row) in &made {
+        assert_eq!((row.project_id, row.priority, row.status.as_str()), (new.project_id, new.priority, "queued"));
+        assert_eq!(row.spec, new.spec.to_json());
+    }
+    rows_are_sqls(&t, made.into_iter().map(|(_, row)| row)).await;
+}
