@@ -152,7 +152,10 @@ async fn place_page(svc: &Service, mut head: Vec<task::Model>) -> crate::Result<
         }
         let Some((runner_id, session, outbox)) = inner.registry.pick(t.project_id, &spec.labels) else { continue };
         let secrets = open_secrets(svc, t.project_id, &spec.secrets).await;
-        let Some(row) = inner.tables.claim_row(&t, runner_id).await? else { continue };
+        let Some(row) = inner.tables.claim_row(&t, runner_id).await? else {
+            inner.metrics.claim_lost();
+            continue;
+        };
         let epoch = row.epoch;
         claimed.push(t.id);
         let secrets = match secrets {

@@ -129,6 +129,7 @@ pub struct Metrics {
 struct Inner {
     registry: Registry,
     tasks_submitted: Counter,
+    claims_lost: Counter,
     tasks_finished: Family<StatusLabels, Counter>,
     dispatch_latency: Histogram,
     queue_depth: Gauge,
@@ -150,6 +151,7 @@ impl Metrics {
         let inner = Inner {
             registry: Registry::default(),
             tasks_submitted: Counter::default(),
+            claims_lost: Counter::default(),
             tasks_finished: Family::default(),
             dispatch_latency: Histogram::new(DISPATCH_BUCKETS),
             queue_depth: Gauge::default(),
@@ -185,6 +187,12 @@ impl Metrics {
     /// Recorded by the dispatcher that created a task (by API or by a schedule's fire).
     pub fn task_submitted(&self) {
         self.inner.tasks_submitted.inc();
+    }
+
+    /// Recorded by a dispatcher whose claim of a queued task found it taken or changed since it
+    /// read the queue: with several nodes, mostly another node claiming the same task first.
+    pub fn claim_lost(&self) {
+        self.inner.claims_lost.inc();
     }
 
     /// Recorded by the dispatcher that recorded a task's final state, once per task.
@@ -304,6 +312,11 @@ impl Inner {
             "tasks_submitted",
             "Tasks created by this node's dispatcher (by API or schedule)",
             self.tasks_submitted.clone(),
+        );
+        r.register(
+            "claims_lost",
+            "Claims of queued tasks this node's dispatcher lost (another node claimed the task first, or it changed since the queue was read): wasted work",
+            self.claims_lost.clone(),
         );
         r.register(
             "tasks_finished",

@@ -24,6 +24,7 @@ fn every_metric_is_named_typed_and_described() {
     for (name, kind) in [
         ("baton_build_info", "gauge"),
         ("baton_tasks_submitted_total", "counter"),
+        ("baton_claims_lost_total", "counter"),
         ("baton_tasks_finished_total", "counter"),
         ("baton_dispatch_latency_seconds", "histogram"),
         ("baton_queue_depth", "gauge"),
@@ -68,6 +69,7 @@ fn recorded_values_show() {
     let m = metrics();
     m.task_submitted();
     m.task_submitted();
+    m.claim_lost();
     m.task_finished(TaskStatus::Succeeded);
     m.task_started(Duration::from_millis(300));
     m.set_queue_depth(7);
@@ -79,6 +81,7 @@ fn recorded_values_show() {
     let lines = samples(&text);
     for want in [
         "baton_tasks_submitted_total 2",
+        "baton_claims_lost_total 1",
         "baton_tasks_finished_total{status=\"succeeded\"} 1",
         "baton_dispatch_latency_seconds_bucket{le=\"0.25\"} 0",
         "baton_dispatch_latency_seconds_bucket{le=\"0.5\"} 1",
