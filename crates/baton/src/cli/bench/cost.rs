@@ -1,6 +1,7 @@
 //! What a run cost the servers: CPU seconds and SQL statements per task, from each node's
 //! `/metrics` read before and after the run (`process_cpu_seconds_total` and
-//! `baton_sql_statements_total`). Whatever the servers did meanwhile counts too — the bench's own
+//! `baton_sql_statements_total`), and the claims the dispatchers lost to each other
+//! (`baton_claims_lost_total`). Whatever the servers did meanwhile counts too — the bench's own
 //! WebSocket and API calls included, as any client's would — so measure on an otherwise idle
 //! cluster.
 
@@ -14,6 +15,8 @@ pub struct Sample {
     pub cpu_seconds: f64,
     /// Statements by kind.
     pub statements: BTreeMap<String, f64>,
+    /// Claims lost (0 from a server that does not count them).
+    pub claims_lost: f64,
 }
 
 /// Reads the counters of every node listed.
@@ -38,6 +41,8 @@ pub fn parse(text: &str) -> Option<Sample> {
         let Ok(value) = value.parse::<f64>() else { continue };
         if series == "process_cpu_seconds_total" {
             cpu = Some(value);
+        } else if series == "baton_claims_lost_total" {
+            sample.claims_lost = value;
         } else if let Some(labels) = series.strip_prefix("baton_sql_statements_total{") {
             let kind = labels.strip_prefix("kind=\"").and_then(|l| l.split('"').next()).unwrap_or("other");
             *sample.statements.entry(kind.to_owned()).or_default() += value;
@@ -48,7 +53,7 @@ pub fn parse(text: &str) -> Option<Sample> {
 }
 
 /// The report's lines: CPU milliseconds per task (in total, and per node when there are
-/// several), and statements per task by kind.
+/// several), statements per task by kind, and claims lost per task.
 pub fn report(urls: &[String], before: &[Sample], after: &[Sample], tasks: usize) -> Vec<String> {
     let tasks = tasks.max(1) as f64;
     let per_node: Vec<f64> = before.iter().zip(after).map(|(b, a)| (a.cpu_seconds - b.cpu_seconds) * 1000.0).collect();
@@ -67,7 +72,12 @@ pub fn report(urls: &[String], before: &[Sample], after: &[Sample], tasks: usize
     let sum: f64 = kinds.values().sum();
     let by_kind: Vec<String> =
         kinds.iter().filter(|(_, n)| **n > 0.0).map(|(k, n)| format!("{k} {:.2}", n / tasks)).collect();
-    vec![cpu, format!("SQL statements per task      {:.2} ({})", sum / tasks, by_kind.join(", "))]
+    let lost: f64 = before.iter().zip(after).map(|(b, a)| a.claims_lost - b.claims_lost).sum();
+    vec![
+        cpu,
+        format!("SQL statements per task      {:.2} ({})", sum / tasks, by_kind.join(", ")),
+        format!("claims lost per task         {:.3}", lost / tasks),
+    ]
 }
 
 #[cfg(test)]
@@ -79,6 +89,7 @@ mod tests {
         process_cpu_seconds_total 1.5\n\
         baton_sql_statements_total{kind=\"select\"} 40\n\
         baton_sql_statements_total{kind=\"update\"} 30\n\
+        baton_claims_lost_total 4\n\
         baton_tasks_submitted_total 10\n";
 
     #[test]
@@ -87,6 +98,7 @@ mod tests {
         assert_eq!(s.cpu_seconds, 1.5);
         assert_eq!(s.statements.get("select"), Some(&40.0));
         assert_eq!(s.statements.get("update"), Some(&30.0));
+        assert_eq!(s.claims_lost, 4.0);
         assert_eq!(parse("baton_tasks_submitted_total 3\n"), None, "no CPU figure, no sample");
     }
 
@@ -98,9 +110,11 @@ mod tests {
         *after.statements.get_mut("select").unwrap() += 40.0;
         *after.statements.get_mut("update").unwrap() += 30.0;
         after.statements.insert("transaction".into(), 20.0);
+        after.claims_lost += 5.0;
         let urls = vec!["a".to_owned(), "b".to_owned()];
         let lines = report(&urls, &[before.clone(), before.clone()], &[after.clone(), before], 100);
         assert_eq!(lines[0], "server CPU per task          2.000 ms (a 2.000, b 0.000)");
         assert_eq!(lines[1], "SQL statements per task      0.90 (select 0.40, transaction 0.20, update 0.30)");
+        assert_eq!(lines[2], "claims lost per task         0.050");
     }
 }
