@@ -93,20 +93,23 @@ impl Bed {
     }
 }
 
-async fn one_task(t: &Tables, runner: i64) {
-    let spec = TaskSpec { script: "true".into(), shell: "bash".into(), ..Default::default() };
-    let new = NewTask {
+/// The task every bench creates: one attempt of `true`.
+fn new_task() -> NewTask {
+    NewTask {
         project_id: 1,
         template_id: 1,
-        spec,
+        spec: TaskSpec { script: "true".into(), shell: "bash".into(), ..Default::default() },
         priority: 0,
         max_attempts: 1,
         template_max_parallel: 0,
         project_max_parallel: 0,
         schedule_id: None,
         created_by: None,
-    };
-    let task = t.create_task(new).await.unwrap();
+    }
+}
+
+async fn one_task(t: &Tables, runner: i64) {
+    let task = t.create_task(new_task()).await.unwrap();
     let epoch = t.claim(task.id, task.epoch, runner).await.unwrap().expect("claimed");
     let fence = Fence { task_id: task.id, epoch, runner_id: runner };
     let first = t.next_log_seq(task.id).await.unwrap();
@@ -151,19 +154,7 @@ async fn reported_together(t: &Tables, runner: i64) {
     for _ in 0..WORKERS {
         let t = t.clone();
         set.spawn(async move {
-            let spec = TaskSpec { script: "true".into(), shell: "bash".into(), ..Default::default() };
-            let new = NewTask {
-                project_id: 1,
-                template_id: 1,
-                spec,
-                priority: 0,
-                max_attempts: 1,
-                template_max_parallel: 0,
-                project_max_parallel: 0,
-                schedule_id: None,
-                created_by: None,
-            };
-            let task = t.create_task(new).await.unwrap();
+            let task = t.create_task(new_task()).await.unwrap();
             let epoch = t.claim(task.id, task.epoch, runner).await.unwrap().expect("claimed");
             Fence { task_id: task.id, epoch, runner_id: runner }
         });

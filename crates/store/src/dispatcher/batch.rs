@@ -158,7 +158,7 @@ async fn finish_returning(tx: &sea_orm::DatabaseTransaction, ends: &[Finish]) ->
     }
     // The ends the UPDATEs refused: read once to tell a repeat from a stranger's report.
     let refused: Vec<i64> = ends.iter().map(|f| f.fence.task_id).filter(|id| !applied.contains_key(id)).collect();
-    let current: HashMap<i64, task::Model> = if refused.is_empty() {
+    let mut current: HashMap<i64, task::Model> = if refused.is_empty() {
         HashMap::new()
     } else {
         task::Entity::find()
@@ -172,19 +172,14 @@ async fn finish_returning(tx: &sea_orm::DatabaseTransaction, ends: &[Finish]) ->
     let mut answers = Vec::with_capacity(ends.len());
     let mut attempts = Vec::new();
     for f in ends {
-        // An end named twice is applied once; the second is a repeat.
-        if let Some(row) = applied.remove(&f.fence.task_id) {
+        let id = f.fence.task_id;
+        // An end named twice is applied once; the second finds the row it left: a repeat.
+        if let Some(row) = applied.remove(&id) {
             attempts.push(attempt_row(tx, &row, end_of(f, now)).await?);
+            current.insert(id, row.clone());
             answers.push(Ok(Some(Accepted { row: Some(row) })));
-        } else if let Some(t) = current.get(&f.fence.task_id) {
-            answers.push(Ok(unchanged(f, t)));
-        } else if let Some(row) = answers.iter().rev().find_map(|a| match a {
-            Ok(Some(Accepted { row: Some(r) })) if r.id == f.fence.task_id => Some(r.clone()),
-            _ => None,
-        }) {
-            answers.push(Ok(unchanged(f, &row)));
         } else {
-            answers.push(Err(f.fence.task_id));
+            answers.push(current.get(&id).map(|t| unchanged(f, t)).ok_or(id));
         }
     }
     if !attempts.is_empty() {
