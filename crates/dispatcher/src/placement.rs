@@ -14,7 +14,7 @@ use baton_store::dispatcher::reports::{Fence, Finish};
 use baton_store::entity::task;
 use tokio_util::sync::CancellationToken;
 
-use crate::registry::Held;
+use crate::registry::{Held, Outbox};
 use crate::{Service, events, settle};
 
 /// How many queued tasks one read of the queue returns.
@@ -123,15 +123,27 @@ async fn queue_page(svc: &Service, after: Option<Queued>) -> crate::Result<Page>
     Ok(Page { tasks, last: entries.last().copied(), full: entries.len() as u64 == BATCH })
 }
 
-/// Places what fits of one page of queued tasks. Returns how many were assigned.
+/// A queued task and the runner of this node chosen for it, before the claim.
+struct Choice {
+    t: task::Model,
+    spec: TaskSpec,
+    runner_id: i64,
+    session: u64,
+    outbox: Outbox,
+    secrets: Result<HashMap<String, String>, String>,
+}
+
+/// Places what fits of one page of queued tasks. Returns how many were assigned. A runner is
+/// chosen for every task first (counting the slots chosen so far), then all are claimed in one
+/// statement, then each claimed one is sent.
 async fn place_page(svc: &Service, mut head: Vec<task::Model>) -> crate::Result<usize> {
     let inner = &svc.inner;
     stagger(&mut head, inner.registry.total_free());
     let limited = head.iter().any(|t| t.template_max_parallel > 0 || t.project_max_parallel > 0);
     let (mut per_template, mut per_project) =
         if limited { inner.tables.active_counts().await? } else { (HashMap::new(), HashMap::new()) };
-    let mut placed = 0;
-    let mut claimed = Vec::new();
+    let mut taken = HashMap::new();
+    let mut chosen = Vec::new();
     for t in head {
         if over_limit(t.template_max_parallel, per_template.get(&t.template_id))
             || over_limit(t.project_max_parallel, per_project.get(&t.project_id))
@@ -145,63 +157,85 @@ async fn place_page(svc: &Service, mut head: Vec<task::Model>) -> crate::Result<
                 continue;
             }
         };
-        // Checked before every claim: a drain that began during this pass sends the runners away,
-        // and an assignment claimed after that would chase a stream that is closing.
-        if svc.is_draining() {
-            break;
-        }
-        let Some((runner_id, session, outbox)) = inner.registry.pick(t.project_id, &spec.labels) else { continue };
+        let Some((runner_id, session, outbox)) = inner.registry.pick(t.project_id, &spec.labels, &taken) else {
+            continue;
+        };
+        *taken.entry(runner_id).or_insert(0) += 1;
+        // Counted as running from here: a claim lost below only makes the rest of this pass
+        // more careful than it had to be, never less.
+        *per_template.entry(t.template_id).or_insert(0) += 1;
+        *per_project.entry(t.project_id).or_insert(0) += 1;
         let secrets = open_secrets(svc, t.project_id, &spec.secrets).await;
-        let Some(row) = inner.tables.claim_row(&t, runner_id).await? else {
+        chosen.push(Choice { t, spec, runner_id, session, outbox, secrets });
+    }
+    // Checked right before the claims: a drain that began during this pass sends the runners
+    // away, and assignments claimed after that would chase streams that are closing.
+    if chosen.is_empty() || svc.is_draining() {
+        return Ok(0);
+    }
+    let claims: Vec<(&task::Model, i64)> = chosen.iter().map(|c| (&c.t, c.runner_id)).collect();
+    let rows = inner.tables.claim_rows(&claims).await?;
+    let mut placed = 0;
+    let mut claimed = Vec::new();
+    for (choice, row) in chosen.into_iter().zip(rows) {
+        let Some(row) = row else {
             inner.metrics.claim_lost();
             continue;
         };
-        let epoch = row.epoch;
-        claimed.push(t.id);
-        let secrets = match secrets {
-            Ok(s) => s,
-            Err(why) => {
-                // Nothing can run it as asked: end it now, saying why, instead of retrying forever.
-                let fence = Fence { task_id: t.id, epoch, runner_id };
-                // The runner was picked from this node's registry: its stream is here.
-                let node_id = Some(inner.opts.node_id.clone());
-                let fin = Finish { fence, status: TaskStatus::Failed, exit_code: None, error: Some(why), node_id };
-                let ended = inner.tables.report_finished(fin).await?;
-                if ended.is_some() {
-                    inner.metrics.task_finished(TaskStatus::Failed);
-                }
-                let row = ended.and_then(|a| a.row);
-                events::row_changed(svc, t.project_id, t.id, TaskStatus::Failed.as_str(), row.as_ref()).await;
-                continue;
-            }
-        };
-        // A first attempt has no lines yet; later ones continue the numbering.
-        let first_seq = if t.attempt <= 1 { 1 } else { inner.tables.next_log_seq(t.id).await? };
-        let msg = assignment(&t, epoch, spec, first_seq, secrets);
-        let last_seq = Some(first_seq - 1);
-        let held = Held { epoch, project_id: t.project_id, awaiting_start: Held::first_start(&t), last_seq };
-        let registered = inner.registry.with_session(runner_id, session, |c| c.held.insert(t.id, held)).is_some();
-        tracing::debug!(task_id = t.id, epoch, runner_id, "assigned");
-        // Offered, never awaited: one runner that stopped reading must not stall placement for
-        // every other runner of this node. It is cut off instead.
-        if !registered || outbox.offer(msg).is_err() {
-            // The stream ended, was replaced since the pick, or its runner was cut off: the
-            // runner never gets this assignment, so the task goes back to the queue as it was.
-            inner.registry.with_session(runner_id, session, |c| c.held.remove(&t.id));
-            let outcome = inner.tables.unassign(t.id, epoch).await;
-            events::attempt_ended(svc, t.project_id, t.id, outcome).await;
-            continue;
+        claimed.push(choice.t.id);
+        if send(svc, choice, row).await? {
+            placed += 1;
         }
-        *per_template.entry(t.template_id).or_insert(0) += 1;
-        *per_project.entry(t.project_id).or_insert(0) += 1;
-        events::row_changed(svc, t.project_id, t.id, TaskStatus::Assigned.as_str(), Some(&row)).await;
-        placed += 1;
     }
     if !claimed.is_empty() {
         // Best effort: an entry left behind is dropped by the next read of the queue.
         let _ = inner.coord.dequeue(&claimed).await;
     }
     Ok(placed)
+}
+
+/// Hands a claimed task (`row`, as the claim left it) to its runner. `false` when it could not
+/// be: its secrets cannot be opened (it is ended, saying why), or the runner's stream is gone
+/// (it goes back to the queue).
+async fn send(svc: &Service, c: Choice, row: task::Model) -> crate::Result<bool> {
+    let inner = &svc.inner;
+    let (t, runner_id, epoch) = (&c.t, c.runner_id, row.epoch);
+    let secrets = match c.secrets {
+        Ok(s) => s,
+        Err(why) => {
+            // Nothing can run it as asked: end it now, saying why, instead of retrying forever.
+            let fence = Fence { task_id: t.id, epoch, runner_id };
+            // The runner was picked from this node's registry: its stream is here.
+            let node_id = Some(inner.opts.node_id.clone());
+            let fin = Finish { fence, status: TaskStatus::Failed, exit_code: None, error: Some(why), node_id };
+            let ended = inner.tables.report_finished(fin).await?;
+            if ended.is_some() {
+                inner.metrics.task_finished(TaskStatus::Failed);
+            }
+            let row = ended.and_then(|a| a.row);
+            events::row_changed(svc, t.project_id, t.id, TaskStatus::Failed.as_str(), row.as_ref()).await;
+            return Ok(false);
+        }
+    };
+    // A first attempt has no lines yet; later ones continue the numbering.
+    let first_seq = if t.attempt <= 1 { 1 } else { inner.tables.next_log_seq(t.id).await? };
+    let msg = assignment(t, epoch, c.spec, first_seq, secrets);
+    let last_seq = Some(first_seq - 1);
+    let held = Held { epoch, project_id: t.project_id, awaiting_start: Held::first_start(t), last_seq };
+    let registered = inner.registry.with_session(runner_id, c.session, |r| r.held.insert(t.id, held)).is_some();
+    tracing::debug!(task_id = t.id, epoch, runner_id, "assigned");
+    // Offered, never awaited: one runner that stopped reading must not stall placement for
+    // every other runner of this node. It is cut off instead.
+    if !registered || c.outbox.offer(msg).is_err() {
+        // The stream ended, was replaced since the pick, or its runner was cut off: the
+        // runner never gets this assignment, so the task goes back to the queue as it was.
+        inner.registry.with_session(runner_id, c.session, |r| r.held.remove(&t.id));
+        let outcome = inner.tables.unassign(t.id, epoch).await;
+        events::attempt_ended(svc, t.project_id, t.id, outcome).await;
+        return Ok(false);
+    }
+    events::row_changed(svc, t.project_id, t.id, TaskStatus::Assigned.as_str(), Some(&row)).await;
+    Ok(true)
 }
 
 /// Every dispatcher with free slots is woken by the same enqueue and reads the same head of the

@@ -110,16 +110,18 @@ impl Registry {
     }
 
     /// Picks the least-loaded runner with a free slot that may take a task of `project_id` needing
-    /// `labels`: its id and the session and outbox of its stream.
-    pub fn pick(&self, project_id: i64, labels: &[String]) -> Option<(i64, u64, Outbox)> {
+    /// `labels`: its id and the session and outbox of its stream. `taken` counts, per runner, the
+    /// slots already chosen for tasks not yet assigned: they are not free.
+    pub fn pick(&self, project_id: i64, labels: &[String], taken: &HashMap<i64, usize>) -> Option<(i64, u64, Outbox)> {
         let inner = self.lock();
+        let free = |id: &i64, c: &Conn| c.free().saturating_sub(taken.get(id).copied().unwrap_or(0));
         inner
             .conns
             .iter()
-            .filter(|(_, c)| c.free() > 0 && c.fits(project_id, labels))
+            .filter(|(id, c)| free(id, c) > 0 && c.fits(project_id, labels))
             // Least loaded = highest share of free slots; ties go to the lower id for stable tests.
             .max_by(|(a_id, a), (b_id, b)| {
-                let (fa, fb) = (a.free() * b.capacity, b.free() * a.capacity);
+                let (fa, fb) = (free(a_id, a) * b.capacity, free(b_id, b) * a.capacity);
                 fa.cmp(&fb).then(b_id.cmp(a_id))
             })
             .map(|(id, c)| (*id, c.session, c.outbox.clone()))
@@ -176,8 +178,8 @@ mod tests {
         r.insert(1, conn(&["linux"], 2, 0));
         r.insert(2, conn(&["linux", "gpu"], 2, 0));
         r.insert(3, conn(&["linux", "gpu"], 1, 1));
-        assert_eq!(r.pick(1, &["gpu".into()]).map(|p| p.0), Some(2));
-        assert_eq!(r.pick(1, &["arm".into()]).map(|p| p.0), None);
+        assert_eq!(r.pick(1, &["gpu".into()], &HashMap::new()).map(|p| p.0), Some(2));
+        assert_eq!(r.pick(1, &["arm".into()], &HashMap::new()).map(|p| p.0), None);
         assert_eq!(r.total_free(), 4);
     }
 
@@ -186,7 +188,23 @@ mod tests {
         let r = Registry::default();
         r.insert(1, conn(&[], 4, 3));
         r.insert(2, conn(&[], 2, 1));
-        assert_eq!(r.pick(1, &[]).map(|p| p.0), Some(2));
+        assert_eq!(r.pick(1, &[], &HashMap::new()).map(|p| p.0), Some(2));
+    }
+
+    #[test]
+    fn slots_chosen_in_a_pass_are_not_free() {
+        let r = Registry::default();
+        r.insert(1, conn(&[], 4, 1));
+        r.insert(2, conn(&[], 2, 0));
+        let mut taken = HashMap::new();
+        let mut picks = Vec::new();
+        while let Some((id, _, _)) = r.pick(1, &[], &taken) {
+            *taken.entry(id).or_insert(0) += 1;
+            picks.push(id);
+        }
+        // Three free slots on runner 1 and two on runner 2, spread by load, and no more.
+        assert_eq!(picks, [2, 1, 1, 2, 1]);
+        assert_eq!(r.total_free(), 5, "choosing takes nothing until a task is held");
     }
 
     #[test]
@@ -195,10 +213,10 @@ mod tests {
         let mut scoped = conn(&[], 4, 0);
         scoped.project_id = Some(7);
         r.insert(1, scoped);
-        assert_eq!(r.pick(7, &[]).map(|p| p.0), Some(1));
-        assert_eq!(r.pick(8, &[]).map(|p| p.0), None);
+        assert_eq!(r.pick(7, &[], &HashMap::new()).map(|p| p.0), Some(1));
+        assert_eq!(r.pick(8, &[], &HashMap::new()).map(|p| p.0), None);
         r.insert(2, conn(&[], 1, 0));
-        assert_eq!(r.pick(8, &[]).map(|p| p.0), Some(2));
+        assert_eq!(r.pick(8, &[], &HashMap::new()).map(|p| p.0), Some(2));
     }
 
     #[test]
@@ -208,7 +226,7 @@ mod tests {
         let new = r.insert(1, conn(&[], 2, 0));
         assert!(r.remove(1, old).is_none());
         r.with(1, |c| c.draining = true);
-        assert!(r.pick(1, &[]).is_none());
+        assert!(r.pick(1, &[], &HashMap::new()).is_none());
         assert!(r.remove(1, new).is_some());
         assert_eq!(r.len(), 0);
     }
@@ -217,7 +235,7 @@ mod tests {
     fn an_assignment_picked_for_a_replaced_stream_does_not_land_on_the_new_one() {
         let r = Registry::default();
         r.insert(1, conn(&[], 2, 0));
-        let (id, old, _) = r.pick(1, &[]).unwrap();
+        let (id, old, _) = r.pick(1, &[], &HashMap::new()).unwrap();
         let new = r.insert(id, conn(&[], 2, 0));
         let held = Held { epoch: 1, project_id: 1, awaiting_start: None, last_seq: None };
         assert!(r.with_session(id, old, |c| c.held.insert(5, held)).is_none());

@@ -61,6 +61,41 @@ impl Tables {
         Ok(out)
     }
 
+    /// [`claim_row`](Tables::claim_row) of each `(row as read, runner)`, answered in order: the
+    /// row as the claim left it, or `None` for a task changed since it was read (claimed by
+    /// another node, cancelled). On PostgreSQL and SQLite the claims are one UPDATE … RETURNING,
+    /// fenced per row by its version exactly as one claim is; MariaDB claims one by one. Nodes
+    /// that read the same queue head then lose one statement between them, not one per task.
+    pub async fn claim_rows(&self, claims: &[(&task::Model, i64)]) -> Result<Vec<Option<task::Model>>> {
+        if claims.len() < 2 || !self.conn().support_returning() {
+            let mut out = Vec::with_capacity(claims.len());
+            for (t, runner_id) in claims {
+                out.push(self.claim_row(t, *runner_id).await?);
+            }
+            return Ok(out);
+        }
+        let mut runner = CaseStatement::new();
+        for (t, runner_id) in claims {
+            runner = runner.case(task::Column::Id.eq(t.id), *runner_id);
+        }
+        let now = now_ms();
+        let update = changing_at(now)
+            .col_expr(task::Column::Status, Expr::value(TaskStatus::Assigned.as_str()))
+            .col_expr(task::Column::Epoch, Expr::col(task::Column::Epoch).add(1))
+            .col_expr(task::Column::RunnerId, runner.into())
+            .col_expr(task::Column::AssignedAt, Expr::value(now))
+            .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()))
+            .filter(
+                Expr::tuple([Expr::col(task::Column::Id), Expr::col(task::Column::Version)])
+                    .in_tuples(claims.iter().map(|(t, _)| (t.id, t.version))),
+            );
+        // Nodes claiming overlapping pages lock rows in whatever order their plans take: a
+        // deadlock victim runs again, and then finds those rows changed.
+        let rows = on_deadlock(|| async { Ok(update.clone().exec_with_returning(self.conn()).await?) }).await?;
+        let mut claimed: HashMap<i64, task::Model> = rows.into_iter().map(|r| (r.id, r)).collect();
+        Ok(claims.iter().map(|(t, _)| claimed.remove(&t.id)).collect())
+    }
+
     /// [`report_finished`](Tables::report_finished) of each of `ends`, answered in order, in one
     /// transaction. Each end is checked against its fence as it would be alone; those that hold
     /// are written with one UPDATE per distinct outcome and their attempts' history rows with one

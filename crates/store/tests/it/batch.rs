@@ -127,6 +127,35 @@ async fn a_claim_hands_back_the_stored_row_and_misses_a_row_changed_since_it_was
 }
 
 #[tokio::test]
+async fn claims_made_together_are_fenced_one_by_one() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let (a, b) = (runner(&t, "a").await, runner(&t, "b").await);
+    let mut read = Vec::new();
+    for _ in 0..5 {
+        read.push(t.create_task(new_task(1, 1, 0, 2)).await.unwrap());
+    }
+    // Another node claimed task 1 first; task 3 changed since it was read (version behind).
+    t.claim_row(&read[1], b).await.unwrap().expect("the other node's claim");
+    let stale = task::Model { version: read[3].version - 1, ..read[3].clone() };
+    let claims = [(&read[0], a), (&read[1], a), (&read[2], b), (&stale, a), (&read[4], a)];
+    let rows = t.claim_rows(&claims).await.unwrap();
+    let got: Vec<Option<i64>> = rows.iter().map(|r| r.as_ref().and_then(|r| r.runner_id)).collect();
+    assert_eq!(got, [Some(a), None, Some(b), None, Some(a)], "each claim answered as it would be alone");
+    for (row, (before, _)) in rows.iter().zip(&claims) {
+        if let Some(row) = row {
+            assert_eq!((row.status.as_str(), row.epoch), ("assigned", before.epoch + 1));
+        }
+    }
+    rows_are_sqls(&t, rows.into_iter().flatten()).await;
+    let lost = t.task(read[1].id).await.unwrap();
+    assert_eq!((lost.runner_id, lost.epoch), (Some(b), 1), "a lost claim changes nothing");
+    assert_eq!(t.task(read[3].id).await.unwrap(), read[3], "a changed row is left for the next pass");
+    // Claiming the same rows again finds every one taken.
+    assert!(t.claim_rows(&claims).await.unwrap().iter().all(Option::is_none));
+}
+
+#[tokio::test]
 async fn tasks_created_at_once_each_get_their_own_stored_row() {
     let db = support::db().await;
     let t = db.dispatcher();
