@@ -175,7 +175,7 @@ async fn place_page(svc: &Service, mut head: Vec<task::Model>) -> crate::Result<
     }
     let claims: Vec<(&task::Model, i64)> = chosen.iter().map(|c| (&c.t, c.runner_id)).collect();
     let rows = inner.tables.claim_rows(&claims).await?;
-    let mut placed = 0;
+    let mut sent = Vec::new();
     let mut claimed = Vec::new();
     for (choice, row) in chosen.into_iter().zip(rows) {
         let Some(row) = row else {
@@ -183,21 +183,26 @@ async fn place_page(svc: &Service, mut head: Vec<task::Model>) -> crate::Result<
             continue;
         };
         claimed.push(choice.t.id);
-        if send(svc, choice, row).await? {
-            placed += 1;
-        }
+        sent.extend(send(svc, choice, row).await?);
     }
+    // Side by side, so the notices leave together (one pipeline to Redis); before anything
+    // else, so each is on its way before its runner can report the start.
+    let assigned = TaskStatus::Assigned.as_str();
+    futures::future::join_all(
+        sent.iter().map(|row| events::row_changed(svc, row.project_id, row.id, assigned, Some(row))),
+    )
+    .await;
     if !claimed.is_empty() {
         // Best effort: an entry left behind is dropped by the next read of the queue.
         let _ = inner.coord.dequeue(&claimed).await;
     }
-    Ok(placed)
+    Ok(sent.len())
 }
 
-/// Hands a claimed task (`row`, as the claim left it) to its runner. `false` when it could not
-/// be: its secrets cannot be opened (it is ended, saying why), or the runner's stream is gone
-/// (it goes back to the queue).
-async fn send(svc: &Service, c: Choice, row: task::Model) -> crate::Result<bool> {
+/// Hands a claimed task (`row`, as the claim left it) to its runner, and returns the row to
+/// announce. `None` when it could not be: its secrets cannot be opened (it is ended, saying
+/// why), or the runner's stream is gone (it goes back to the queue).
+async fn send(svc: &Service, c: Choice, row: task::Model) -> crate::Result<Option<task::Model>> {
     let inner = &svc.inner;
     let (t, runner_id, epoch) = (&c.t, c.runner_id, row.epoch);
     let secrets = match c.secrets {
@@ -214,7 +219,7 @@ async fn send(svc: &Service, c: Choice, row: task::Model) -> crate::Result<bool>
             }
             let row = ended.and_then(|a| a.row);
             events::row_changed(svc, t.project_id, t.id, TaskStatus::Failed.as_str(), row.as_ref()).await;
-            return Ok(false);
+            return Ok(None);
         }
     };
     // A first attempt has no lines yet; later ones continue the numbering.
@@ -232,10 +237,9 @@ async fn send(svc: &Service, c: Choice, row: task::Model) -> crate::Result<bool>
         inner.registry.with_session(runner_id, c.session, |r| r.held.remove(&t.id));
         let outcome = inner.tables.unassign(t.id, epoch).await;
         events::attempt_ended(svc, t.project_id, t.id, outcome).await;
-        return Ok(false);
+        return Ok(None);
     }
-    events::row_changed(svc, t.project_id, t.id, TaskStatus::Assigned.as_str(), Some(&row)).await;
-    Ok(true)
+    Ok(Some(row))
 }
 
 /// Every dispatcher with free slots is woken by the same enqueue and reads the same head of the

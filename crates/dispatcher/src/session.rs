@@ -16,6 +16,7 @@ use baton_store::dispatcher::tasks::Lost;
 use baton_store::entity::runner;
 use baton_store::{LogLine, LogStream};
 use futures::FutureExt;
+use futures::future::join_all;
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 
@@ -215,9 +216,8 @@ impl Session {
         let starts: Vec<Start> =
             reports.iter().filter_map(|s| Some(Start { fence: self.fence(s.task?), at: started_at(s) })).collect();
         let answers = self.svc.inner.tables.report_started_many(&starts).await?;
-        for (s, answer) in starts.iter().zip(answers) {
-            self.on_started_answer(task_ref(s.fence), answer).await;
-        }
+        // Side by side, so their notices leave together (one pipeline to Redis) and in order.
+        join_all(starts.iter().zip(answers).map(|(s, answer)| self.on_started_answer(task_ref(s.fence), answer))).await;
         Ok(())
     }
 
@@ -255,9 +255,10 @@ impl Session {
         }
         let finishes: Vec<Finish> = ends.iter().map(|(_, f)| f.clone()).collect();
         let answers = self.svc.inner.tables.report_finished_many(&finishes).await?;
-        for ((project_id, f), answer) in ends.into_iter().zip(answers) {
-            self.on_finished_answer(project_id, task_ref(f.fence), Some(f.status), answer).await;
-        }
+        join_all(ends.into_iter().zip(answers).map(|((project_id, f), answer)| {
+            self.on_finished_answer(project_id, task_ref(f.fence), Some(f.status), answer)
+        }))
+        .await;
         events::wake_here(&self.svc);
         Ok(())
     }

@@ -1,8 +1,9 @@
 //! The Redis coordinator, for clusters: every node connects to one Redis, and this is all they
 //! share besides SQL. Commands go through a small connection pool; pub/sub (and with it the
 //! wake-ups of `wait_for_work`) runs on one dedicated connection owned by a background task
-//! ([`pubsub`]). Every key and every channel starts with the configured prefix, so several
-//! clusters (or tests) can share one Redis:
+//! ([`pubsub`]); publishes that wait together go out as one pipeline ([`publisher`]). Every key
+//! and every channel starts with the configured prefix, so several clusters (or tests) can share
+//! one Redis:
 //!
 //! | key / channel            | what                                                     |
 //! |--------------------------|----------------------------------------------------------|
@@ -20,6 +21,7 @@
 mod counters;
 mod locks;
 mod nodes;
+mod publisher;
 mod pubsub;
 mod queue;
 
@@ -159,6 +161,7 @@ pub struct Redis {
     keys: Keys,
     secret: Secret,
     pubsub: pubsub::PubSub,
+    publisher: publisher::Publisher,
     scripts: Scripts,
 }
 
@@ -224,7 +227,8 @@ impl Redis {
             .map_err(|e| Error::Unavailable(format!("cannot build the redis connection pool: {e}")))?;
         let keys = Keys::new(&opts.key_prefix);
         let pubsub = pubsub::PubSub::start(client, keys.clone(), secret.clone());
-        let redis = Redis { pool, keys, secret, pubsub, scripts: Scripts::new() };
+        let publisher = publisher::Publisher::start(pool.clone());
+        let redis = Redis { pool, keys, secret, pubsub, publisher, scripts: Scripts::new() };
         redis.ping().await?;
         redis.pubsub.wait_until_up(CONNECT_TIMEOUT * 2).await?;
         Ok(redis)
@@ -261,14 +265,7 @@ fn ttl_millis(ttl: Duration) -> u64 {
 #[async_trait]
 impl Coordinator for Redis {
     async fn publish(&self, topic: &str, payload: Bytes) -> Result<()> {
-        let mut c = self.conn("publish").await?;
-        ::redis::cmd("PUBLISH")
-            .arg(self.keys.topic(topic))
-            .arg(payload.as_ref())
-            .query_async::<i64>(&mut c)
-            .await
-            .map(drop)
-            .map_err(|e| self.unavailable("publish", e))
+        self.publisher.publish(self.keys.topic(topic), payload).await.map_err(|e| self.unavailable("publish", e))
     }
 
     async fn subscribe(&self, topic: &str) -> Result<Subscription> {

@@ -5,11 +5,11 @@
 //! and task versions at or below the highest sent are dropped.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use baton_coord::topic::{LogNotice, TaskNotice};
 use baton_core::TaskStatus;
-use baton_store::entity::task;
+use baton_store::entity::{runner, task};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,10 @@ const PAGE: usize = 500;
 /// Clocks of the nodes that stamp task changes may differ by this much: a project follower
 /// catching up reads back this far (versions drop what it had).
 const CLOCK_MARGIN_MS: i64 = 5_000;
+/// How long a project follower's read of the runners answers why queued tasks wait: a busy
+/// project's events would otherwise read every runner for each burst. A runner's online state
+/// is as coarse as its heartbeat anyway; `GET` of a task always reads them afresh.
+const RUNNERS_FRESH: Duration = Duration::from_secs(1);
 /// The most tasks one read of a project follower names (a burst of notices is read in batches).
 const NOTICE_BATCH: usize = 256;
 
@@ -219,12 +223,14 @@ struct Project<'a> {
     sent: HashMap<i64, i64>,
     /// The latest change time seen; catching up reads from a little before it.
     watermark: i64,
+    /// The runners as last read, and when: the reasons queued tasks wait.
+    runners: Option<(Instant, Vec<runner::Model>)>,
 }
 
 impl<'a> Project<'a> {
     fn new(state: &'a AppState, sink: &'a dyn Sink, pid: i64) -> Project<'a> {
         let topic = Topic::Project(pid).name();
-        Project { state, sink, topic, pid, sent: HashMap::new(), watermark: baton_store::now_ms() }
+        Project { state, sink, topic, pid, sent: HashMap::new(), watermark: baton_store::now_ms(), runners: None }
     }
 
     async fn run(&mut self, since: Option<i64>) -> Result<(), Stop> {
@@ -308,7 +314,12 @@ impl<'a> Project<'a> {
     /// Sends, in order, the rows newer than what was sent of their task.
     async fn send_all(&mut self, mut rows: Vec<task::Model>) -> Result<(), Stop> {
         rows.retain(|t| self.sent.get(&t.id).is_none_or(|v| *v < t.version));
-        let views = crate::routes::tasks_json(self.state, &rows).await?;
+        let queued = rows.iter().any(|t| t.status == TaskStatus::Queued.as_str());
+        if queued && self.runners.as_ref().is_none_or(|(at, _)| at.elapsed() > RUNNERS_FRESH) {
+            self.runners = Some((Instant::now(), self.state.tables.runners().await?));
+        }
+        let runners = self.runners.as_ref().map_or(&[][..], |(_, r)| r.as_slice());
+        let views = crate::routes::tasks_json(self.state, &rows, runners);
         for (t, task) in rows.iter().zip(views) {
             self.watermark = self.watermark.max(t.updated_at);
             self.sent.insert(t.id, t.version);

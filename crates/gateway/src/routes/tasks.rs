@@ -220,13 +220,15 @@ fn render(runners: &Runners, t: &baton_store::entity::task::Model) -> Value {
     annotate(model::task(t), runners.reason(t))
 }
 
-/// Tasks exactly as `GET` shows them, with the reason each queued one waits (for live events);
-/// the runners are read once for all of them, and only if one is queued.
-pub async fn tasks_json(state: &AppState, ts: &[baton_store::entity::task::Model]) -> baton_store::Result<Vec<Value>> {
-    let queued = ts.iter().any(|t| t.status == baton_core::TaskStatus::Queued.as_str());
-    let rows = if queued { state.tables.runners().await? } else { Vec::new() };
-    let runners = Runners::new(&rows, state.opts.runner_lease.as_millis() as i64);
-    Ok(ts.iter().map(|t| render(&runners, t)).collect())
+/// Tasks exactly as `GET` shows them, with the reason each queued one waits given `runners` (for
+/// live events: their follower says how fresh the runners are).
+pub fn tasks_json(
+    state: &AppState,
+    ts: &[baton_store::entity::task::Model],
+    runners: &[baton_store::entity::runner::Model],
+) -> Vec<Value> {
+    let runners = Runners::new(runners, state.opts.runner_lease.as_millis() as i64);
+    ts.iter().map(|t| render(&runners, t)).collect()
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
