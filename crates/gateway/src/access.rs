@@ -94,6 +94,23 @@ pub async fn project(state: &AppState, caller: &Caller, pid: i64, need: Permissi
         return Err(Error::not_found(format!("project {pid}")));
     };
     let project = state.tables.project(pid).await?;
+    allows(role, pid, need)?;
+    Ok(Access { project, role })
+}
+
+/// The caller's role in project `pid` if it allows `need`, without reading the project: for a
+/// caller who reads the project with what they need anyway, or who reached it through a row
+/// that exists only in an existing project. An administrator's role needs no read at all, so
+/// `Ok` does not prove that the project exists.
+pub async fn role(state: &AppState, caller: &Caller, pid: i64, need: Permission) -> Result<Role> {
+    let Some(role) = role_in(state, caller, pid).await? else {
+        return Err(Error::not_found(format!("project {pid}")));
+    };
+    allows(role, pid, need)?;
+    Ok(role)
+}
+
+fn allows(role: Role, pid: i64, need: Permission) -> Result<()> {
     if role < need.role() {
         return Err(Error::forbidden(format!(
             "{} in project {pid} needs the {} role; you have {role}",
@@ -101,7 +118,7 @@ pub async fn project(state: &AppState, caller: &Caller, pid: i64, need: Permissi
             need.role()
         )));
     }
-    Ok(Access { project, role })
+    Ok(())
 }
 
 /// The caller's role in project `pid`, `None` if they cannot see it (whether it exists or not).

@@ -57,8 +57,9 @@ pub async fn check(state: &AppState, caller: &Caller, topic: Topic) -> Result<Op
             let Some(task) = state.tables.find_task(id).await? else {
                 return Err(Error::not_found(format!("task {id}")));
             };
-            // A task of a project the caller cannot see does not exist for them.
-            access::project(state, caller, task.project_id, Permission::Read)
+            // A task of a project the caller cannot see does not exist for them. The task's
+            // project exists (the task does): only the role is needed.
+            access::role(state, caller, task.project_id, Permission::Read)
                 .await
                 .map_err(|e| if e.code == ErrorCode::NotFound { Error::not_found(format!("task {id}")) } else { e })?;
             Ok(Some(task.project_id))

@@ -54,12 +54,12 @@ pub async fn create(
     ApiPath(pid): ApiPath<i64>,
     ApiJson(body): ApiJson<NewTask>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    let project = access::project(&state, &caller, pid, Permission::Run).await?.project;
-    let template = state
-        .tables
-        .template(pid, body.template_id)
-        .await
-        .map_err(|_| Error::field("template_id", format!("no template {} in project {pid}", body.template_id)))?;
+    access::role(&state, &caller, pid, Permission::Run).await?;
+    // The template and its project in one read; which one is missing only when one is.
+    let Some((template, project)) = state.tables.template_with_project(pid, body.template_id).await? else {
+        state.tables.project(pid).await?;
+        return Err(Error::field("template_id", format!("no template {} in project {pid}", body.template_id)));
+    };
     let f = TemplateFields::of(&template)?;
     let mut env = f.env;
     for (k, v) in body.env.unwrap_or_default() {

@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
+};
 
 use super::Tables;
-use crate::entity::template;
+use crate::entity::{project, template};
 use crate::error::found;
 use crate::{Error, Result, now_ms};
 
@@ -80,6 +82,26 @@ impl Tables {
             .one(self.conn())
             .await?
             .ok_or_else(|| Error::NotFound(format!("template {id} in project {project_id}")))
+    }
+
+    /// Template `id` of project `project_id` with its project, in one read (a task is created
+    /// from both); `None` when either does not exist.
+    pub async fn template_with_project(
+        &self,
+        project_id: i64,
+        id: i64,
+    ) -> Result<Option<(template::Model, project::Model)>> {
+        let of_project: RelationDef = template::Entity::belongs_to(project::Entity)
+            .from(template::Column::ProjectId)
+            .to(project::Column::Id)
+            .into();
+        let found = template::Entity::find_by_id(id)
+            .filter(template::Column::ProjectId.eq(project_id))
+            .join(JoinType::InnerJoin, of_project)
+            .select_also(project::Entity)
+            .one(self.conn())
+            .await?;
+        Ok(found.and_then(|(t, p)| Some((t, p?))))
     }
 
     pub async fn templates(&self, project_id: i64, before: Option<i64>, limit: u64) -> Result<Vec<template::Model>> {

@@ -127,6 +127,22 @@ async fn tasks_list_newest_first_filtered_and_in_pages() {
 }
 
 #[tokio::test]
+async fn a_task_of_a_missing_or_foreign_template_or_project_is_refused_naming_which() {
+    let srv = TestServer::start().await;
+    let c = &srv.client;
+    let (pid, other) = (c.project().await, c.project().await);
+    let foreign = c.template(other, json!({"script": "true"})).await;
+    let path = format!("/api/v1/projects/{pid}/tasks");
+    crate::schedules::assert_field(&c.post(&path, json!({"template_id": foreign})).await, "template_id");
+    crate::schedules::assert_field(&c.post(&path, json!({"template_id": foreign + 1000})).await, "template_id");
+    let missing = format!("/api/v1/projects/{}/tasks", other + 1000);
+    assert_error(&c.post(&missing, json!({"template_id": foreign})).await, 404, "not_found");
+    let ok = c.post(&format!("/api/v1/projects/{other}/tasks"), json!({"template_id": foreign})).await.expect(201);
+    assert_eq!((ok["project_id"].as_i64(), ok["template_id"].as_i64()), (Some(other), Some(foreign)));
+    c.wait_final(other, ok["id"].as_i64().unwrap(), WAIT).await;
+}
+
+#[tokio::test]
 async fn a_tasks_priority_overrides_the_templates() {
     let srv = TestServer::start().await;
     let c = &srv.client;
