@@ -2,7 +2,8 @@
 //! and log pages, schedules and their fires, templates to run. Nothing here writes.
 
 use baton_core::TaskStatus;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition};
+use sea_orm::{ColumnTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect, RelationDef};
 
 use crate::entity::{runner, task, task_attempt, task_log_chunk};
 /// How a stored template reads (parsing only; writes stay with the gateway).
@@ -243,33 +244,102 @@ impl Store {
 
     /// Up to `limit` lines with sequence numbers above `after`, in order.
     pub async fn log_page(&self, task_id: i64, after: i64, limit: usize) -> Result<LogPage> {
-        let mut lines = Vec::new();
-        let mut cursor = after;
+        self.log_page_from(task_id, after, limit, Vec::new()).await
+    }
+
+    /// A task's status and the first `limit` lines of its log after `after`, in one read when
+    /// the page is short (a follower that must know both: once the task is final, every line
+    /// of it is stored). `None` when the task does not exist.
+    pub async fn log_page_and_status(
+        &self,
+        task_id: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Option<(String, LogPage)>> {
+        let chunks: RelationDef = task_log_chunk::Entity::belongs_to(task::Entity)
+            .from(task_log_chunk::Column::TaskId)
+            .to(task::Column::Id)
+            .into();
+        let chunks = chunks.rev().on_condition(move |_, chunk| {
+            Expr::col((chunk, task_log_chunk::Column::SeqLast)).gt(after).into_condition()
+        });
+        let rows: Vec<(String, Option<String>)> = task::Entity::find_by_id(task_id)
+            .select_only()
+            .column(task::Column::Status)
+            .column(task_log_chunk::Column::Data)
+            .join(JoinType::LeftJoin, chunks)
+            .order_by_asc(task_log_chunk::Column::SeqFirst)
+            .limit(CHUNKS)
+            .into_tuple()
+            .all(self.conn())
+            .await?;
+        let Some(status) = rows.first().map(|(s, _)| s.clone()) else { return Ok(None) };
+        let data: Vec<String> = rows.into_iter().filter_map(|(_, d)| d).collect();
+        let mut page = Page { lines: Vec::new(), cursor: after, limit };
+        if page.take(&data)? {
+            return Ok(Some((status, LogPage { lines: page.lines, more: true })));
+        }
+        if data.len() < CHUNKS as usize {
+            // Every chunk after `after` was in that read.
+            return Ok(Some((status, LogPage { lines: page.lines, more: false })));
+        }
+        let rest = self.log_page_from(task_id, page.cursor, limit, page.lines).await?;
+        Ok(Some((status, rest)))
+    }
+
+    /// [`log_page`](Store::log_page) after `after`, following `lines` already read.
+    async fn log_page_from(&self, task_id: i64, after: i64, limit: usize, lines: Vec<LogLine>) -> Result<LogPage> {
+        let mut page = Page { lines, cursor: after, limit };
         // Chunks hold many lines each; read a few at a time until the page is full.
         loop {
-            let chunks = task_log_chunk::Entity::find()
+            let data: Vec<String> = task_log_chunk::Entity::find()
+                .select_only()
+                .column(task_log_chunk::Column::Data)
                 .filter(task_log_chunk::Column::TaskId.eq(task_id))
-                .filter(task_log_chunk::Column::SeqLast.gt(cursor))
+                .filter(task_log_chunk::Column::SeqLast.gt(page.cursor))
                 .order_by_asc(task_log_chunk::Column::SeqFirst)
-                .limit(16)
+                .limit(CHUNKS)
+                .into_tuple()
                 .all(self.conn())
                 .await?;
-            if chunks.is_empty() {
-                return Ok(LogPage { lines, more: false });
+            if data.is_empty() {
+                return Ok(LogPage { lines: page.lines, more: false });
             }
-            for chunk in chunks {
-                for line in decode_lines(&chunk.data)? {
-                    if line.seq <= cursor {
-                        continue;
-                    }
-                    if lines.len() == limit {
-                        return Ok(LogPage { lines, more: true });
-                    }
-                    cursor = line.seq;
-                    lines.push(line);
-                }
+            if page.take(&data)? {
+                return Ok(LogPage { lines: page.lines, more: true });
             }
         }
+    }
+}
+
+/// Log chunks per read: chunks hold many lines each.
+const CHUNKS: u64 = 16;
+
+/// The lines gathered for a page of a log.
+struct Page {
+    lines: Vec<LogLine>,
+    /// The last sequence number taken.
+    cursor: i64,
+    limit: usize,
+}
+
+impl Page {
+    /// Takes the lines of `chunks` (in order) after the cursor; `true` when a line beyond a full
+    /// page was found: more follow.
+    fn take(&mut self, chunks: &[String]) -> Result<bool> {
+        for data in chunks {
+            for line in decode_lines(data)? {
+                if line.seq <= self.cursor {
+                    continue;
+                }
+                if self.lines.len() == self.limit {
+                    return Ok(true);
+                }
+                self.cursor = line.seq;
+                self.lines.push(line);
+            }
+        }
+        Ok(false)
     }
 }
 

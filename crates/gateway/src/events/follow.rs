@@ -183,29 +183,39 @@ impl Log<'_> {
     async fn catch_up(&mut self) -> Result<(), Stop> {
         loop {
             let page = self.state.tables.log_page(self.task, self.cursor, PAGE).await?;
-            let Some(last) = page.lines.last().map(|l| l.seq) else { return Ok(()) };
-            let lines = page.lines.iter().map(model::log_line).collect();
-            self.sink.deliver(&self.topic, Event::Log { lines, last, stored_at: None }).await?;
-            self.cursor = last;
-            if !page.more {
+            if !self.deliver(page).await? {
                 return Ok(());
             }
         }
     }
 
+    /// Delivers a page of lines read from SQL; `true` when more follow it.
+    async fn deliver(&mut self, page: baton_store::views::LogPage) -> Result<bool, Stop> {
+        let Some(last) = page.lines.last().map(|l| l.seq) else { return Ok(false) };
+        let lines = page.lines.iter().map(model::log_line).collect();
+        self.sink.deliver(&self.topic, Event::Log { lines, last, stored_at: None }).await?;
+        self.cursor = last;
+        Ok(page.more)
+    }
+
     /// Catches up and, when the task has ended (every line of it is stored by then), delivers
     /// the end; `true` then.
     async fn catch_up_or_end(&mut self) -> Result<bool, Stop> {
-        // The task first: once it is final every line of it is stored, so the one read of the
-        // lines below completes the log. While it is not, the lines stored later come with
-        // notices (the feed was subscribed before this), and so does the end.
-        let ended = self
-            .state
-            .tables
-            .find_task(self.task)
-            .await?
-            .is_none_or(|t| TaskStatus::parse(&t.status).is_some_and(|s| s.is_final()));
-        self.catch_up().await?;
+        // The task's status and its lines in one read (one snapshot): once it is final every
+        // line of it is stored, so that read completes the log. While it is not, the lines
+        // stored later come with notices (the feed was subscribed before this), and so does
+        // the end.
+        let read = self.state.tables.log_page_and_status(self.task, self.cursor, PAGE).await?;
+        let ended = match read {
+            Some((status, page)) => {
+                if self.deliver(page).await? {
+                    self.catch_up().await?;
+                }
+                TaskStatus::parse(&status).is_some_and(|s| s.is_final())
+            }
+            // Deleted: nothing more will come.
+            None => true,
+        };
         if ended {
             self.sink.deliver(&self.topic, Event::LogEnd).await?;
         }

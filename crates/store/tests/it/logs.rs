@@ -219,3 +219,32 @@ async fn resent_lines_in_other_chunk_bounds_are_not_paged_twice() {
     let rest = db.store.log_page(task.id, 3, 3).await.unwrap();
     assert_eq!((rest.lines, rest.more), (lines(4, 6), false));
 }
+
+#[tokio::test]
+async fn the_status_comes_with_the_first_page_in_every_length_of_log() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let r = runner(&t, "r").await;
+    let task = assigned_task(&t, r, 1).await;
+    let page = |after, limit| db.store.log_page_and_status(task.id, after, limit);
+
+    let (status, empty) = page(0, 10).await.unwrap().expect("the task exists");
+    assert_eq!((status.as_str(), empty.lines.len(), empty.more), ("assigned", 0, false));
+    assert!(db.store.log_page_and_status(task.id + 1000, 0, 10).await.unwrap().is_none(), "no such task");
+
+    // 40 chunks of 3 lines: more than one read of chunks holds.
+    for c in 0..40 {
+        let chunk = lines(c * 3 + 1, c * 3 + 3);
+        assert_eq!(t.append_log(fence(&t, task.id, task.epoch).await, &chunk).await.unwrap(), Appended::Stored);
+    }
+    for (after, limit) in [(0, 500), (0, 120), (0, 7), (5, 60), (100, 500), (119, 10), (120, 10)] {
+        let (status, got) = page(after, limit).await.unwrap().unwrap();
+        let alone = db.store.log_page(task.id, after, limit).await.unwrap();
+        assert_eq!(status, "assigned");
+        assert_eq!((&got.lines, got.more), (&alone.lines, alone.more), "after {after}, limit {limit}");
+    }
+    let (_, all) = page(0, 500).await.unwrap().unwrap();
+    assert_eq!((all.lines, all.more), (lines(1, 120), false));
+    let (_, head) = page(0, 7).await.unwrap().unwrap();
+    assert_eq!((head.lines, head.more), (lines(1, 7), true));
+}
