@@ -224,4 +224,9 @@ fn trusted_proxies_and_limits_are_checked() {
     assert!(err.contains("login.window_seconds") && err.contains("900"), "{err}");
     let err = load_from(None, env(&[("BATON_HTTP_MAX_CONNECTIONS", "0")])).unwrap_err().to_string();
     assert!(err.contains("http.max_connections"), "{err}");
+    for n in ["0", "1"] {
+        let err = load_from(None, env(&[("BATON_DATABASE_MAX_CONNECTIONS", n)])).unwrap_err().to_string();
+        assert!(err.contains("database.max_connections") && err.contains("at least 2"), "{err}");
+    }
+    assert_eq!(load_from(None, env(&[("BATON_DATABASE_MAX_CONNECTIONS", "2")])).unwrap().database.max_connections, 2);
 }

@@ -67,8 +67,13 @@ pub fn check(mut cfg: Config) -> Result<Config> {
     }
     // sqlx speaks MariaDB through its MySQL driver.
     cfg.database.url = Some(url.replacen("mariadb://", "mysql://", 1));
-    if cfg.database.max_connections == 0 {
-        return Err(Error::invalid("database.max_connections", "is 0", "set it to at least 1 (default 10)"));
+    // Migrations hold their lock on one connection while they run on another.
+    if cfg.database.max_connections < 2 {
+        return Err(Error::invalid(
+            "database.max_connections",
+            format!("is {}", cfg.database.max_connections),
+            "set it to at least 2 (default 10): migrations hold a lock on one connection while they run on another",
+        ));
     }
     if cfg.ha.enabled {
         if dialect == "sqlite" {
