@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod auth;
+mod callers;
 mod client_addr;
 mod error;
 mod events;
@@ -108,6 +109,10 @@ struct State {
     hasher: hashing::Hasher,
     /// This node's subscriptions to live events, shared by every client.
     feeds: events::feed::Feeds,
+    /// Who credentials seen in the last second are.
+    callers: callers::Callers,
+    /// The projects of tasks seen lately, for log subscriptions.
+    task_projects: events::topic::TaskProjects,
     /// Ends every WebSocket and SSE stream when the server stops (they would hold the graceful
     /// shutdown open).
     closing: CancellationToken,
@@ -136,6 +141,8 @@ impl Service {
             ),
             membership: deps.membership,
             feeds: events::feed::Feeds::new(deps.coord.clone()),
+            callers: callers::Callers::default(),
+            task_projects: Default::default(),
             coord: deps.coord,
             metrics: deps.metrics,
             closing: CancellationToken::new(),
@@ -165,7 +172,8 @@ impl Service {
             (s.opts.sweep_every, s.opts.audit_max_age),
             shutdown.clone(),
         );
-        tokio::join!(serve(listener, self.router(), s.opts.http, shutdown.clone()), sweep);
+        let callers = callers::listen(s.clone(), shutdown.clone());
+        tokio::join!(serve(listener, self.router(), s.opts.http, shutdown.clone()), sweep, callers);
     }
 }
 

@@ -1,10 +1,11 @@
 //! Effects that cross nodes: a cancel sent through one node stops, within a second, a task whose
 //! runner is connected to another; a template changed through one node is what the next task
-//! started through another node runs.
+//! started through another node runs; a logout or a deleted token through one node ends it on
+//! the others at once.
 
 use std::time::{Duration, Instant};
 
-use baton_testkit::Dialect;
+use baton_testkit::{ADMIN_PASSWORD, Dialect};
 use serde_json::json;
 
 use crate::cluster::Cluster;
@@ -81,4 +82,60 @@ async fn cancels_and_template_changes_reach_every_node() {
             );
         }
     }
+}
+
+/// A session logged out, and an API token deleted, through one node stop working on the other
+/// node at once: nodes remember who a credential is for up to a second, and the end of one makes
+/// every node forget (a node that kept it would go on accepting it for that second).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logout_or_a_deleted_token_ends_on_every_node_at_once() {
+    let c = Cluster::start_sized(Dialect::Postgres, 2, &[]).await;
+    let (a, b) = (base(c.nodes[0].http_port), base(c.nodes[1].http_port));
+    let http = reqwest::Client::new();
+    let login = json!({"username": "admin", "password": ADMIN_PASSWORD});
+    let r = http.post(format!("{a}/api/v1/auth/login")).json(&login).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let with_cookie = |base: &str| http.get(format!("{base}/api/v1/users/me")).header("cookie", &cookie);
+    ends_at_once(&b, || with_cookie(&b), async {
+        let out = http.post(format!("{a}/api/v1/auth/logout")).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(out.status(), 204);
+    })
+    .await;
+
+    let made = c.admin.post("/api/v1/tokens", json!({"name": "short-lived"})).await.expect(201);
+    let (id, token) = (made["id"].as_i64().unwrap(), made["token"].as_str().unwrap().to_owned());
+    let with_token = |base: &str| http.get(format!("{base}/api/v1/users/me")).bearer_auth(&token);
+    ends_at_once(&b, || with_token(&b), async {
+        let out = http.delete(format!("{a}/api/v1/tokens/{id}")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(out.status(), 204);
+    })
+    .await;
+}
+
+/// `request` is answered on `node` until `end` has run (on another node), and refused from a
+/// moment later: well within the second a node may remember a caller for.
+async fn ends_at_once(
+    node: &str,
+    request: impl Fn() -> reqwest::RequestBuilder,
+    end: impl std::future::Future<Output = ()>,
+) {
+    // Twice: the first answer is read from SQL, the second is the node's memory of it.
+    for _ in 0..2 {
+        assert_eq!(request().send().await.unwrap().status(), 200, "{node} accepts the credential");
+    }
+    end.await;
+    let ended = Instant::now();
+    loop {
+        let status = request().send().await.unwrap().status().as_u16();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        let after = ended.elapsed();
+        assert!(after < Duration::from_millis(300), "{node} still accepted the credential {after:?} after it ended");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!("{node} refused the ended credential {:?} after it ended", ended.elapsed());
 }

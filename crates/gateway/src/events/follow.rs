@@ -331,6 +331,7 @@ impl<'a> Project<'a> {
         let runners = self.runners.as_ref().map_or(&[][..], |(_, r)| r.as_slice());
         let views = crate::routes::tasks_json(self.state, &rows, runners);
         for (t, task) in rows.iter().zip(views) {
+            self.state.task_projects.note(t.id, t.project_id);
             self.watermark = self.watermark.max(t.updated_at);
             self.sent.insert(t.id, t.version);
             let event = Event::Task { task, version: t.version, created: t.version == 1 };

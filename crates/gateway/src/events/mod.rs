@@ -45,7 +45,9 @@ pub trait Sink: Send + Sync {
 
 /// Tells every node that who may read what has changed (a member's role, a user, a token, a
 /// project): WebSocket connections check their subscriptions again at once. Best effort: they
-/// also check every half minute.
+/// also check every half minute. Every node forgets the callers it remembers (this one before
+/// it answers).
 pub async fn rights_changed(state: &crate::AppState) {
+    state.callers.forget();
     let _ = state.coord.publish(crate::routes::MEMBERS_TOPIC, bytes::Bytes::new()).await;
 }

@@ -1,6 +1,9 @@
 //! The topics of API.md and who may read them. A topic a caller may not read is refused with
 //! the API's error (404 for a project they cannot see, 403 for an administrators' topic).
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
 use baton_core::ErrorCode;
 
 use crate::AppState;
@@ -54,19 +57,57 @@ pub async fn check(state: &AppState, caller: &Caller, topic: Topic) -> Result<Op
             Ok(Some(pid))
         }
         Topic::TaskLog(id) => {
-            let Some(task) = state.tables.find_task(id).await? else {
-                return Err(Error::not_found(format!("task {id}")));
+            let pid = match state.task_projects.get(id) {
+                Some(pid) => pid,
+                None => {
+                    let Some(task) = state.tables.find_task(id).await? else {
+                        return Err(Error::not_found(format!("task {id}")));
+                    };
+                    state.task_projects.note(id, task.project_id);
+                    task.project_id
+                }
             };
             // A task of a project the caller cannot see does not exist for them. The task's
             // project exists (the task does): only the role is needed.
-            access::role(state, caller, task.project_id, Permission::Read)
+            access::role(state, caller, pid, Permission::Read)
                 .await
                 .map_err(|e| if e.code == ErrorCode::NotFound { Error::not_found(format!("task {id}")) } else { e })?;
-            Ok(Some(task.project_id))
+            Ok(Some(pid))
         }
         Topic::Runners | Topic::Cluster => {
             caller.require_admin()?;
             Ok(None)
+        }
+    }
+}
+
+/// The projects of tasks this node has seen lately. A task never moves to another project and
+/// its id is never reused, so subscribing to the log of a task just created or just seen (a
+/// console opening the task it started) needs no read to find whose it is. A task deleted since
+/// it was seen (retention, its project deleted) is then followed instead of refused: its log ends
+/// at once, as the log of a task deleted while followed does.
+#[derive(Debug, Default)]
+pub struct TaskProjects(Mutex<(HashMap<i64, i64>, VecDeque<i64>)>);
+
+/// How many tasks' projects a node keeps (the oldest go first): a few seconds of a busy node's
+/// new tasks, 160 KiB at most.
+const TASK_PROJECTS: usize = 8192;
+
+impl TaskProjects {
+    pub fn get(&self, task: i64) -> Option<i64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).0.get(&task).copied()
+    }
+
+    pub fn note(&self, task: i64, project: i64) {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, order) = &mut *guard;
+        if map.insert(task, project).is_none() {
+            order.push_back(task);
+            while order.len() > TASK_PROJECTS {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
         }
     }
 }
@@ -83,5 +124,16 @@ mod tests {
         for bad in ["", "project:", "project:x", "project:-1", "task:1", "task:1:logs", "tasks", "cluster:1"] {
             assert_eq!(Topic::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn task_projects_keep_the_latest_few() {
+        let t = TaskProjects::default();
+        for id in 1..=(TASK_PROJECTS as i64 + 10) {
+            t.note(id, id % 7);
+        }
+        assert_eq!(t.get(1), None, "the oldest went first");
+        assert_eq!(t.get(TASK_PROJECTS as i64 + 10), Some((TASK_PROJECTS as i64 + 10) % 7));
+        assert_eq!(t.0.lock().unwrap().0.len(), TASK_PROJECTS);
     }
 }

@@ -125,6 +125,8 @@ pub async fn logout(
     }
     if let Some(session) = auth::session_cookie(&headers) {
         state.tables.delete_session(&token::digest(&session)).await?;
+        // Every node forgets who the session was (`callers.rs`).
+        crate::events::rights_changed(&state).await;
     }
     let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
@@ -189,6 +191,7 @@ pub async fn change_password(
         ..Default::default()
     };
     let user = state.tables.update_user(caller.id, changes).await?;
+    crate::events::rights_changed(&state).await;
     tracing::info!(user_id = user.id, "password changed; other sessions ended");
     Ok(Json(model::user(&user)))
 }

@@ -105,6 +105,7 @@ pub async fn create(
         Ok(t) if t.id == created.task_id && t.project_id == pid => t,
         _ => state.tables.project_task(pid, created.task_id).await?,
     };
+    state.task_projects.note(task.id, pid);
     Ok((StatusCode::CREATED, Json(model::task(&task))))
 }
 

@@ -298,7 +298,7 @@ impl Connection {
     /// Checks the credential and every subscription again; what the caller may no longer read
     /// ends with an error.
     async fn recheck(&mut self) {
-        let caller = match self.credential.resolve(&self.state).await {
+        let caller = match self.credential.resolve_afresh(&self.state).await {
             Ok(Some(c)) => c,
             // No longer anybody: nothing may be read.
             Ok(None) => {

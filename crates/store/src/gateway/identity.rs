@@ -125,8 +125,8 @@ impl Tables {
         Ok(())
     }
 
-    /// The user behind an unexpired session.
-    pub async fn session_user(&self, token_hash: &str) -> Result<Option<user::Model>> {
+    /// The user behind an unexpired session, and when the session expires (Unix ms).
+    pub async fn session_user(&self, token_hash: &str) -> Result<Option<(user::Model, i64)>> {
         // One statement: every API call of a browser asks this first.
         let session = sea_orm::sea_query::Query::select()
             .column(session::Column::UserId)
@@ -134,7 +134,19 @@ impl Tables {
             .and_where(session::Column::TokenHash.eq(token_hash))
             .and_where(session::Column::ExpiresAt.gt(now_ms()))
             .to_owned();
-        Ok(user::Entity::find().filter(user::Column::Id.in_subquery(session)).one(self.conn()).await?)
+        // The expiry rides along as a scalar subquery of the same (unique) session row.
+        let expires = sea_orm::sea_query::Query::select()
+            .column(session::Column::ExpiresAt)
+            .from(session::Entity)
+            .and_where(session::Column::TokenHash.eq(token_hash))
+            .to_owned();
+        let found = user::Entity::find()
+            .filter(user::Column::Id.in_subquery(session))
+            .column_as(sea_orm::sea_query::SimpleExpr::SubQuery(None, Box::new(expires.into())), SESSION_EXPIRES)
+            .into_model::<SessionUser>()
+            .one(self.conn())
+            .await?;
+        Ok(found.map(|s| (s.user, s.expires_at)))
     }
 
     /// Ends every session of `user_id` except `keep` (a digest); returns how many ended.
@@ -191,4 +203,21 @@ async fn end_sessions(c: &impl ConnectionTrait, user_id: i64, keep: Option<&str>
         q = q.filter(session::Column::TokenHash.ne(keep));
     }
     Ok(q.exec(c).await?.rows_affected)
+}
+
+const SESSION_EXPIRES: &str = "session_expires_at";
+
+/// A user read with the expiry of the session that found them.
+struct SessionUser {
+    user: user::Model,
+    expires_at: i64,
+}
+
+impl sea_orm::FromQueryResult for SessionUser {
+    fn from_query_result(res: &sea_orm::QueryResult, pre: &str) -> std::result::Result<Self, sea_orm::DbErr> {
+        Ok(SessionUser {
+            user: user::Model::from_query_result(res, pre)?,
+            expires_at: res.try_get(pre, SESSION_EXPIRES)?,
+        })
+    }
 }

@@ -48,17 +48,22 @@ async fn sessions_expire() {
     let db = support::db().await;
     let g = db.gateway();
     let u = g.create_user(user("u")).await.unwrap();
+    let before = now_ms();
     g.create_session(u.id, &digest('a'), 60_000).await.unwrap();
+    let after = now_ms();
     g.create_session(u.id, &digest('b'), 0).await.unwrap();
     g.create_session(u.id, &digest('c'), -1_000).await.unwrap();
 
-    assert_eq!(g.session_user(&digest('a')).await.unwrap(), Some(u.clone()));
-    assert_eq!(g.session_user(&digest('b')).await.unwrap(), None, "ttl 0 is expired");
-    assert_eq!(g.session_user(&digest('c')).await.unwrap(), None);
-    assert_eq!(g.session_user(&digest('d')).await.unwrap(), None, "unknown");
+    assert_eq!(g.session_user(&digest('a')).await.unwrap().map(|(u, _)| u), Some(u.clone()));
+    // The session's own expiry comes with its user (callers may remember them until then).
+    let (_, expires) = g.session_user(&digest('a')).await.unwrap().unwrap();
+    assert!((before + 60_000..=after + 60_000).contains(&expires), "{expires}");
+    assert_eq!(g.session_user(&digest('b')).await.unwrap().map(|(u, _)| u), None, "ttl 0 is expired");
+    assert_eq!(g.session_user(&digest('c')).await.unwrap().map(|(u, _)| u), None);
+    assert_eq!(g.session_user(&digest('d')).await.unwrap().map(|(u, _)| u), None, "unknown");
 
     g.delete_session(&digest('a')).await.unwrap();
-    assert_eq!(g.session_user(&digest('a')).await.unwrap(), None);
+    assert_eq!(g.session_user(&digest('a')).await.unwrap().map(|(u, _)| u), None);
 }
 
 #[tokio::test]
@@ -115,10 +120,10 @@ async fn delete_user_removes_sessions_and_tokens() {
 
     g.delete_user(u.id).await.unwrap();
     assert!(matches!(g.user(u.id).await, Err(Error::NotFound(_))));
-    assert_eq!(g.session_user(&digest('s')).await.unwrap(), None);
+    assert_eq!(g.session_user(&digest('s')).await.unwrap().map(|(u, _)| u), None);
     assert_eq!(g.token_user(&digest('t')).await.unwrap().map(|(u, _)| u), None);
     assert!(g.tokens_of(u.id, None, 100).await.unwrap().is_empty());
-    assert_eq!(g.session_user(&digest('o')).await.unwrap(), Some(other), "others untouched");
+    assert_eq!(g.session_user(&digest('o')).await.unwrap().map(|(u, _)| u), Some(other), "others untouched");
     assert!(matches!(g.delete_user(u.id).await, Err(Error::NotFound(_))));
 }
 
@@ -150,14 +155,18 @@ async fn a_new_password_ends_every_session_but_the_one_kept() {
     };
     let changed = g.update_user(u.id, change).await.unwrap();
     assert_eq!(changed.password_hash, "$argon2id$new");
-    assert_eq!(g.session_user(&digest('a')).await.unwrap(), None);
-    assert_eq!(g.session_user(&digest('c')).await.unwrap(), None);
-    assert_eq!(g.session_user(&digest('b')).await.unwrap().map(|u| u.id), Some(u.id), "the kept one stays");
-    assert_eq!(g.session_user(&digest('o')).await.unwrap(), Some(other.clone()), "others untouched");
+    assert_eq!(g.session_user(&digest('a')).await.unwrap().map(|(u, _)| u), None);
+    assert_eq!(g.session_user(&digest('c')).await.unwrap().map(|(u, _)| u), None);
+    assert_eq!(
+        g.session_user(&digest('b')).await.unwrap().map(|(u, _)| u).map(|u| u.id),
+        Some(u.id),
+        "the kept one stays"
+    );
+    assert_eq!(g.session_user(&digest('o')).await.unwrap().map(|(u, _)| u), Some(other.clone()), "others untouched");
 
     // Without a session to keep (an administrator changing it), all of them end.
     g.update_user(u.id, UserChanges { password_hash: Some("h2".into()), ..Default::default() }).await.unwrap();
-    assert_eq!(g.session_user(&digest('b')).await.unwrap(), None);
+    assert_eq!(g.session_user(&digest('b')).await.unwrap().map(|(u, _)| u), None);
     assert_eq!(session_rows(&g).await, 1);
     assert_eq!(g.end_sessions(other.id, None).await.unwrap(), 1);
     let missing = g.update_user(other.id + 100, UserChanges { password_hash: Some("h".into()), ..Default::default() });
@@ -183,7 +192,7 @@ async fn expired_sessions_and_tokens_are_swept_in_batches() {
     assert_eq!(g.delete_expired_sessions(now, 2).await.unwrap(), 1, "the rest");
     assert_eq!(g.delete_expired_sessions(now, 2).await.unwrap(), 0);
     assert_eq!(session_rows(&g).await, 1, "the live session stays");
-    assert_eq!(g.session_user(&digest('l')).await.unwrap().map(|u| u.id), Some(u.id));
+    assert_eq!(g.session_user(&digest('l')).await.unwrap().map(|(u, _)| u).map(|u| u.id), Some(u.id));
 
     assert_eq!(g.delete_expired_tokens(now, 10).await.unwrap(), 2);
     assert_eq!(g.delete_expired_tokens(now, 10).await.unwrap(), 0);
