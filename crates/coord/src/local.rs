@@ -13,9 +13,6 @@ use tokio::time::Instant;
 
 use crate::{Beat, Coordinator, Count, Error, Lock, NodeInfo, Queued, Result, Subscription, clamp_priority};
 
-/// How many messages a slow subscriber may fall behind before it sees `Lagged`.
-const TOPIC_CAPACITY: usize = 4096;
-
 #[derive(Debug)]
 pub struct Local {
     topics: Mutex<HashMap<String, broadcast::Sender<Bytes>>>,
@@ -125,7 +122,7 @@ impl Coordinator for Local {
 
     async fn subscribe(&self, topic: &str) -> Result<Subscription> {
         let mut topics = lock(&self.topics);
-        let tx = topics.entry(topic.to_owned()).or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0);
+        let tx = topics.entry(topic.to_owned()).or_insert_with(|| broadcast::channel(crate::topic::backlog(topic)).0);
         Ok(Subscription::new(tx.subscribe()))
     }
 
@@ -336,10 +333,14 @@ mod tests {
     #[tokio::test]
     async fn a_slow_subscriber_learns_it_lagged() {
         let c = Local::new();
-        let mut sub = c.subscribe("t").await.unwrap();
-        for _ in 0..TOPIC_CAPACITY + 10 {
-            c.publish("t", Bytes::new()).await.unwrap();
+        // A log topic has a shorter backlog than the others; both report what was lost.
+        for topic in ["t", "task:7:log"] {
+            let mut sub = c.subscribe(topic).await.unwrap();
+            for _ in 0..crate::topic::backlog(topic) + 10 {
+                c.publish(topic, Bytes::new()).await.unwrap();
+            }
+            assert_eq!(sub.recv().await, Received::Lagged(10), "{topic}");
         }
-        assert_eq!(sub.recv().await, Received::Lagged(10));
+        assert!(crate::topic::backlog("task:7:log") < crate::topic::backlog("project:7"));
     }
 }

@@ -28,8 +28,6 @@ use tokio::task::JoinHandle;
 use super::{CONNECT_TIMEOUT, Keys, RESPONSE_TIMEOUT, Secret};
 use crate::{Error, Result, Subscription};
 
-/// How many messages a slow subscriber may fall behind before it sees `Lagged`.
-const TOPIC_CAPACITY: usize = 4096;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// A connection that breaks without a reset (a lost network) is only noticed by asking.
@@ -112,7 +110,10 @@ impl PubSub {
     pub(super) async fn subscribe(&self, topic: &str) -> Result<Subscription> {
         let rx = {
             let mut topics = lock(&self.shared.topics);
-            topics.entry(topic.to_owned()).or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0).subscribe()
+            topics
+                .entry(topic.to_owned())
+                .or_insert_with(|| broadcast::channel(crate::topic::backlog(topic)).0)
+                .subscribe()
         };
         // Built before the Redis subscription, so a failure below drops it and cleans up, and a
         // reconnection from here on is reported.
