@@ -3,8 +3,9 @@
 //!
 //! Subscribers get a local broadcast channel per topic; the task subscribes the topic's Redis
 //! channel and forwards each message to it. All SUBSCRIBE and UNSUBSCRIBE commands go through
-//! the task, one at a time, so an unsubscribe of a topic nobody listens to any more cannot
-//! overtake a new subscriber's subscribe. When the connection drops, the task reconnects with
+//! the task, a burst of them at a time (one SUBSCRIBE, then one UNSUBSCRIBE of what nobody
+//! listens to by then), so an unsubscribe of a topic nobody listens to any more cannot overtake
+//! a new subscriber's subscribe. When the connection drops, the task reconnects with
 //! backoff (at most [`MAX_BACKOFF`] between attempts), subscribes every topic that still has
 //! subscribers and bumps the reconnection counter, which every subscription reports once as
 //! `Received::Lagged(0)` before the messages received after it.
@@ -34,6 +35,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// How long `subscribe` waits for the task, which may be busy reconnecting.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most subscribe and unsubscribe commands carried out in one round trip.
+const COMMAND_BATCH: usize = 256;
 const DOWN: &str = "the redis pub/sub connection is down (reconnecting); check that redis is running at ha.redis.url";
 
 /// The state the task shares with `Redis` and its subscriptions.
@@ -284,30 +287,21 @@ async fn serve(
                 Some(msg) => deliver(shared, &msg),
                 None => return End::Lost("the server closed the connection".into()),
             },
-            command = commands.recv() => match command {
-                None => return End::Stop,
-                Some(Command::Subscribe { topic, done }) => {
-                    let result = ask(sink.subscribe(shared.keys.topic(&topic))).await;
-                    let reply = match &result {
-                        Ok(()) => Ok(()),
-                        Err(f) => Err(shared.secret.scrub(format!("redis subscribe failed: {}", f.message))),
-                    };
-                    let _ = done.send(reply);
-                    if let Err(Failure { message, broken: true }) = result {
-                        return End::Lost(message);
+            command = commands.recv() => {
+                let Some(first) = command else { return End::Stop };
+                // Commands that waited meanwhile go with it: one round trip for a burst of
+                // followers coming and going (a busy node opens and closes a log topic per task).
+                let mut batch = vec![first];
+                while batch.len() < COMMAND_BATCH {
+                    match commands.try_recv() {
+                        Ok(c) => batch.push(c),
+                        Err(_) => break,
                     }
                 }
-                Some(Command::Unsubscribe { topic }) => {
-                    // Someone may have subscribed again since the request was sent.
-                    if !lock(&shared.topics).contains_key(&topic) {
-                        match ask(sink.unsubscribe(shared.keys.topic(&topic))).await {
-                            Err(Failure { message, broken: true }) => return End::Lost(message),
-                            Err(f) => tracing::warn!(error = %shared.secret.scrub(f.message), topic, "redis unsubscribe failed"),
-                            Ok(()) => {}
-                        }
-                    }
+                if let Err(message) = carry_out(shared, &mut sink, batch).await {
+                    return End::Lost(message);
                 }
-            },
+            }
             _ = ping.tick() => {
                 if let Err(f) = ask(sink.ping::<Value>()).await {
                     return End::Lost(f.message);
@@ -315,6 +309,56 @@ async fn serve(
             }
         }
     }
+}
+
+/// Carries out commands that waited together: one SUBSCRIBE of every topic asked for, then one
+/// UNSUBSCRIBE of the topics left that nobody listens to now. In that order the connection ends
+/// up subscribed to exactly the topics with subscribers, whatever order the commands came in: a
+/// topic subscribed and then left within the batch is unsubscribed, one left and subscribed
+/// again stays. `Err` when the connection broke.
+async fn carry_out(shared: &Shared, sink: &mut PubSubSink, batch: Vec<Command>) -> std::result::Result<(), String> {
+    let mut channels = Vec::new();
+    let mut waiting = Vec::new();
+    let mut left = std::collections::BTreeSet::new();
+    for command in batch {
+        match command {
+            Command::Subscribe { topic, done } => {
+                channels.push(shared.keys.topic(&topic));
+                waiting.push(done);
+            }
+            Command::Unsubscribe { topic } => {
+                left.insert(topic);
+            }
+        }
+    }
+    if !channels.is_empty() {
+        let result = ask(sink.subscribe(&channels)).await;
+        let reply = match &result {
+            Ok(()) => Ok(()),
+            Err(f) => Err(shared.secret.scrub(format!("redis subscribe failed: {}", f.message))),
+        };
+        for done in waiting {
+            let _ = done.send(reply.clone());
+        }
+        if let Err(Failure { message, broken: true }) = result {
+            return Err(message);
+        }
+    }
+    // Someone may have subscribed again since a topic was left.
+    let left: Vec<String> = {
+        let topics = lock(&shared.topics);
+        left.into_iter().filter(|t| !topics.contains_key(t)).map(|t| shared.keys.topic(&t)).collect()
+    };
+    if !left.is_empty() {
+        match ask(sink.unsubscribe(&left)).await {
+            Err(Failure { message, broken: true }) => return Err(message),
+            Err(f) => {
+                tracing::warn!(error = %shared.secret.scrub(f.message), topics = left.len(), "redis unsubscribe failed")
+            }
+            Ok(()) => {}
+        }
+    }
+    Ok(())
 }
 
 /// A failed request on the pub/sub connection.

@@ -185,6 +185,54 @@ async fn topics_nobody_listens_to_are_unsubscribed() {
 }
 
 #[tokio::test]
+async fn a_burst_of_subscribers_coming_and_going_leaves_exactly_the_topics_listened_to() {
+    let server = PrivateRedis::start();
+    let prefix = unique_prefix();
+    let c = connect(&server.url(), &prefix).await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    // 300 subscriptions at once over 60 topics; those of odd topics leave as soon as they are
+    // confirmed, or give up waiting for it (a client gone mid-subscribe), while others still
+    // wait: subscribes and unsubscribes of the same topics are carried out together.
+    let subs = futures::future::join_all((0..300).map(|i| {
+        let c = &c;
+        async move {
+            let (n, topic) = (i % 60, format!("t{}", i % 60));
+            if n % 2 == 1 && i % 4 == 1 {
+                // Sends its subscribe, then is dropped before the answer.
+                let _ = tokio::time::timeout(Duration::ZERO, c.subscribe(&topic)).await;
+                return None;
+            }
+            let sub = c.subscribe(&topic).await.unwrap();
+            (n % 2 == 0).then_some((n, sub))
+        }
+    }))
+    .await;
+    let mut kept: Vec<(usize, baton_coord::Subscription)> = subs.into_iter().flatten().collect();
+    let mut want: Vec<String> = (0..60).step_by(2).map(|n| format!("{prefix}topic:t{n}")).collect();
+    want.push(format!("{prefix}work"));
+    want.sort();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut names: Vec<String> =
+            redis::cmd("PUBSUB").arg("CHANNELS").arg(format!("{prefix}*")).query_async(&mut raw).await.unwrap();
+        names.sort();
+        if names == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "subscribed: {names:?}, listened to: {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every kept subscriber hears its topic.
+    for n in (0..60).step_by(2) {
+        c.publish(&format!("t{n}"), Bytes::from(vec![n as u8])).await.unwrap();
+    }
+    for (n, sub) in &mut kept {
+        assert_eq!(next(sub).await, Received::Message(Bytes::from(vec![*n as u8])), "t{n}");
+    }
+}
+
+#[tokio::test]
 async fn a_flushed_redis_loses_only_its_state() {
     let server = PrivateRedis::start();
     let c = connect(&server.url(), &unique_prefix()).await;
