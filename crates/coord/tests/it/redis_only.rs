@@ -146,23 +146,26 @@ async fn a_wait_in_progress_fails_when_the_connection_drops() {
     assert!(matches!(result, Err(Error::Unavailable(_))), "{result:?}");
 }
 
+/// A plain connection to `server`, to look at what the coordinator left there.
+async fn raw_connection(server: &PrivateRedis) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+/// The channels under `prefix` that some connection is subscribed to, sorted.
+async fn subscribed(mut raw: redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> =
+        redis::cmd("PUBSUB").arg("CHANNELS").arg(format!("{prefix}*")).query_async(&mut raw).await.unwrap();
+    names.sort();
+    names
+}
+
 #[tokio::test]
 async fn topics_nobody_listens_to_are_unsubscribed() {
     let server = PrivateRedis::start();
     let prefix = unique_prefix();
     let c = connect(&server.url(), &prefix).await;
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let channels = |raw: &mut redis::aio::MultiplexedConnection| {
-        let mut raw = raw.clone();
-        let pattern = format!("{prefix}*");
-        async move {
-            let mut names: Vec<String> =
-                redis::cmd("PUBSUB").arg("CHANNELS").arg(pattern).query_async(&mut raw).await.unwrap();
-            names.sort();
-            names
-        }
-    };
+    let mut raw = raw_connection(&server).await;
+    let channels = |raw: &mut redis::aio::MultiplexedConnection| subscribed(raw.clone(), &prefix);
     let work = format!("{prefix}work");
     let topic = format!("{prefix}topic:t");
     assert_eq!(channels(&mut raw).await, vec![work.clone()]);
@@ -189,8 +192,7 @@ async fn a_burst_of_subscribers_coming_and_going_leaves_exactly_the_topics_liste
     let server = PrivateRedis::start();
     let prefix = unique_prefix();
     let c = connect(&server.url(), &prefix).await;
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let raw = raw_connection(&server).await;
     // 300 subscriptions at once over 60 topics; those of odd topics leave as soon as they are
     // confirmed, or give up waiting for it (a client gone mid-subscribe), while others still
     // wait: subscribes and unsubscribes of the same topics are carried out together.
@@ -214,9 +216,7 @@ async fn a_burst_of_subscribers_coming_and_going_leaves_exactly_the_topics_liste
     want.sort();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let mut names: Vec<String> =
-            redis::cmd("PUBSUB").arg("CHANNELS").arg(format!("{prefix}*")).query_async(&mut raw).await.unwrap();
-        names.sort();
+        let names = subscribed(raw.clone(), &prefix).await;
         if names == want {
             break;
         }
