@@ -124,9 +124,12 @@ pub async fn logout(
         seen.set(&caller);
     }
     if let Some(session) = auth::session_cookie(&headers) {
-        state.tables.delete_session(&token::digest(&session)).await?;
-        // Every node forgets who the session was (`callers.rs`).
-        crate::events::rights_changed(&state).await;
+        // Every node forgets who the session was (`callers.rs`). Only a session that was there:
+        // anyone may call logout with any cookie, and the announcement makes every WebSocket of
+        // the cluster check its rights again.
+        if state.tables.delete_session(&token::digest(&session)).await? {
+            crate::events::rights_changed(&state).await;
+        }
     }
     let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())

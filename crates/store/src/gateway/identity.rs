@@ -191,9 +191,11 @@ impl Tables {
         Ok(res.rows_affected)
     }
 
-    pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        session::Entity::delete_many().filter(session::Column::TokenHash.eq(token_hash)).exec(self.conn()).await?;
-        Ok(())
+    /// Ends a session; `true` when there was one to end.
+    pub async fn delete_session(&self, token_hash: &str) -> Result<bool> {
+        let res =
+            session::Entity::delete_many().filter(session::Column::TokenHash.eq(token_hash)).exec(self.conn()).await?;
+        Ok(res.rows_affected > 0)
     }
 }
 

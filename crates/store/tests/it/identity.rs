@@ -62,7 +62,8 @@ async fn sessions_expire() {
     assert_eq!(g.session_user(&digest('c')).await.unwrap().map(|(u, _)| u), None);
     assert_eq!(g.session_user(&digest('d')).await.unwrap().map(|(u, _)| u), None, "unknown");
 
-    g.delete_session(&digest('a')).await.unwrap();
+    assert!(g.delete_session(&digest('a')).await.unwrap(), "there was a session to end");
+    assert!(!g.delete_session(&digest('a')).await.unwrap(), "ended already");
     assert_eq!(g.session_user(&digest('a')).await.unwrap().map(|(u, _)| u), None);
 }
 
