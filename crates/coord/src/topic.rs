@@ -27,12 +27,16 @@ pub fn is_task_log(topic: &str) -> bool {
     topic.strip_prefix("task:").and_then(|t| t.strip_suffix(":log")).is_some_and(|id| id.parse::<i64>().is_ok())
 }
 
-/// How many messages a slow subscriber of `topic` may fall behind before it is told it lagged
-/// (and reads SQL). A log topic lives while someone follows one task, often for less than a
-/// second, and its channel's slots are allocated when it opens: thousands of slots for each task
-/// followed cost more than the rest of following it (measured: 8% of a SQLite node's CPU).
+/// How many messages a slow subscriber of a task's log may fall behind before it is told it
+/// lagged (and reads SQL). A log topic lives while someone follows one task, often for less than
+/// a second (a busy node opens one per task for a client following them all), and a channel's
+/// slots are allocated when it opens: thousands of slots for each task followed cost more than
+/// the rest of following it (measured: 8% of a SQLite node's CPU), while a gap costs one read.
+pub const LOG_BACKLOG: usize = 64;
+
+/// The same for any `topic`: other topics live long and carry bursts.
 pub fn backlog(topic: &str) -> usize {
-    if is_task_log(topic) { 64 } else { 4096 }
+    if is_task_log(topic) { LOG_BACKLOG } else { 4096 }
 }
 
 /// What the dispatcher announces on [`project`]: a task of the project changed (any change).

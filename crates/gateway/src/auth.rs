@@ -98,12 +98,17 @@ impl Credential {
     /// Who this credential is now; `None` once it no longer is anybody (revoked, expired, logged
     /// out). The answer may come from this node's memory of the last second (`callers.rs`).
     pub async fn resolve(&self, state: &AppState) -> Result<Option<Caller>> {
-        let key = self.key();
+        let digest = self.digest();
+        // Remembered by kind and digest, never by the secret itself.
+        let key = match self {
+            Credential::Token(_) => format!("t:{digest}"),
+            Credential::Session(_) => format!("s:{digest}"),
+        };
         if let Some(caller) = state.callers.get(&key, state.coord.healthy()) {
             return Ok(Some(caller));
         }
         let generation = state.callers.generation();
-        let found = self.read(state).await?;
+        let found = self.read(state, &digest).await?;
         Ok(found.map(|(caller, expires)| {
             state.callers.keep(key, caller.clone(), expires, generation);
             caller
@@ -113,26 +118,25 @@ impl Credential {
     /// Who this credential is, read from SQL (a WebSocket checking its rights again after they
     /// changed must not hear this node's memory of them).
     pub async fn resolve_afresh(&self, state: &AppState) -> Result<Option<Caller>> {
-        Ok(self.read(state).await?.map(|(caller, _)| caller))
+        Ok(self.read(state, &self.digest()).await?.map(|(caller, _)| caller))
     }
 
     /// The caller and when the credential expires (Unix ms), if it is anybody.
-    async fn read(&self, state: &AppState) -> Result<Option<(Caller, Option<i64>)>> {
+    async fn read(&self, state: &AppState, digest: &str) -> Result<Option<(Caller, Option<i64>)>> {
         Ok(match self {
-            Credential::Token(t) => {
-                state.tables.token_user(&token::digest(t)).await?.map(|(u, t)| (Caller::of(u, Some(&t)), t.expires_at))
+            Credential::Token(_) => {
+                state.tables.token_user(digest).await?.map(|(u, t)| (Caller::of(u, Some(&t)), t.expires_at))
             }
-            Credential::Session(s) => {
-                state.tables.session_user(&token::digest(s)).await?.map(|(u, at)| (Caller::of(u, None), Some(at)))
+            Credential::Session(_) => {
+                state.tables.session_user(digest).await?.map(|(u, at)| (Caller::of(u, None), Some(at)))
             }
         })
     }
 
-    /// What the credential is remembered by: its kind and digest, never the secret itself.
-    fn key(&self) -> String {
+    /// The SHA-256 digest the credential is stored and looked up by.
+    fn digest(&self) -> String {
         match self {
-            Credential::Token(t) => format!("t:{}", token::digest(t)),
-            Credential::Session(s) => format!("s:{}", token::digest(s)),
+            Credential::Token(t) | Credential::Session(t) => token::digest(t),
         }
     }
 }

@@ -87,11 +87,10 @@ impl Callers {
         entries.clear();
     }
 
+    /// Starts or stops remembering; either way what was remembered may be stale, and goes.
     fn hear(&self, on: bool) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         self.hearing.store(on, Ordering::Release);
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
+        self.forget();
     }
 }
 

@@ -15,13 +15,9 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio_util::task::AbortOnDropHandle;
 
-/// Notices a slow subscriber may be behind before it is told of a gap.
+/// Notices a slow subscriber may be behind before it is told of a gap; a task's log has the
+/// coordinators' shorter backlog (`baton_coord::topic::LOG_BACKLOG`, which says why).
 const BACKLOG: usize = 1024;
-/// The same for a task's log. A log topic lives while someone watches one task (often for a
-/// second or less: a busy node opens one per task it runs for a client following them all), each
-/// of its notices carries up to 16 KiB of lines, and a gap costs one read from SQL; a short
-/// backlog is a fraction of the cost to set up (the channel's slots are allocated up front).
-const LOG_BACKLOG: usize = 64;
 
 /// What a subscriber of a topic receives.
 #[derive(Debug, Clone)]
@@ -94,7 +90,7 @@ impl Feeds {
             return Subscriber { rx: t.tx.subscribe(), _topic: t, fresh: false };
         }
         topics.retain(|_, t| t.strong_count() > 0);
-        let backlog = if baton_coord::topic::is_task_log(topic) { LOG_BACKLOG } else { BACKLOG };
+        let backlog = if baton_coord::topic::is_task_log(topic) { baton_coord::topic::LOG_BACKLOG } else { BACKLOG };
         let (tx, rx) = broadcast::channel(backlog);
         let forward = tokio::spawn(forward(self.coord.clone(), topic.to_owned(), tx.clone()));
         let t = Arc::new(Topic { tx, _forward: AbortOnDropHandle::new(forward) });

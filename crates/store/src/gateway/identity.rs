@@ -128,21 +128,13 @@ impl Tables {
     /// The user behind an unexpired session, and when the session expires (Unix ms).
     pub async fn session_user(&self, token_hash: &str) -> Result<Option<(user::Model, i64)>> {
         // One statement: every API call of a browser asks this first.
-        let session = sea_orm::sea_query::Query::select()
-            .column(session::Column::UserId)
-            .from(session::Entity)
-            .and_where(session::Column::TokenHash.eq(token_hash))
-            .and_where(session::Column::ExpiresAt.gt(now_ms()))
-            .to_owned();
-        // The expiry rides along as a scalar subquery of the same (unique) session row.
-        let expires = sea_orm::sea_query::Query::select()
-            .column(session::Column::ExpiresAt)
-            .from(session::Entity)
-            .and_where(session::Column::TokenHash.eq(token_hash))
-            .to_owned();
+        let sessions: sea_orm::RelationDef =
+            session::Entity::belongs_to(user::Entity).from(session::Column::UserId).to(user::Column::Id).into();
         let found = user::Entity::find()
-            .filter(user::Column::Id.in_subquery(session))
-            .column_as(sea_orm::sea_query::SimpleExpr::SubQuery(None, Box::new(expires.into())), SESSION_EXPIRES)
+            .join(sea_orm::JoinType::InnerJoin, sessions.rev())
+            .filter(session::Column::TokenHash.eq(token_hash))
+            .filter(session::Column::ExpiresAt.gt(now_ms()))
+            .column_as(session::Column::ExpiresAt, SESSION_EXPIRES)
             .into_model::<SessionUser>()
             .one(self.conn())
             .await?;
