@@ -19,6 +19,7 @@ mod request_id;
 mod routes;
 mod serve;
 mod sweeper;
+mod templates_seen;
 mod throttle;
 
 use std::sync::Arc;
@@ -70,6 +71,9 @@ pub struct Options {
     pub sweep_every: Duration,
     /// Audit entries older than this are deleted (`retention.max_age_seconds`); `None` keeps them.
     pub audit_max_age: Option<Duration>,
+    /// This node is the whole installation (no `ha.enabled`): every write to templates and
+    /// projects passes through it, so it may remember templates (`templates_seen.rs`).
+    pub single_node: bool,
 }
 
 /// What the gateway needs from outside.
@@ -113,6 +117,8 @@ struct State {
     callers: callers::Callers,
     /// The projects of tasks seen lately, for log subscriptions.
     task_projects: events::topic::TaskProjects,
+    /// Templates tasks were started from lately, on a node that is the whole installation.
+    templates_seen: templates_seen::TemplatesSeen,
     /// Ends every WebSocket and SSE stream when the server stops (they would hold the graceful
     /// shutdown open).
     closing: CancellationToken,
@@ -131,6 +137,7 @@ impl Service {
         let state = State {
             throttle: throttle::Throttle::new(deps.coord.clone(), opts.login),
             hasher: hashing::Hasher::new(opts.hash_concurrency),
+            templates_seen: templates_seen::TemplatesSeen::new(opts.single_node),
             opts,
             dialect: deps.store.dialect(),
             tables: baton_store::gateway::Tables::new(deps.store),
@@ -200,6 +207,7 @@ mod tests {
             http: HttpLimits::default(),
             sweep_every: Duration::from_secs(1),
             audit_max_age: None,
+            single_node: true,
         };
         let shown = format!("{opts:?}");
         assert!(shown.contains("SealKey(********)"), "{shown}");

@@ -175,8 +175,11 @@ pub async fn update(
         description: body.description,
         max_parallel: body.max_parallel,
     };
+    let updated = state.tables.update_project(pid, changes).await;
+    // After the write: a task started from now on has the project's new limit.
+    state.templates_seen.forget();
     // With the caller's role, as every other answer about a project.
-    Ok(Json(with_role(&state.tables.update_project(pid, changes).await?, role)))
+    Ok(Json(with_role(&updated?, role)))
 }
 
 /// Deletes a project with its templates, tasks and logs; refused while tasks are unfinished.
@@ -202,7 +205,9 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, ApiPath(pid):
     }
     state.tasks.clone().purge_project(PurgeProjectRequest { project_id: pid }).await?;
     state.tables.delete_project_secrets(pid).await?;
-    state.tables.delete_project(pid).await?;
+    let deleted = state.tables.delete_project(pid).await;
+    state.templates_seen.forget();
+    deleted?;
     crate::events::rights_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -55,11 +55,7 @@ pub async fn create(
     ApiJson(body): ApiJson<NewTask>,
 ) -> Result<(StatusCode, Json<Value>)> {
     access::role(&state, &caller, pid, Permission::Run).await?;
-    // The template and its project in one read; which one is missing only when one is.
-    let Some((template, project)) = state.tables.template_with_project(pid, body.template_id).await? else {
-        state.tables.project(pid).await?;
-        return Err(Error::field("template_id", format!("no template {} in project {pid}", body.template_id)));
-    };
+    let (template, project) = template_with_project(&state, pid, body.template_id).await?;
     let f = TemplateFields::of(&template)?;
     let mut env = f.env;
     for (k, v) in body.env.unwrap_or_default() {
@@ -107,6 +103,22 @@ pub async fn create(
     };
     state.task_projects.note(task.id, pid);
     Ok((StatusCode::CREATED, Json(model::task(&task))))
+}
+
+/// The template a task starts from and its project, remembered on a single node
+/// (`templates_seen.rs`); 404 without the project, 400 naming `template_id` without the template.
+async fn template_with_project(state: &AppState, pid: i64, tid: i64) -> Result<crate::templates_seen::Found> {
+    if let Some(found) = state.templates_seen.get(pid, tid) {
+        return Ok(found);
+    }
+    let generation = state.templates_seen.generation();
+    // The template and its project in one read; which one is missing only when one is.
+    let Some(found) = state.tables.template_with_project(pid, tid).await? else {
+        state.tables.project(pid).await?;
+        return Err(Error::field("template_id", format!("no template {tid} in project {pid}")));
+    };
+    state.templates_seen.keep(found.clone(), generation);
+    Ok(found)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

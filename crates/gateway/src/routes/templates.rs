@@ -238,7 +238,10 @@ pub async fn update(
     access::project(&state, &caller, pid, Permission::Change).await?;
     let current = state.tables.template(pid, tid).await?;
     let fields = body.apply(TemplateFields::of(&current)?)?;
-    Ok(Json(render(&state.tables.update_template(current, fields).await?)?))
+    let updated = state.tables.update_template(current, fields).await;
+    // After the write: a task started from now on reads the new template.
+    state.templates_seen.forget();
+    Ok(Json(render(&updated?)?))
 }
 
 /// Deletes a template (managers).
@@ -259,7 +262,9 @@ pub async fn delete(
     ApiPath((pid, tid)): ApiPath<(i64, i64)>,
 ) -> Result<StatusCode> {
     access::project(&state, &caller, pid, Permission::Change).await?;
-    state.tables.delete_template(pid, tid).await?;
+    let deleted = state.tables.delete_template(pid, tid).await;
+    state.templates_seen.forget();
+    deleted?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -142,6 +142,35 @@ async fn a_task_of_a_missing_or_foreign_template_or_project_is_refused_naming_wh
     c.wait_final(other, ok["id"].as_i64().unwrap(), WAIT).await;
 }
 
+/// A single node remembers the templates tasks start from (one statement less per task): a
+/// change or a deletion must still apply to the very next task.
+#[tokio::test]
+async fn a_changed_or_deleted_template_applies_to_the_next_task_at_once() {
+    let srv = TestServer::start().await;
+    let c = &srv.client;
+    let pid = c.project().await;
+    let tid = c.template(pid, json!({"script": "echo v1"})).await;
+    let template = format!("/api/v1/projects/{pid}/templates/{tid}");
+    let path = format!("/api/v1/projects/{pid}/tasks");
+    for version in ["v1", "v2", "v3"] {
+        if version != "v1" {
+            c.patch(&template, json!({"script": format!("echo {version}")})).await.expect(200);
+        }
+        // Twice each: the second start is the one a remembered template would serve.
+        for _ in 0..2 {
+            let id = c.post(&path, json!({"template_id": tid})).await.expect(201)["id"].as_i64().unwrap();
+            assert_eq!(c.wait_final(pid, id, WAIT).await["status"], "succeeded");
+            assert_eq!(c.log_texts(pid, id).await, vec![version.to_string()], "task {id} ran an older script");
+        }
+    }
+    // A template without tasks: a refused start reads (and remembers) it all the same.
+    let spare = c.template(pid, json!({"script": "true"})).await;
+    let bad_env = json!({"template_id": spare, "env": {"BATON_X": "1"}});
+    crate::schedules::assert_field(&c.post(&path, bad_env).await, "env.BATON_X");
+    c.delete(&format!("/api/v1/projects/{pid}/templates/{spare}")).await.expect(204);
+    crate::schedules::assert_field(&c.post(&path, json!({"template_id": spare})).await, "template_id");
+}
+
 #[tokio::test]
 async fn a_tasks_priority_overrides_the_templates() {
     let srv = TestServer::start().await;
