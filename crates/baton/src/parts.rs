@@ -8,12 +8,10 @@ use baton_config::Config;
 use baton_core::internal::ClusterAuth;
 use baton_proto::v1::EnsureRunnerRequest;
 use baton_proto::v1::tasks_client::TasksClient;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
-use tonic::transport::Channel;
 
 /// The services the runner port serves, as gRPC health names them.
 pub const RUNNER_PORT_SERVICES: &[&str] = &["", "baton.v1.Runner"];
@@ -71,57 +69,6 @@ pub async fn internal_port(
         .add_optional_service(dispatcher.map(|d| d.tasks_server()))
         .add_optional_service(scheduler.map(|s| s.schedules_server()));
     Ok((health, serve(router, listener, stop)))
-}
-
-/// A channel to this process's own internal services that never touches a socket: each
-/// connection is an in-memory pipe, served by the same services once [`InProcess::serve`] runs.
-/// Callers stay plain gRPC clients (the services never import each other) and present the
-/// cluster secret as over the network, but a task submitted through this node's API costs no
-/// loopback TCP round trip.
-pub fn in_process() -> (Channel, InProcess) {
-    /// Per direction: large enough for a submitted task in one write.
-    const PIPE: usize = 256 * 1024;
-    let (pipes, incoming) = tokio::sync::mpsc::unbounded_channel::<tokio::io::DuplexStream>();
-    let channel = tonic::transport::Endpoint::from_static("http://in-process.invalid").connect_with_connector_lazy(
-        tower::service_fn(move |_: tonic::transport::Uri| {
-            let pipes = pipes.clone();
-            async move {
-                let (client, server) = tokio::io::duplex(PIPE);
-                pipes.send(server).map_err(|_| std::io::Error::other("this node's internal services have stopped"))?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(client))
-            }
-        }),
-    );
-    (channel, InProcess { incoming })
-}
-
-/// The serving end of [`in_process`].
-pub struct InProcess {
-    incoming: tokio::sync::mpsc::UnboundedReceiver<tokio::io::DuplexStream>,
-}
-
-impl InProcess {
-    pub fn serve(
-        self,
-        dispatcher: Option<&baton_dispatcher::Service>,
-        scheduler: Option<&baton_scheduler::Service>,
-        stop: CancellationToken,
-    ) -> BoxFuture<'static, anyhow::Result<()>> {
-        let router = tonic::transport::Server::builder()
-            .add_optional_service(dispatcher.map(|d| d.tasks_server()))
-            .add_optional_service(scheduler.map(|s| s.schedules_server()));
-        // Served until shutdown, even once no client is left in this process (a process without
-        // a gateway or scheduler has none): a server that ended would end the node.
-        let incoming = tokio_stream::wrappers::UnboundedReceiverStream::new(self.incoming)
-            .chain(futures::stream::pending())
-            .map(Ok::<_, std::io::Error>);
-        Box::pin(async move {
-            router
-                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-                .await
-                .context("in-process gRPC server failed")
-        })
-    }
 }
 
 async fn health(
@@ -202,7 +149,7 @@ pub struct RunnerDial {
 /// starts it; it attaches over gRPC like any remote runner.
 pub async fn local_runner(
     cfg: &Config,
-    channel: Channel,
+    channel: baton_core::internal::Channel,
     auth: ClusterAuth,
     dial: RunnerDial,
 ) -> anyhow::Result<LocalRunner> {

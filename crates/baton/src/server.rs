@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use baton_config::Config;
-use baton_core::internal::ClusterAuth;
+use baton_core::internal::{Channel as InternalChannel, ClusterAuth};
 use baton_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -169,12 +169,12 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     let auth = ClusterAuth::new(&secret).map_err(anyhow::Error::msg)?;
     let cluster_secret = baton_core::internal::ClusterSecret::new(&secret);
     let node_id = cfg.node_id().to_owned();
-    // This process calls its own internal services in process (an in-memory pipe, never leaving
-    // it); other processes' ports at their configured URLs, trusting `cluster.tls.ca_file`.
-    let (own_channel, own_services) = crate::parts::in_process();
-    let internal_channel = |runs: bool, key: &str| -> anyhow::Result<Channel> {
-        if runs && cluster_addr.is_some() {
-            return Ok(own_channel.clone());
+    // This process calls its own internal services directly (the same gRPC clients and servers,
+    // without a pipe or a socket between them); other processes' ports at their configured URLs,
+    // trusting `cluster.tls.ca_file`.
+    let internal_channel = |own: Option<&InternalChannel>, key: &str| -> anyhow::Result<InternalChannel> {
+        if let Some(own) = own {
+            return Ok(own.clone());
         }
         let configured = if key == "dispatcher" { &cfg.cluster.dispatcher_url } else { &cfg.cluster.scheduler_url };
         let url = configured.clone().ok_or_else(|| {
@@ -184,7 +184,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
             )
         })?;
         let tls = url.starts_with("https://").then(|| crate::tls::remote_client(cluster_ca.as_deref()));
-        channel(&url, tls, key)
+        Ok(baton_core::internal::channel(channel(&url, tls, key)?))
     };
 
     let seal_key = std::sync::Arc::new(crate::parts::seal_key(&cfg)?);
@@ -234,6 +234,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
             baton_dispatcher::Deps { store: store.clone(), coord: coord.clone(), metrics: metrics.clone() },
         )
     });
+    let own_tasks = dispatcher.as_ref().map(|d| baton_core::internal::channel(d.tasks_server()));
     let scheduler = if only.scheduler {
         Some(baton_scheduler::Service::new(
             baton_scheduler::Options {
@@ -249,7 +250,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 retention_every: Duration::from_secs(cfg.retention.sweep_every_seconds.max(1)),
             },
             baton_scheduler::Deps {
-                dispatcher: internal_channel(only.dispatcher, "dispatcher")?,
+                dispatcher: internal_channel(own_tasks.as_ref(), "dispatcher")?,
                 auth: auth.clone(),
                 store: store.clone(),
                 coord: coord.clone(),
@@ -258,6 +259,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     } else {
         None
     };
+    let own_schedules = scheduler.as_ref().map(|s| baton_core::internal::channel(s.schedules_server()));
     let mut healths = Vec::new();
     if let (Some(listener), Some(d)) = (grpc, &dispatcher) {
         let (health, server) = crate::parts::runner_port(d, listener, runner_tls.as_ref(), stop.clone()).await?;
@@ -275,7 +277,6 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         .await?;
         services.spawn(server);
         healths.push((health, crate::parts::INTERNAL_PORT_SERVICES));
-        services.spawn(own_services.serve(dispatcher.as_ref(), scheduler.as_ref(), stop.clone()));
     }
     if let Some(d) = &dispatcher {
         services.spawn(crate::node::follow_drain(membership.clone(), d.clone(), healths, stop.clone()));
@@ -321,8 +322,8 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 store: store.clone(),
                 membership: membership.clone(),
                 coord: coord.clone(),
-                dispatcher: internal_channel(only.dispatcher, "dispatcher")?,
-                scheduler: internal_channel(only.scheduler, "scheduler")?,
+                dispatcher: internal_channel(own_tasks.as_ref(), "dispatcher")?,
+                scheduler: internal_channel(own_schedules.as_ref(), "scheduler")?,
                 auth: auth.clone(),
                 metrics: metrics.clone(),
             },
@@ -349,7 +350,10 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 url: own_url(addr, runner_tls.as_ref()),
                 tls: runner_tls.as_ref().map(|p| p.loopback_client(cluster_ca.as_deref())),
             };
-            Some(crate::parts::local_runner(&cfg, internal_channel(true, "dispatcher")?, auth, dial).await?)
+            Some(
+                crate::parts::local_runner(&cfg, internal_channel(own_tasks.as_ref(), "dispatcher")?, auth, dial)
+                    .await?,
+            )
         }
         _ => None,
     };

@@ -1,8 +1,48 @@
 //! Internal gRPC calls carry the cluster secret as a bearer token: [`ClusterAuth`] adds it on the
 //! calling side, [`check`] verifies it (in constant time) on the serving side.
 
+use tonic::body::Body;
+use tonic::codegen::http;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+/// How a service reaches an internal gRPC service (`Tasks`, `Schedules`): another process's port
+/// over the network (a tonic `Channel`), or this process's own service called directly. Callers
+/// are the same generated gRPC clients either way, with the same interceptors, encodings and
+/// cluster secret: only the transport differs.
+pub type Channel = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, TransportError>;
+
+/// Why an internal call did not reach its service (the service's own answers are `Status`es).
+/// A type of its own rather than a bare boxed error: with `Box<dyn Error>` as the service's
+/// error, the generated clients' futures hit a limit of the compiler's lifetime inference
+/// ("implementation of `From` is not general enough") wherever they are spawned.
+#[derive(Debug)]
+pub struct TransportError(tower::BoxError);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// A [`Channel`] over `service`: a tonic `Channel`, or a generated server (`TasksServer`) of this
+/// process, which then answers without HTTP/2 framing, a pipe or a socket in between.
+pub fn channel<S>(service: S) -> Channel
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<tower::BoxError>,
+{
+    BoxCloneSyncService::new(service.map_err(|e| TransportError(e.into())))
+}
 
 /// Adds `authorization: Bearer <cluster secret>` to every call.
 #[derive(Clone)]

@@ -25,12 +25,12 @@ mod throttle;
 use std::sync::Arc;
 use std::time::Duration;
 
+use baton_core::internal::Channel;
 use baton_core::internal::ClusterAuth;
 use baton_proto::v1::tasks_client::TasksClient;
 use baton_store::Store;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 pub use auth::{hash_password, verify_password};
 pub use client_addr::client_addr;

@@ -29,13 +29,13 @@ pub use cron::Cron;
 use std::time::Duration;
 
 use baton_coord::Coord;
+use baton_core::internal::Channel;
 use baton_core::internal::ClusterAuth;
 use baton_proto::v1::SweepRequest;
 use baton_proto::v1::tasks_client::TasksClient;
 use baton_store::Store;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 /// The scheduler's settings.
 #[derive(Debug, Clone)]
