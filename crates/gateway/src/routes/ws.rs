@@ -18,7 +18,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
@@ -129,23 +129,39 @@ impl Sink for Queue {
     async fn deliver(&self, topic: &str, event: Event) -> std::result::Result<(), Gone> {
         let message = match event {
             Event::Log { lines, last, stored_at } => {
-                let mut data = json!({"lines": lines});
+                let mut data = Map::new();
+                data.insert("lines".into(), Value::Array(lines));
                 // Lines that arrived live say when they were stored, so clients can measure delivery.
                 if let Some(t) = stored_at {
-                    data["stored_at"] = json!(crate::model::time(t));
+                    data.insert("stored_at".into(), json!(crate::model::time(t)));
                 }
-                json!({"topic": topic, "type": "task.log", "seq": last, "data": data})
+                envelope(topic, "task.log", Some(last), Some(Value::Object(data)))
             }
-            Event::LogEnd => json!({"topic": topic, "type": "task.log.end"}),
+            Event::LogEnd => envelope(topic, "task.log.end", None, None),
             Event::Task { task, version, created } => {
                 let kind = if created { "task.created" } else { "task.updated" };
-                json!({"topic": topic, "type": kind, "seq": version, "data": task})
+                envelope(topic, kind, Some(version), Some(task))
             }
-            Event::Runner(v) => json!({"topic": topic, "type": "runner.updated", "data": v}),
-            Event::Node(v) => json!({"topic": topic, "type": "node.updated", "data": v}),
+            Event::Runner(v) => envelope(topic, "runner.updated", None, Some(v)),
+            Event::Node(v) => envelope(topic, "node.updated", None, Some(v)),
         };
         self.outbox.event(topic, self.generation, message)
     }
+}
+
+/// An event as a WebSocket client receives it. Built by moving `data` in: `json!` would copy the
+/// whole tree (it serializes its arguments by reference), for every event of every client.
+fn envelope(topic: &str, kind: &str, seq: Option<i64>, data: Option<Value>) -> Value {
+    let mut m = Map::new();
+    m.insert("topic".into(), Value::from(topic));
+    m.insert("type".into(), Value::from(kind));
+    if let Some(seq) = seq {
+        m.insert("seq".into(), Value::from(seq));
+    }
+    if let Some(data) = data {
+        m.insert("data".into(), data);
+    }
+    Value::Object(m)
 }
 
 struct Connection {
