@@ -1,5 +1,6 @@
-//! Internal gRPC calls carry the cluster secret as a bearer token: [`ClusterAuth`] adds it on the
-//! calling side, [`check`] verifies it (in constant time) on the serving side.
+//! Internal gRPC calls: how a service reaches another ([`Channel`]: over the network, or directly
+//! within one process), and the cluster secret they carry as a bearer token — [`ClusterAuth`]
+//! adds it on the calling side, [`check`] verifies it (in constant time) on the serving side.
 
 use tonic::body::Body;
 use tonic::codegen::http;
