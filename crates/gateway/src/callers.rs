@@ -11,9 +11,7 @@
 //! node does not hear that topic (not yet subscribed, or coordination down); an answer read
 //! from SQL before a forgetting is not kept after it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -21,26 +19,25 @@ use tokio_util::sync::CancellationToken;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::events::feed::Feed;
+use crate::memo::Memo;
 
 /// The longest an answer is remembered: also the bound on how late a forgetting lost by
 /// coordination takes effect.
 pub const FRESH: Duration = Duration::from_secs(1);
-/// The most credentials remembered; beyond it the stale ones go, and if none is stale, all.
+/// The most credentials remembered.
 const MAX_ENTRIES: usize = 10_000;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Callers {
-    entries: Mutex<HashMap<String, Entry>>,
-    /// One more on every forgetting: an answer read before one is not kept.
-    generation: AtomicU64,
+    memo: Memo<String, Caller>,
     /// Whether this node hears the rights topic now.
     hearing: AtomicBool,
 }
 
-#[derive(Debug)]
-struct Entry {
-    caller: Caller,
-    until: Instant,
+impl Default for Callers {
+    fn default() -> Callers {
+        Callers { memo: Memo::new(MAX_ENTRIES), hearing: AtomicBool::new(false) }
+    }
 }
 
 impl Callers {
@@ -49,13 +46,12 @@ impl Callers {
         if !(coordinated && self.hearing.load(Ordering::Acquire)) {
             return None;
         }
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(key).filter(|e| e.until > Instant::now()).map(|e| e.caller.clone())
+        self.memo.get(key)
     }
 
     /// Taken before reading a credential from SQL, and handed to [`Callers::keep`].
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.memo.generation()
     }
 
     /// Remembers `caller` for `key` until `expires_ms` (Unix ms; `None`: no expiry of its own),
@@ -64,27 +60,12 @@ impl Callers {
         let left = expires_ms
             .map_or(FRESH, |at| Duration::from_millis(at.saturating_sub(baton_store::now_ms()).max(0) as u64));
         let until = Instant::now() + left.min(FRESH);
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        // Checked under the lock that `forget` clears under: a forgetting is either seen here
-        // or clears this entry.
-        if self.generation() != generation || left.is_zero() || !self.hearing.load(Ordering::Acquire) {
-            return;
-        }
-        if entries.len() >= MAX_ENTRIES {
-            let now = Instant::now();
-            entries.retain(|_, e| e.until > now);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(key, Entry { caller, until });
+        self.memo.keep(key, caller, until, generation, || self.hearing.load(Ordering::Acquire));
     }
 
     /// Forgets every answer (something changed who a credential is).
     pub fn forget(&self) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
+        self.memo.forget();
     }
 
     /// Starts or stops remembering; either way what was remembered may be stale, and goes.
@@ -162,7 +143,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert!(c.get("soon", true).is_none(), "past its expiry");
         c.keep("long".into(), caller(3), far(), c.generation());
-        let until = c.entries.lock().unwrap()["long"].until;
+        let until = c.memo.until(&"long".to_owned()).unwrap();
         assert!(until <= Instant::now() + FRESH);
     }
 
@@ -173,6 +154,6 @@ mod tests {
         for i in 0..(MAX_ENTRIES as i64 + 5) {
             c.keep(format!("k{i}"), caller(i), None, c.generation());
         }
-        assert!(c.entries.lock().unwrap().len() <= MAX_ENTRIES);
+        assert!(c.memo.len() <= MAX_ENTRIES);
     }
 }

@@ -12,6 +12,7 @@ mod events;
 mod extract;
 mod hashing;
 mod http_metrics;
+mod memo;
 mod model;
 mod openapi;
 mod origin;

@@ -11,16 +11,15 @@
 //! that node's answer does. The memory lasts at most [`FRESH`] anyway, which bounds what a write
 //! made around the gateway (an operator's tool on the database) can go unseen.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use baton_store::entity::{project, template};
 
+use crate::memo::Memo;
+
 /// The longest a template is remembered.
 pub const FRESH: Duration = Duration::from_secs(1);
-/// The most templates remembered; beyond it the stale ones go, and if none is stale, all.
+/// The most templates remembered.
 const MAX_ENTRIES: usize = 1_024;
 
 /// A template with its project, as `POST …/tasks` needs them.
@@ -31,14 +30,12 @@ pub struct TemplatesSeen {
     /// Whether this node is the whole installation; nothing is remembered otherwise.
     enabled: bool,
     /// By (project id, template id).
-    entries: Mutex<HashMap<(i64, i64), (Found, Instant)>>,
-    /// One more on every forgetting: a read made before one is not kept.
-    generation: AtomicU64,
+    memo: Memo<(i64, i64), Found>,
 }
 
 impl TemplatesSeen {
     pub fn new(enabled: bool) -> TemplatesSeen {
-        TemplatesSeen { enabled, entries: Mutex::default(), generation: AtomicU64::new(0) }
+        TemplatesSeen { enabled, memo: Memo::new(MAX_ENTRIES) }
     }
 
     /// Template `tid` of project `pid`, if remembered and still fresh.
@@ -46,41 +43,25 @@ impl TemplatesSeen {
         if !self.enabled {
             return None;
         }
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(&(pid, tid)).filter(|(_, until)| *until > Instant::now()).map(|(found, _)| found.clone())
+        self.memo.get(&(pid, tid))
     }
 
     /// Taken before reading a template from SQL, and handed to [`TemplatesSeen::keep`].
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.memo.generation()
     }
 
     /// Remembers `found` for at most [`FRESH`], unless a forgetting came since `generation`.
     pub fn keep(&self, found: Found, generation: u64) {
-        if !self.enabled {
-            return;
+        if self.enabled {
+            let key = (found.0.project_id, found.0.id);
+            self.memo.keep(key, found, Instant::now() + FRESH, generation, || true);
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        // Checked under the lock that `forget` clears under: a forgetting is either seen here
-        // or clears this entry.
-        if self.generation() != generation {
-            return;
-        }
-        let now = Instant::now();
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, (_, until)| *until > now);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert((found.0.project_id, found.0.id), (found, now + FRESH));
     }
 
     /// Forgets every template: one, or a project, was changed or deleted.
     pub fn forget(&self) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
+        self.memo.forget();
     }
 }
 
@@ -146,6 +127,6 @@ mod tests {
         for tid in 0..(MAX_ENTRIES as i64 + 10) {
             s.keep(found(1, tid, "a"), s.generation());
         }
-        assert!(s.entries.lock().unwrap().len() <= MAX_ENTRIES);
+        assert!(s.memo.len() <= MAX_ENTRIES);
     }
 }
