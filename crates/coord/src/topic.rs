@@ -42,12 +42,14 @@ pub fn backlog(topic: &str) -> usize {
 /// What the dispatcher announces on [`project`]: a task of the project changed (any change).
 /// When the writer knows the row it committed, and it is small, the notice carries it and
 /// readers take it from here; otherwise they read SQL, which is the truth.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TaskNotice {
     pub task: i64,
-    /// The task's row as committed (the store's columns).
+    /// The task's row as committed (the store's columns), as JSON text: it travels as the writer
+    /// wrote it, and each reader parses it once, straight into its own type (a tree of values in
+    /// between cost every notice two conversions more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub row: Option<serde_json::Value>,
+    pub row: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// The largest row a [`TaskNotice`] carries, serialized; larger ones go without it.

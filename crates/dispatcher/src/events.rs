@@ -68,7 +68,7 @@ pub async fn log_stored(svc: &Service, task_id: i64, lines: &[baton_store::LogLi
 fn task_notice(task_id: i64, row: Option<&task::Model>) -> topic::TaskNotice {
     let row = row
         .filter(|r| r.id == task_id && r.spec.len() + r.error.as_ref().map_or(0, String::len) < topic::NOTICE_ROW_MAX)
-        .and_then(|r| serde_json::to_value(r).ok());
+        .and_then(|r| serde_json::value::to_raw_value(r).ok());
     topic::TaskNotice { task: task_id, row }
 }
 

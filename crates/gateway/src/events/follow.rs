@@ -278,7 +278,7 @@ impl<'a> Project<'a> {
             match f {
                 Feed::Notice(bytes) => {
                     if let Ok(n) = serde_json::from_slice::<TaskNotice>(&bytes) {
-                        match n.row.and_then(|v| serde_json::from_value::<task::Model>(v).ok()) {
+                        match n.row.and_then(|v| serde_json::from_str::<task::Model>(v.get()).ok()) {
                             Some(row) if row.id == n.task && row.project_id == self.pid => {
                                 if carried.get(&row.id).is_none_or(|c| c.version < row.version) {
                                     carried.insert(row.id, row);
