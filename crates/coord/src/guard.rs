@@ -94,7 +94,7 @@ impl Coordinator for Guarded {
         self.call(self.inner.enqueue(tasks)).await
     }
 
-    async fn dequeue(&self, task_ids: &[i64]) -> Result<()> {
+    async fn dequeue(&self, task_ids: &[i64]) -> Result<Vec<i64>> {
         self.call(self.inner.dequeue(task_ids)).await
     }
 
@@ -215,7 +215,7 @@ mod tests {
             self.gate()?;
             self.inner.enqueue(tasks).await
         }
-        async fn dequeue(&self, task_ids: &[i64]) -> Result<()> {
+        async fn dequeue(&self, task_ids: &[i64]) -> Result<Vec<i64>> {
             self.gate()?;
             self.inner.dequeue(task_ids).await
         }

@@ -124,8 +124,11 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
     /// Adds tasks (idempotent: adding a present task changes nothing).
     async fn enqueue(&self, tasks: &[Queued]) -> Result<()>;
 
-    /// Removes tasks (claimed, cancelled or gone); absent ones are ignored.
-    async fn dequeue(&self, task_ids: &[i64]) -> Result<()>;
+    /// Removes tasks (claimed, cancelled or gone); absent ones are ignored. Returns the ones that
+    /// were present, in the order given: of callers that dequeue the same task at the same time,
+    /// exactly one gets it back, so a dispatcher that dequeues a task before claiming it is the
+    /// only one to try (the claim in SQL still decides).
+    async fn dequeue(&self, task_ids: &[i64]) -> Result<Vec<i64>>;
 
     /// Up to `limit` entries in placement order, starting after `after` (exclusive) or at the head.
     async fn queue_page(&self, after: Option<Queued>, limit: usize) -> Result<Vec<Queued>>;

@@ -146,14 +146,16 @@ impl Coordinator for Local {
         Ok(())
     }
 
-    async fn dequeue(&self, task_ids: &[i64]) -> Result<()> {
+    async fn dequeue(&self, task_ids: &[i64]) -> Result<Vec<i64>> {
         let mut queue = lock(&self.queue);
-        for id in task_ids {
-            if let Some(priority) = queue.priorities.remove(id) {
-                queue.order.remove(&order_key(&Queued { task_id: *id, priority }));
+        let mut removed = Vec::new();
+        for &id in task_ids {
+            if let Some(priority) = queue.priorities.remove(&id) {
+                queue.order.remove(&order_key(&Queued { task_id: id, priority }));
+                removed.push(id);
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     async fn queue_page(&self, after: Option<Queued>, limit: usize) -> Result<Vec<Queued>> {

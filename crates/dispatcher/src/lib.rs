@@ -4,10 +4,12 @@
 //! takes queued tasks off the queue and assigns them to the runners connected to it; every
 //! assignment is a compare-and-set in SQL that bumps the task's epoch.
 
+mod assign;
 mod batch;
 mod error;
 mod events;
 mod gauges;
+mod known;
 mod outbox;
 mod placement;
 mod registry;

@@ -1,20 +1,20 @@
 //! The placement loop: when woken (a task was queued, a slot freed up) or once a second, it reads
-//! the head of the queue from SQL and assigns what fits to the runners connected here. The SQL
-//! claim decides; another dispatcher claiming the same task first is normal and harmless.
+//! the head of the queue and assigns what fits to the runners connected here. It takes the tasks
+//! it wants off the coordination queue before it reads them from SQL, so of several nodes woken
+//! by the same enqueue only one reads and claims each task; the SQL claim still decides, so a
+//! queue that lies (flushed, rebuilt, unreachable) costs work, never a task run twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use baton_coord::Queued;
 use baton_core::TaskStatus;
-use baton_core::sealed::secret_aad;
-use baton_proto::v1::{Assignment, ServerMessage, TaskRef, server_message};
 use baton_store::TaskSpec;
-use baton_store::dispatcher::reports::{Fence, Finish};
 use baton_store::entity::task;
 use tokio_util::sync::CancellationToken;
 
-use crate::registry::{Held, Outbox};
+use crate::assign::{self, Choice};
+use crate::known::{Counts, Known, Needs, over_limit};
 use crate::{Service, events, settle};
 
 /// How many queued tasks one read of the queue returns.
@@ -33,6 +33,7 @@ pub async fn run(svc: Service, shutdown: CancellationToken) {
     // Due times, not "when the sleep ran out": under steady load wake-ups come more often than a
     // tick, and the periodic duties must not starve.
     let (mut redeliver_at, mut settle_at) = (Instant::now() + TICK, Instant::now() + settle::EVERY);
+    let mut known = Known::default();
     loop {
         // Without coordination no wake-up crosses nodes: look at the queue more often instead.
         let tick = if svc.inner.coord.healthy() { TICK } else { DEGRADED_TICK };
@@ -54,28 +55,37 @@ pub async fn run(svc: Service, shutdown: CancellationToken) {
         if svc.is_draining() {
             continue;
         }
-        if let Err(e) = place_all(&svc).await {
+        if let Err(e) = place_all(&svc, &mut known).await {
             tracing::warn!(error = %e, "placement failed; retrying on the next tick");
         }
     }
 }
 
 /// Reads the queue page by page, placing what fits, until no slot is free, the queue ends, or
-/// `MAX_PAGES` pages in a row placed nothing. After a full page that placed something the head is
-/// read again: placing changed what the head is.
-async fn place_all(svc: &Service) -> crate::Result<()> {
+/// `MAX_PAGES` pages in a row placed nothing. After a full page that placed something, or whose
+/// tasks another node took first, the head is read again: it changed.
+async fn place_all(svc: &Service, known: &mut Known) -> crate::Result<()> {
     let mut after = None;
     let mut barren = 0;
     while svc.inner.registry.total_free() > 0 && barren < MAX_PAGES {
-        let page = queue_page(svc, after).await?;
+        let page = read_page(svc, after, known).await?;
         let Some(last) = page.last else { return Ok(()) };
-        let placed = place_page(svc, page.tasks).await?;
+        let placed = match place_page(svc, page.tasks, page.counts, known).await {
+            Ok(p) => {
+                give_back(svc, &p.left).await;
+                p.sent
+            }
+            Err(e) => {
+                give_back(svc, &page.taken).await;
+                return Err(e);
+            }
+        };
         if !page.full {
             // That was the rest of the queue: everything in it has been considered.
             return Ok(());
         }
-        if placed > 0 {
-            barren = 0;
+        if placed > 0 || page.lost > 0 {
+            barren = if placed > 0 { 0 } else { barren + 1 };
             after = None;
         } else {
             barren += 1;
@@ -87,77 +97,106 @@ async fn place_all(svc: &Service) -> crate::Result<()> {
 
 /// One page of the queue in placement order.
 struct Page {
-    /// The page's tasks that are still queued in SQL.
+    /// The page's tasks that are still queued in SQL and that this node took off the queue (all
+    /// of them, when the page was read from SQL).
     tasks: Vec<task::Model>,
+    /// The running counts per template and project, when choosing what to take needed them.
+    counts: Option<Counts>,
+    /// What this node took off the coordination queue: it goes back if this node fails.
+    taken: Vec<Queued>,
+    /// How many tasks this node wanted that another node took first.
+    lost: usize,
     /// Where the page ended, as (priority, id): the next page starts after it.
     last: Option<Queued>,
     /// Whether the queue may go on after this page.
     full: bool,
 }
 
-/// Reads a page from the coordination queue, or from SQL while coordination is down. Entries
-/// the queue holds for tasks that are no longer queued (claimed elsewhere, cancelled, deleted)
-/// are dropped from it on the way.
-async fn queue_page(svc: &Service, after: Option<Queued>) -> crate::Result<Page> {
+/// Reads a page of the coordination queue and takes off it the tasks this node wants (see
+/// [`Known::wanted`]), then reads those from SQL. While coordination is down, reads the page from
+/// SQL instead and takes nothing: the claims decide alone.
+async fn read_page(svc: &Service, after: Option<Queued>, known: &Known) -> crate::Result<Page> {
     let inner = &svc.inner;
-    let Ok(entries) = inner.coord.queue_page(after, BATCH as usize).await else {
+    let Ok(mut entries) = inner.coord.queue_page(after, BATCH as usize).await else {
         let tasks = inner.tables.queue_page(after.map(|q| (q.priority, q.task_id)), BATCH).await?;
         let last = tasks.last().map(|t| Queued { task_id: t.id, priority: t.priority });
         let full = tasks.len() as u64 == BATCH;
-        return Ok(Page { tasks, last, full });
+        return Ok(Page { tasks, counts: None, taken: Vec::new(), lost: 0, last, full });
     };
-    let ids: Vec<i64> = entries.iter().map(|q| q.task_id).collect();
-    let mut rows: HashMap<i64, task::Model> =
-        inner.tables.tasks_by_ids(&ids).await?.into_iter().map(|t| (t.id, t)).collect();
-    let mut tasks = Vec::with_capacity(entries.len());
-    let mut stale = Vec::new();
-    for q in &entries {
-        match rows.remove(&q.task_id) {
-            Some(t) if t.status == TaskStatus::Queued.as_str() => tasks.push(t),
-            _ => stale.push(q.task_id),
+    let (last, full) = (entries.last().copied(), entries.len() as u64 == BATCH);
+    stagger(&mut entries, inner.registry.total_free());
+    let counts = if known.any_limited(&entries) { Some(inner.tables.active_counts().await?) } else { None };
+    let wanted = known.wanted(&entries, &inner.registry, counts.as_ref());
+    // A failed take may or may not have removed them: claim them anyway (SQL decides) and put
+    // them back if they are not placed.
+    let mine: HashSet<i64> =
+        inner.coord.dequeue(&wanted).await.unwrap_or_else(|_| wanted.clone()).into_iter().collect();
+    let lost = wanted.len() - mine.len();
+    if lost > 0 {
+        inner.metrics.takes_lost(lost);
+    }
+    let taken: Vec<Queued> = entries.into_iter().filter(|e| mine.contains(&e.task_id)).collect();
+    let ids: Vec<i64> = taken.iter().map(|q| q.task_id).collect();
+    let mut rows: HashMap<i64, task::Model> = match inner.tables.tasks_by_ids(&ids).await {
+        Ok(rows) => rows.into_iter().map(|t| (t.id, t)).collect(),
+        Err(e) => {
+            give_back(svc, &taken).await;
+            return Err(e.into());
         }
-    }
-    if !stale.is_empty() {
-        let _ = inner.coord.dequeue(&stale).await;
-    }
-    Ok(Page { tasks, last: entries.last().copied(), full: entries.len() as u64 == BATCH })
+    };
+    // The ones no longer queued (claimed, cancelled or deleted since) stay off the queue.
+    let queued = TaskStatus::Queued.as_str();
+    let tasks = taken.iter().filter_map(|q| rows.remove(&q.task_id)).filter(|t| t.status == queued).collect();
+    Ok(Page { tasks, counts, taken, lost, last, full })
 }
 
-/// A queued task and the runner of this node chosen for it, before the claim.
-struct Choice {
-    t: task::Model,
-    spec: TaskSpec,
-    runner_id: i64,
-    session: u64,
-    outbox: Outbox,
-    secrets: Result<HashMap<String, String>, String>,
+/// What [`place_page`] did.
+struct Placed {
+    /// How many tasks it assigned.
+    sent: usize,
+    /// The tasks it could not place (no runner here fits them now, or this node began draining).
+    left: Vec<Queued>,
 }
 
-/// Places what fits of one page of queued tasks. Returns how many were assigned. A runner is
-/// chosen for every task first (counting the slots chosen so far), then all are claimed in one
-/// statement, then each claimed one is sent.
-async fn place_page(svc: &Service, mut head: Vec<task::Model>) -> crate::Result<usize> {
+/// Places what fits of one page of queued tasks. A runner is chosen for every task first
+/// (counting the slots chosen so far), then all are claimed in one statement, then each claimed
+/// one is sent. Learns what each task needs on the way.
+async fn place_page(
+    svc: &Service,
+    head: Vec<task::Model>,
+    counts: Option<Counts>,
+    known: &mut Known,
+) -> crate::Result<Placed> {
     let inner = &svc.inner;
-    stagger(&mut head, inner.registry.total_free());
     let limited = head.iter().any(|t| t.template_max_parallel > 0 || t.project_max_parallel > 0);
-    let (mut per_template, mut per_project) =
-        if limited { inner.tables.active_counts().await? } else { (HashMap::new(), HashMap::new()) };
+    let (mut per_template, mut per_project) = match counts {
+        Some(counts) => counts,
+        None if limited => inner.tables.active_counts().await?,
+        None => Counts::default(),
+    };
     let mut taken = HashMap::new();
     let mut chosen = Vec::new();
+    let mut left = Vec::new();
     for t in head {
+        let spec = TaskSpec::from_json(&t.spec);
+        known.learn(t.id, Needs::of(&t, spec.as_ref().ok().map(|s| s.labels.as_slice())));
+        let entry = Queued { task_id: t.id, priority: t.priority };
         if over_limit(t.template_max_parallel, per_template.get(&t.template_id))
             || over_limit(t.project_max_parallel, per_project.get(&t.project_id))
         {
+            left.push(entry);
             continue;
         }
-        let spec = match TaskSpec::from_json(&t.spec) {
+        let spec = match spec {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(task_id = t.id, error = %e, "task spec unreadable; leaving it queued");
+                left.push(entry);
                 continue;
             }
         };
         let Some((runner_id, session, outbox)) = inner.registry.pick(t.project_id, &spec.labels, &taken) else {
+            left.push(entry);
             continue;
         };
         *taken.entry(runner_id).or_insert(0) += 1;
@@ -165,25 +204,25 @@ async fn place_page(svc: &Service, mut head: Vec<task::Model>) -> crate::Result<
         // more careful than it had to be, never less.
         *per_template.entry(t.template_id).or_insert(0) += 1;
         *per_project.entry(t.project_id).or_insert(0) += 1;
-        let secrets = open_secrets(svc, t.project_id, &spec.secrets).await;
+        let secrets = assign::open_secrets(svc, t.project_id, &spec.secrets).await;
         chosen.push(Choice { t, spec, runner_id, session, outbox, secrets });
     }
     // Checked right before the claims: a drain that began during this pass sends the runners
     // away, and assignments claimed after that would chase streams that are closing.
     if chosen.is_empty() || svc.is_draining() {
-        return Ok(0);
+        left.extend(chosen.iter().map(|c| Queued { task_id: c.t.id, priority: c.t.priority }));
+        return Ok(Placed { sent: 0, left });
     }
     let claims: Vec<(&task::Model, i64)> = chosen.iter().map(|c| (&c.t, c.runner_id)).collect();
     let rows = inner.tables.claim_rows(&claims).await?;
     let mut sent = Vec::new();
-    let mut claimed = Vec::new();
     for (choice, row) in chosen.into_iter().zip(rows) {
+        known.forget(choice.t.id);
         let Some(row) = row else {
             inner.metrics.claim_lost();
             continue;
         };
-        claimed.push(choice.t.id);
-        sent.extend(send(svc, choice, row).await?);
+        sent.extend(assign::send(svc, choice, row).await?);
     }
     // Side by side, so the notices leave together (one pipeline to Redis); before anything
     // else, so each is on its way before its runner can report the start.
@@ -192,116 +231,31 @@ async fn place_page(svc: &Service, mut head: Vec<task::Model>) -> crate::Result<
         sent.iter().map(|row| events::row_changed(svc, row.project_id, row.id, assigned, Some(row))),
     )
     .await;
-    if !claimed.is_empty() {
-        // Best effort: an entry left behind is dropped by the next read of the queue.
-        let _ = inner.coord.dequeue(&claimed).await;
-    }
-    Ok(sent.len())
+    Ok(Placed { sent: sent.len(), left })
 }
 
-/// Hands a claimed task (`row`, as the claim left it) to its runner, and returns the row to
-/// announce. `None` when it could not be: its secrets cannot be opened (it is ended, saying
-/// why), or the runner's stream is gone (it goes back to the queue).
-async fn send(svc: &Service, c: Choice, row: task::Model) -> crate::Result<Option<task::Model>> {
-    let inner = &svc.inner;
-    let (t, runner_id, epoch) = (&c.t, c.runner_id, row.epoch);
-    let secrets = match c.secrets {
-        Ok(s) => s,
-        Err(why) => {
-            // Nothing can run it as asked: end it now, saying why, instead of retrying forever.
-            let fence = Fence { task_id: t.id, epoch, runner_id };
-            // The runner was picked from this node's registry: its stream is here.
-            let node_id = Some(inner.opts.node_id.clone());
-            let fin = Finish { fence, status: TaskStatus::Failed, exit_code: None, error: Some(why), node_id };
-            let ended = inner.tables.report_finished(fin).await?;
-            if ended.is_some() {
-                inner.metrics.task_finished(TaskStatus::Failed);
-            }
-            let row = ended.and_then(|a| a.row);
-            events::row_changed(svc, t.project_id, t.id, TaskStatus::Failed.as_str(), row.as_ref()).await;
-            return Ok(None);
-        }
-    };
-    // A first attempt has no lines yet; later ones continue the numbering.
-    let first_seq = if t.attempt <= 1 { 1 } else { inner.tables.next_log_seq(t.id).await? };
-    let msg = assignment(t, epoch, c.spec, first_seq, secrets);
-    let last_seq = Some(first_seq - 1);
-    let held = Held { epoch, project_id: t.project_id, awaiting_start: Held::first_start(t), last_seq };
-    let registered = inner.registry.with_session(runner_id, c.session, |r| r.held.insert(t.id, held)).is_some();
-    tracing::debug!(task_id = t.id, epoch, runner_id, "assigned");
-    // Offered, never awaited: one runner that stopped reading must not stall placement for
-    // every other runner of this node. It is cut off instead.
-    if !registered || c.outbox.offer(msg).is_err() {
-        // The stream ended, was replaced since the pick, or its runner was cut off: the
-        // runner never gets this assignment, so the task goes back to the queue as it was.
-        inner.registry.with_session(runner_id, c.session, |r| r.held.remove(&t.id));
-        let outcome = inner.tables.unassign(t.id, epoch).await;
-        events::attempt_ended(svc, t.project_id, t.id, outcome).await;
-        return Ok(None);
+/// Puts back on the queue the tasks this node took off it but did not place, which wakes every
+/// node: another may have the runner they need. This node knows them now, and leaves them on the
+/// queue until its runners can take them ([`Known::wanted`]), so a task goes back at most once
+/// per node. Best effort: the reconciler puts back whatever is queued in SQL.
+async fn give_back(svc: &Service, left: &[Queued]) {
+    if left.is_empty() {
+        return;
     }
-    Ok(Some(row))
+    svc.inner.metrics.queue_returns(left.len());
+    if let Err(e) = svc.inner.coord.enqueue(left).await {
+        tracing::debug!(error = %e, "cannot put tasks back on the queue; the reconciler will");
+    }
 }
 
 /// Every dispatcher with free slots is woken by the same enqueue and reads the same head of the
-/// queue: claiming it in the same order, they would collide on every task (a lost claim is a
-/// wasted UPDATE). Each starts instead at a random place among the tasks it has room for — the
-/// first `free` of the page, so no task is passed over for a later one — and goes round.
+/// queue: taking it in the same order, they would collide on every task (a lost take is a wasted
+/// round trip to Redis). Each starts instead at a random place among the tasks it has room for —
+/// the first `free` of the page, so no task is passed over for a later one — and goes round.
 fn stagger<T>(head: &mut [T], free: usize) {
     let k = head.len().min(free);
     if k > 1 {
         head[..k].rotate_left(rand::random_range(0..k));
-    }
-}
-
-fn over_limit(limit: i32, active: Option<&i64>) -> bool {
-    limit > 0 && active.copied().unwrap_or(0) >= i64::from(limit)
-}
-
-/// The values of the project secrets a task uses, decrypted; the error says which one is missing
-/// or cannot be opened.
-async fn open_secrets(svc: &Service, project_id: i64, names: &[String]) -> Result<HashMap<String, String>, String> {
-    if names.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows =
-        svc.inner.tables.project_secrets(project_id).await.map_err(|e| format!("cannot read project secrets: {e}"))?;
-    let mut out = HashMap::new();
-    for name in names {
-        let row = rows
-            .iter()
-            .find(|r| &r.name == name)
-            .ok_or_else(|| format!("secret {name:?} no longer exists in the project"))?;
-        let value = svc
-            .inner
-            .opts
-            .seal_key
-            .open(&row.sealed, &secret_aad(project_id, name))
-            .map_err(|e| format!("secret {name:?}: {e}"))?;
-        out.insert(name.clone(), value);
-    }
-    Ok(out)
-}
-
-fn assignment(
-    t: &task::Model,
-    epoch: i64,
-    spec: TaskSpec,
-    first_seq: i64,
-    secrets: HashMap<String, String>,
-) -> ServerMessage {
-    ServerMessage {
-        msg: Some(server_message::Msg::Assign(Assignment {
-            task: Some(TaskRef { task_id: t.id, epoch }),
-            project_id: t.project_id,
-            template_id: t.template_id,
-            attempt: t.attempt as u32,
-            script: spec.script,
-            shell: spec.shell,
-            env: spec.env.into_iter().collect(),
-            timeout_seconds: spec.timeout_seconds,
-            first_seq,
-            secrets,
-        })),
     }
 }
 
@@ -338,13 +292,5 @@ mod tests {
         let mut one = [1, 2, 3];
         stagger(&mut one, 1);
         assert_eq!(one, [1, 2, 3], "one free slot takes the head");
-    }
-
-    #[test]
-    fn limits_of_zero_mean_unlimited() {
-        assert!(!over_limit(0, Some(&100)));
-        assert!(!over_limit(2, Some(&1)));
-        assert!(over_limit(2, Some(&2)));
-        assert!(!over_limit(1, None));
     }
 }

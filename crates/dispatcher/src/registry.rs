@@ -151,10 +151,11 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn conn(labels: &[&str], capacity: usize, held: usize) -> Conn {
+    /// A connected runner with `held` of its `capacity` slots taken (also for other modules' tests).
+    pub(crate) fn conn(labels: &[&str], capacity: usize, held: usize) -> Conn {
         let (outbox, stream) = Outbox::new(capacity);
         // A stream nobody reads but that stays open, as a connected runner's does.
         std::mem::forget(stream);

@@ -189,7 +189,7 @@ mod tests {
         async fn enqueue(&self, q: &[Queued]) -> baton_coord::Result<()> {
             self.inner.enqueue(q).await
         }
-        async fn dequeue(&self, ids: &[i64]) -> baton_coord::Result<()> {
+        async fn dequeue(&self, ids: &[i64]) -> baton_coord::Result<Vec<i64>> {
             self.inner.dequeue(ids).await
         }
         async fn queue_page(&self, a: Option<Queued>, l: usize) -> baton_coord::Result<Vec<Queued>> {

@@ -130,6 +130,8 @@ struct Inner {
     registry: Registry,
     tasks_submitted: Counter,
     claims_lost: Counter,
+    takes_lost: Counter,
+    queue_returns: Counter,
     tasks_finished: Family<StatusLabels, Counter>,
     dispatch_latency: Histogram,
     queue_depth: Gauge,
@@ -152,6 +154,8 @@ impl Metrics {
             registry: Registry::default(),
             tasks_submitted: Counter::default(),
             claims_lost: Counter::default(),
+            takes_lost: Counter::default(),
+            queue_returns: Counter::default(),
             tasks_finished: Family::default(),
             dispatch_latency: Histogram::new(DISPATCH_BUCKETS),
             queue_depth: Gauge::default(),
@@ -193,6 +197,18 @@ impl Metrics {
     /// read the queue: with several nodes, mostly another node claiming the same task first.
     pub fn claim_lost(&self) {
         self.inner.claims_lost.inc();
+    }
+
+    /// Recorded by a dispatcher that chose queued tasks and found another node had taken them
+    /// off the queue first: one Redis answer, no SQL.
+    pub fn takes_lost(&self, n: usize) {
+        self.inner.takes_lost.inc_by(n as u64);
+    }
+
+    /// Recorded by a dispatcher that took queued tasks off the queue and put them back, none of
+    /// its runners being able to take them (labels, project, limits).
+    pub fn queue_returns(&self, n: usize) {
+        self.inner.queue_returns.inc_by(n as u64);
     }
 
     /// Recorded by the dispatcher that recorded a task's final state, once per task.
@@ -317,6 +333,16 @@ impl Inner {
             "claims_lost",
             "Claims of queued tasks this node's dispatcher lost (another node claimed the task first, or it changed since the queue was read): wasted work",
             self.claims_lost.clone(),
+        );
+        r.register(
+            "queue_takes_lost",
+            "Queued tasks this node's dispatcher chose but another node took off the queue first (a Redis answer, no SQL): nodes racing for the queue head",
+            self.takes_lost.clone(),
+        );
+        r.register(
+            "queue_returns",
+            "Queued tasks this node's dispatcher took off the queue and put back because none of its runners could take them (labels, project, limits); once per task and node",
+            self.queue_returns.clone(),
         );
         r.register(
             "tasks_finished",

@@ -25,6 +25,8 @@ fn every_metric_is_named_typed_and_described() {
         ("baton_build_info", "gauge"),
         ("baton_tasks_submitted_total", "counter"),
         ("baton_claims_lost_total", "counter"),
+        ("baton_queue_takes_lost_total", "counter"),
+        ("baton_queue_returns_total", "counter"),
         ("baton_tasks_finished_total", "counter"),
         ("baton_dispatch_latency_seconds", "histogram"),
         ("baton_queue_depth", "gauge"),
@@ -70,6 +72,8 @@ fn recorded_values_show() {
     m.task_submitted();
     m.task_submitted();
     m.claim_lost();
+    m.takes_lost(3);
+    m.queue_returns(2);
     m.task_finished(TaskStatus::Succeeded);
     m.task_started(Duration::from_millis(300));
     m.set_queue_depth(7);
@@ -82,6 +86,8 @@ fn recorded_values_show() {
     for want in [
         "baton_tasks_submitted_total 2",
         "baton_claims_lost_total 1",
+        "baton_queue_takes_lost_total 3",
+        "baton_queue_returns_total 2",
         "baton_tasks_finished_total{status=\"succeeded\"} 1",
         "baton_dispatch_latency_seconds_bucket{le=\"0.25\"} 0",
         "baton_dispatch_latency_seconds_bucket{le=\"0.5\"} 1",

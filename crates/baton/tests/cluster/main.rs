@@ -24,6 +24,7 @@ mod drain;
 mod events;
 mod exactly_once;
 mod node_kill;
+mod placement;
 mod redis_outage;
 mod schedules;
 mod split;

@@ -25,12 +25,24 @@ impl Runner {
 
     /// Like [`Runner::start`], dialling `grpc_url` (one node's runner port, say) instead.
     pub async fn start_at(api: &Api, haproxy: &Haproxy, grpc_url: &str, dir: &Path, name: &str) -> Runner {
+        Runner::start_labelled(api, haproxy, grpc_url, dir, name, &[]).await
+    }
+
+    /// Like [`Runner::start_at`], with the given labels (granted by its registration token).
+    pub async fn start_labelled(
+        api: &Api,
+        haproxy: &Haproxy,
+        grpc_url: &str,
+        dir: &Path,
+        name: &str,
+        labels: &[&str],
+    ) -> Runner {
         let http = haproxy.http_url();
-        let token =
-            api.post_idempotent(&http, "/api/v1/runner-registration-tokens", &json!({}), 201).await.body["token"]
-                .as_str()
-                .expect("a registration token")
-                .to_owned();
+        let body = json!({"labels": labels});
+        let token = api.post_idempotent(&http, "/api/v1/runner-registration-tokens", &body, 201).await.body["token"]
+            .as_str()
+            .expect("a registration token")
+            .to_owned();
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("runner.toml");

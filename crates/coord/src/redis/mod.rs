@@ -282,9 +282,9 @@ impl Coordinator for Redis {
             .map_err(|e| self.unavailable("enqueue", e))
     }
 
-    async fn dequeue(&self, task_ids: &[i64]) -> Result<()> {
+    async fn dequeue(&self, task_ids: &[i64]) -> Result<Vec<i64>> {
         if task_ids.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut c = self.conn("dequeue").await?;
         queue::dequeue(&mut c, &self.keys, task_ids).await.map_err(|e| self.unavailable("dequeue", e))

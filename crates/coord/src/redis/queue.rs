@@ -61,11 +61,20 @@ pub(super) async fn enqueue(
     Ok(())
 }
 
-pub(super) async fn dequeue(c: &mut impl ConnectionLike, keys: &Keys, task_ids: &[i64]) -> RedisResult<()> {
+/// One `ZREM` per task, pipelined (one round trip per chunk): each answers whether this call
+/// removed its task, and Redis runs every command alone, so of two callers removing the same
+/// task only one hears 1.
+pub(super) async fn dequeue(c: &mut impl ConnectionLike, keys: &Keys, task_ids: &[i64]) -> RedisResult<Vec<i64>> {
+    let mut removed = Vec::new();
     for chunk in task_ids.chunks(CHUNK) {
-        ::redis::cmd("ZREM").arg(&keys.queue).arg(chunk).query_async::<i64>(c).await?;
+        let mut pipe = ::redis::pipe();
+        for id in chunk {
+            pipe.cmd("ZREM").arg(&keys.queue).arg(*id);
+        }
+        let answers: Vec<i64> = pipe.query_async(c).await?;
+        removed.extend(chunk.iter().zip(answers).filter(|(_, n)| *n == 1).map(|(id, _)| *id));
     }
-    Ok(())
+    Ok(removed)
 }
 
 pub(super) async fn page(

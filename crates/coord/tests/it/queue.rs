@@ -10,6 +10,7 @@ both!(
     placement_order_is_priority_then_fifo,
     enqueue_is_idempotent,
     dequeue_removes_tasks_and_ignores_absent_ones,
+    concurrent_dequeues_hand_each_task_to_one_caller,
     pages_continue_after_the_given_entry,
     priorities_are_clamped,
     large_batches_are_queued,
@@ -46,8 +47,9 @@ async fn enqueue_is_idempotent(b: Backend) {
 async fn dequeue_removes_tasks_and_ignores_absent_ones(b: Backend) {
     let (one, two) = (b.node().await, b.node().await);
     one.enqueue(&[q(1, 0), q(2, 0), q(3, 1)]).await.unwrap();
-    two.dequeue(&[3, 1, 42]).await.unwrap();
-    two.dequeue(&[]).await.unwrap();
+    assert_eq!(two.dequeue(&[3, 42, 1]).await.unwrap(), [3, 1], "the present ones, in the order given");
+    assert!(two.dequeue(&[]).await.unwrap().is_empty());
+    assert!(one.dequeue(&[3, 1]).await.unwrap().is_empty(), "already gone");
     assert_eq!(one.queue_page(None, 10).await.unwrap(), vec![q(2, 0)]);
     two.dequeue(&[2]).await.unwrap();
     assert_eq!(one.queue_len().await.unwrap(), 0);
@@ -55,6 +57,31 @@ async fn dequeue_removes_tasks_and_ignores_absent_ones(b: Backend) {
     // A dequeued task may come back.
     one.enqueue(&[q(1, 3)]).await.unwrap();
     assert_eq!(one.queue_page(None, 10).await.unwrap(), vec![q(1, 3)]);
+}
+
+/// What placement relies on to stop nodes racing for the same tasks in SQL: when several callers
+/// dequeue overlapping tasks at once, each task goes to exactly one of them.
+async fn concurrent_dequeues_hand_each_task_to_one_caller(b: Backend) {
+    let nodes = [b.node().await, b.node().await, b.node().await];
+    let all: Vec<i64> = (1..=300).collect();
+    nodes[0].enqueue(&all.iter().map(|&id| q(id, 0)).collect::<Vec<_>>()).await.unwrap();
+    let takes = nodes.iter().enumerate().map(|(i, c)| {
+        // Each asks for every task, from a different starting point, in small batches.
+        let mut mine = all.clone();
+        mine.rotate_left(i * 100);
+        async move {
+            let mut got = Vec::new();
+            for batch in mine.chunks(7) {
+                got.extend(c.dequeue(batch).await.unwrap());
+            }
+            got
+        }
+    });
+    let got: Vec<Vec<i64>> = futures::future::join_all(takes).await;
+    let mut every: Vec<i64> = got.concat();
+    every.sort_unstable();
+    assert_eq!(every, all, "every task went to exactly one caller");
+    assert_eq!(nodes[1].queue_len().await.unwrap(), 0);
 }
 
 async fn pages_continue_after_the_given_entry(b: Backend) {
