@@ -201,6 +201,20 @@ impl Log<'_> {
     /// Catches up and, when the task has ended (every line of it is stored by then), delivers
     /// the end; `true` then.
     async fn catch_up_or_end(&mut self) -> Result<bool, Stop> {
+        if self.cursor == 0 {
+            // A follower's first read, asked with the others starting now: nearly always nothing
+            // is stored yet, and the status alone tells whether the (empty) log is complete.
+            match self.state.tables.log_start(self.task).await? {
+                Some(start) if start.stored => {}
+                found => {
+                    let ended = found.is_none_or(|s| TaskStatus::parse(&s.status).is_some_and(|s| s.is_final()));
+                    if ended {
+                        self.sink.deliver(&self.topic, Event::LogEnd).await?;
+                    }
+                    return Ok(ended);
+                }
+            }
+        }
         // The task's status and its lines in one read (one snapshot): once it is final every
         // line of it is stored, so that read completes the log. While it is not, the lines
         // stored later come with notices (the feed was subscribed before this), and so does

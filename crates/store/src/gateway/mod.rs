@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod identity;
+pub mod log_start;
 pub mod members;
 pub mod projects;
 pub mod secrets;
@@ -17,13 +18,18 @@ pub struct Tables {
     store: crate::Store,
     /// Audit entries are written in groups (one INSERT for what arrives together).
     audit: crate::group::Group<crate::entity::audit_entry::Model>,
+    /// The first reads of followed logs, grouped the same way (reads, but the mechanism is the
+    /// same: what arrives together is asked in one statement).
+    log_starts: crate::group::Group<i64, Option<log_start::LogStart>>,
 }
 
 impl Tables {
     pub fn new(store: crate::Store) -> Tables {
         let conn = store.conn().clone();
         let audit = crate::group::Group::new(audit::GROUP, move |entries| audit::insert(conn.clone(), entries));
-        Tables { store, audit }
+        let conn = store.conn().clone();
+        let log_starts = crate::group::Group::new(log_start::GROUP, move |ids| log_start::read(conn.clone(), ids));
+        Tables { store, audit, log_starts }
     }
 }
 

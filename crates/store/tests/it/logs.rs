@@ -248,3 +248,29 @@ async fn the_status_comes_with_the_first_page_in_every_length_of_log() {
     let (_, head) = page(0, 7).await.unwrap().unwrap();
     assert_eq!((head.lines, head.more), (lines(1, 7), true));
 }
+
+/// The first read of followers: status and whether lines are stored, many tasks in one statement
+/// (followers that start together share it), each answered for its own task.
+#[tokio::test]
+async fn first_reads_of_followed_logs_tell_status_and_stored_lines() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let g = db.gateway();
+    let r = runner(&t, "r").await;
+    let quiet = assigned_task(&t, r, 1).await;
+    let talking = assigned_task(&t, r, 1).await;
+    assert_eq!(t.append_log(fence(&t, talking.id, talking.epoch).await, &lines(1, 2)).await.unwrap(), Appended::Stored);
+
+    let asks = [quiet.id, talking.id, talking.id + 1000, quiet.id];
+    let found = futures::future::join_all(asks.iter().map(|id| g.log_start(*id))).await;
+    let found: Vec<_> = found.into_iter().map(|f| f.unwrap().map(|s| (s.status, s.stored))).collect();
+    assert_eq!(
+        found,
+        [
+            Some(("assigned".to_owned(), false)),
+            Some(("assigned".to_owned(), true)),
+            None,
+            Some(("assigned".to_owned(), false)),
+        ]
+    );
+}
