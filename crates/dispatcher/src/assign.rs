@@ -48,7 +48,7 @@ pub async fn send(svc: &Service, c: Choice, row: task::Model) -> crate::Result<O
     };
     // A first attempt has no lines yet; later ones continue the numbering.
     let first_seq = if t.attempt <= 1 { 1 } else { inner.tables.next_log_seq(t.id).await? };
-    let msg = assignment(t, epoch, c.spec, first_seq, secrets);
+    let msg = assignment(t, TaskRef { task_id: t.id, epoch }, first_seq, (c.spec, secrets));
     let last_seq = Some(first_seq - 1);
     let held = Held { epoch, project_id: t.project_id, awaiting_start: Held::first_start(t), last_seq };
     let registered = inner.registry.with_session(runner_id, c.session, |r| r.held.insert(t.id, held)).is_some();
@@ -91,16 +91,17 @@ pub async fn open_secrets(svc: &Service, project_id: i64, names: &[String]) -> R
     Ok(out)
 }
 
+/// The message that hands `t` at `at` to a runner: what to run (`spec`, with the opened
+/// `secrets`), numbering its lines from `first_seq`.
 fn assignment(
     t: &task::Model,
-    epoch: i64,
-    spec: TaskSpec,
+    at: TaskRef,
     first_seq: i64,
-    secrets: HashMap<String, String>,
+    (spec, secrets): (TaskSpec, HashMap<String, String>),
 ) -> ServerMessage {
     ServerMessage {
         msg: Some(server_message::Msg::Assign(Assignment {
-            task: Some(TaskRef { task_id: t.id, epoch }),
+            task: Some(at),
             project_id: t.project_id,
             template_id: t.template_id,
             attempt: t.attempt as u32,

@@ -5,15 +5,20 @@
 //! them back and waking every node (itself included) to look again, forever.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use baton_coord::Queued;
 use baton_store::entity::task;
 
 use crate::registry::Registry;
 
-/// Forgotten all at once beyond this many: a bound, not a cache policy (tasks placed are
-/// forgotten one by one; this only catches the ones cancelled while queued).
+/// The most tasks remembered. Tasks leave when this node claims them or finds them gone (claimed
+/// elsewhere, taken by another node, no longer queued); the others (put back, then run by
+/// another node) expire.
 const MAX: usize = 4096;
+/// How long a task's needs are trusted: after that it is unknown again, worth one more look
+/// (so a task put back goes back at most once per node in this time).
+const EXPIRE: Duration = Duration::from_secs(60);
 
 /// What a queued task needs of a runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,25 +60,34 @@ pub type Counts = (HashMap<i64, i64>, HashMap<i64, i64>);
 /// The needs of the queued tasks this node has read. Owned by the placement loop alone.
 #[derive(Debug, Default)]
 pub struct Known {
-    needs: HashMap<i64, Needs>,
+    needs: HashMap<i64, (Needs, Instant)>,
 }
 
 impl Known {
     pub fn learn(&mut self, task_id: i64, needs: Needs) {
         if self.needs.len() >= MAX {
-            self.needs.clear();
+            let now = Instant::now();
+            self.needs.retain(|_, (_, at)| now.duration_since(*at) < EXPIRE);
+            if self.needs.len() >= MAX {
+                self.needs.clear();
+            }
         }
-        self.needs.insert(task_id, needs);
+        self.needs.insert(task_id, (needs, Instant::now()));
     }
 
     pub fn forget(&mut self, task_id: i64) {
         self.needs.remove(&task_id);
     }
 
+    /// What `task_id` needs, while that is trusted.
+    fn get(&self, task_id: i64) -> Option<&Needs> {
+        self.needs.get(&task_id).filter(|(_, at)| at.elapsed() < EXPIRE).map(|(n, _)| n)
+    }
+
     /// Whether any of `entries` is known to have a `max_parallel` limit: then the running counts
     /// are needed to choose.
     pub fn any_limited(&self, entries: &[Queued]) -> bool {
-        entries.iter().any(|e| self.needs.get(&e.task_id).is_some_and(Needs::limited))
+        entries.iter().any(|e| self.get(e.task_id).is_some_and(Needs::limited))
     }
 
     /// The entries of a page worth taking off the queue, in order: each known task that a runner
@@ -89,7 +103,7 @@ impl Known {
             if slots == 0 {
                 break;
             }
-            match self.needs.get(&e.task_id) {
+            match self.get(e.task_id) {
                 None => {}
                 Some(Needs::Unreadable) => continue,
                 Some(Needs::Runner {

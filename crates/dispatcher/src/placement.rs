@@ -69,10 +69,13 @@ async fn place_all(svc: &Service, known: &mut Known) -> crate::Result<()> {
     let mut barren = 0;
     while svc.inner.registry.total_free() > 0 && barren < MAX_PAGES {
         let page = read_page(svc, after, known).await?;
+        let taken: HashSet<i64> = page.taken.iter().map(|q| q.task_id).collect();
         let Some(last) = page.last else { return Ok(()) };
         let placed = match place_page(svc, page.tasks, page.counts, known).await {
             Ok(p) => {
-                give_back(svc, &p.left).await;
+                // Only what was taken goes back: a page read from SQL took nothing.
+                let left: Vec<Queued> = p.left.into_iter().filter(|q| taken.contains(&q.task_id)).collect();
+                give_back(svc, &left).await;
                 p.sent
             }
             Err(e) => {
@@ -115,7 +118,7 @@ struct Page {
 /// Reads a page of the coordination queue and takes off it the tasks this node wants (see
 /// [`Known::wanted`]), then reads those from SQL. While coordination is down, reads the page from
 /// SQL instead and takes nothing: the claims decide alone.
-async fn read_page(svc: &Service, after: Option<Queued>, known: &Known) -> crate::Result<Page> {
+async fn read_page(svc: &Service, after: Option<Queued>, known: &mut Known) -> crate::Result<Page> {
     let inner = &svc.inner;
     let Ok(mut entries) = inner.coord.queue_page(after, BATCH as usize).await else {
         let tasks = inner.tables.queue_page(after.map(|q| (q.priority, q.task_id)), BATCH).await?;
@@ -134,6 +137,8 @@ async fn read_page(svc: &Service, after: Option<Queued>, known: &Known) -> crate
     let lost = wanted.len() - mine.len();
     if lost > 0 {
         inner.metrics.takes_lost(lost);
+        // Another node took them: nothing to remember here.
+        wanted.iter().filter(|id| !mine.contains(id)).for_each(|id| known.forget(*id));
     }
     let taken: Vec<Queued> = entries.into_iter().filter(|e| mine.contains(&e.task_id)).collect();
     let ids: Vec<i64> = taken.iter().map(|q| q.task_id).collect();
@@ -144,9 +149,16 @@ async fn read_page(svc: &Service, after: Option<Queued>, known: &Known) -> crate
             return Err(e.into());
         }
     };
-    // The ones no longer queued (claimed, cancelled or deleted since) stay off the queue.
+    // The ones no longer queued (claimed, cancelled or deleted since) stay off the queue, and
+    // are forgotten.
     let queued = TaskStatus::Queued.as_str();
-    let tasks = taken.iter().filter_map(|q| rows.remove(&q.task_id)).filter(|t| t.status == queued).collect();
+    let mut tasks = Vec::with_capacity(taken.len());
+    for q in &taken {
+        match rows.remove(&q.task_id) {
+            Some(t) if t.status == queued => tasks.push(t),
+            _ => known.forget(q.task_id),
+        }
+    }
     Ok(Page { tasks, counts, taken, lost, last, full })
 }
 
@@ -222,7 +234,15 @@ async fn place_page(
             inner.metrics.claim_lost();
             continue;
         };
-        sent.extend(assign::send(svc, choice, row).await?);
+        // Claimed: whatever happens to one, the others are still sent. One that cannot be is
+        // `assigned` to a runner that does not hold it, which `settle` puts back on the queue.
+        let task_id = row.id;
+        match assign::send(svc, choice, row).await {
+            Ok(row) => sent.extend(row),
+            Err(e) => {
+                tracing::warn!(task_id, error = %e, "cannot hand a claimed task to its runner; it goes back to the queue shortly")
+            }
+        }
     }
     // Side by side, so the notices leave together (one pipeline to Redis); before anything
     // else, so each is on its way before its runner can report the start.
@@ -237,14 +257,14 @@ async fn place_page(
 /// Puts back on the queue the tasks this node took off it but did not place, which wakes every
 /// node: another may have the runner they need. This node knows them now, and leaves them on the
 /// queue until its runners can take them ([`Known::wanted`]), so a task goes back at most once
-/// per node. Best effort: the reconciler puts back whatever is queued in SQL.
+/// per node a minute. Best effort: the reconciler puts back whatever is queued in SQL.
 async fn give_back(svc: &Service, left: &[Queued]) {
     if left.is_empty() {
         return;
     }
-    svc.inner.metrics.queue_returns(left.len());
-    if let Err(e) = svc.inner.coord.enqueue(left).await {
-        tracing::debug!(error = %e, "cannot put tasks back on the queue; the reconciler will");
+    match svc.inner.coord.enqueue(left).await {
+        Ok(()) => svc.inner.metrics.queue_returns(left.len()),
+        Err(e) => tracing::debug!(error = %e, "cannot put tasks back on the queue; the reconciler will"),
     }
 }
 

@@ -341,7 +341,7 @@ impl Inner {
         );
         r.register(
             "queue_returns",
-            "Queued tasks this node's dispatcher took off the queue and put back because none of its runners could take them (labels, project, limits); once per task and node",
+            "Queued tasks this node's dispatcher took off the queue and put back because none of its runners could take them (labels, project, limits); at most once per task and node a minute",
             self.queue_returns.clone(),
         );
         r.register(

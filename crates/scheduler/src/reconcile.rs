@@ -1,6 +1,6 @@
 //! The queue reconciler: puts every task queued in SQL on the coordination queue. Enqueueing is
 //! idempotent, so it needs no diff and may run on every node at once. Entries the queue holds for
-//! tasks that are no longer queued are dropped by the dispatchers as they read them.
+//! tasks that are no longer queued are dropped by the dispatcher that takes them.
 
 use std::time::Duration;
 

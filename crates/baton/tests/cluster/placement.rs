@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::cluster::Cluster;
 use crate::node::Node;
-use crate::runner::Runner;
+use crate::runner::{Runner, Spec};
 
 /// A counter of a node's own `/metrics`.
 async fn counter(node: &Node, name: &str) -> f64 {
@@ -26,7 +26,7 @@ async fn a_task_only_another_nodes_runner_fits_goes_back_once_and_runs_there() {
     let grpc = |i: usize| format!("http://127.0.0.1:{}", c.nodes[i].grpc_port);
     let (dir, api, haproxy) = (c.dir.path(), &c.api, &c.haproxy);
     let plain = Runner::start_at(api, haproxy, &grpc(0), dir, "plain").await;
-    let gpu = Runner::start_labelled(api, haproxy, &grpc(1), dir, "gpu", &["gpu"]).await;
+    let gpu = Runner::start_with(api, haproxy, dir, Spec { name: "gpu", grpc_url: &grpc(1), labels: &["gpu"] }).await;
     let gpu_id = gpu.id;
     c.runners.extend([plain, gpu]);
     for i in 0..2 {

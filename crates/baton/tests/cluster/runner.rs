@@ -10,6 +10,13 @@ use serde_json::json;
 use crate::api::Api;
 use crate::haproxy::Haproxy;
 
+/// Which runner to start: its name, the runner port it dials and its labels.
+pub struct Spec<'a> {
+    pub name: &'a str,
+    pub grpc_url: &'a str,
+    pub labels: &'a [&'a str],
+}
+
 pub struct Runner {
     pub id: i64,
     pub name: String,
@@ -25,18 +32,12 @@ impl Runner {
 
     /// Like [`Runner::start`], dialling `grpc_url` (one node's runner port, say) instead.
     pub async fn start_at(api: &Api, haproxy: &Haproxy, grpc_url: &str, dir: &Path, name: &str) -> Runner {
-        Runner::start_labelled(api, haproxy, grpc_url, dir, name, &[]).await
+        Runner::start_with(api, haproxy, dir, Spec { name, grpc_url, labels: &[] }).await
     }
 
-    /// Like [`Runner::start_at`], with the given labels (granted by its registration token).
-    pub async fn start_labelled(
-        api: &Api,
-        haproxy: &Haproxy,
-        grpc_url: &str,
-        dir: &Path,
-        name: &str,
-        labels: &[&str],
-    ) -> Runner {
+    /// Like [`Runner::start_at`], with the labels of `spec` (granted by its registration token).
+    pub async fn start_with(api: &Api, haproxy: &Haproxy, dir: &Path, spec: Spec<'_>) -> Runner {
+        let Spec { name, grpc_url, labels } = spec;
         let http = haproxy.http_url();
         let body = json!({"labels": labels});
         let token = api.post_idempotent(&http, "/api/v1/runner-registration-tokens", &body, 201).await.body["token"]
