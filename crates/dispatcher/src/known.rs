@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use baton_coord::Queued;
 use baton_store::entity::task;
 
-use crate::registry::Registry;
+use crate::registry::{Outbox, Registry};
 
 /// The most tasks remembered. Tasks leave when this node claims them or finds them gone (claimed
 /// elsewhere, taken by another node, no longer queued); the others (put back, then run by
@@ -96,33 +96,17 @@ impl Known {
     /// limited ([`Known::any_limited`]).
     pub fn wanted(&self, entries: &[Queued], registry: &Registry, counts: Option<&Counts>) -> Vec<i64> {
         let mut slots = registry.total_free();
-        let (mut per_template, mut per_project) = counts.cloned().unwrap_or_default();
-        let mut taken = HashMap::new();
+        let mut choosing = Choosing::new(counts.cloned().unwrap_or_default());
         let mut out = Vec::new();
         for e in entries {
             if slots == 0 {
                 break;
             }
-            match self.get(e.task_id) {
-                None => {}
-                Some(Needs::Unreadable) => continue,
-                Some(Needs::Runner {
-                    project_id,
-                    template_id,
-                    labels,
-                    template_max_parallel,
-                    project_max_parallel,
-                }) => {
-                    if over_limit(*template_max_parallel, per_template.get(template_id))
-                        || over_limit(*project_max_parallel, per_project.get(project_id))
-                    {
-                        continue;
-                    }
-                    let Some((runner_id, _, _)) = registry.pick(*project_id, labels, &taken) else { continue };
-                    *taken.entry(runner_id).or_insert(0) += 1;
-                    *per_template.entry(*template_id).or_insert(0) += 1;
-                    *per_project.entry(*project_id).or_insert(0) += 1;
-                }
+            // Unknown: worth a look. Known: only if a runner here can take it now.
+            if let Some(needs) = self.get(e.task_id)
+                && choosing.choose(registry, needs).is_none()
+            {
+                continue;
             }
             slots -= 1;
             out.push(e.task_id);
@@ -131,8 +115,44 @@ impl Known {
     }
 }
 
+/// The slots and limits one placement pass has used so far: each task chosen counts against its
+/// runner, its template and its project.
+#[derive(Debug, Default)]
+pub struct Choosing {
+    taken: HashMap<i64, usize>,
+    per_template: HashMap<i64, i64>,
+    per_project: HashMap<i64, i64>,
+}
+
+impl Choosing {
+    /// Starting from the tasks running now.
+    pub fn new((per_template, per_project): Counts) -> Choosing {
+        Choosing { taken: HashMap::new(), per_template, per_project }
+    }
+
+    /// A runner of `registry` that can take a task needing `needs` now, within its limits, counted
+    /// as taken from here (a claim lost later only makes the rest of the pass more careful than
+    /// it had to be, never less): its id and the session and outbox of its stream.
+    pub fn choose(&mut self, registry: &Registry, needs: &Needs) -> Option<(i64, u64, Outbox)> {
+        let Needs::Runner { project_id, template_id, labels, template_max_parallel, project_max_parallel } = needs
+        else {
+            return None;
+        };
+        if over_limit(*template_max_parallel, self.per_template.get(template_id))
+            || over_limit(*project_max_parallel, self.per_project.get(project_id))
+        {
+            return None;
+        }
+        let picked = registry.pick(*project_id, labels, &self.taken)?;
+        *self.taken.entry(picked.0).or_insert(0) += 1;
+        *self.per_template.entry(*template_id).or_insert(0) += 1;
+        *self.per_project.entry(*project_id).or_insert(0) += 1;
+        Some(picked)
+    }
+}
+
 /// Whether `active` tasks reach a `limit` (0: unlimited).
-pub fn over_limit(limit: i32, active: Option<&i64>) -> bool {
+fn over_limit(limit: i32, active: Option<&i64>) -> bool {
     limit > 0 && active.copied().unwrap_or(0) >= i64::from(limit)
 }
 

@@ -14,7 +14,7 @@ use baton_store::entity::task;
 use tokio_util::sync::CancellationToken;
 
 use crate::assign::{self, Choice};
-use crate::known::{Counts, Known, Needs, over_limit};
+use crate::known::{Choosing, Counts, Known, Needs};
 use crate::{Service, events, settle};
 
 /// How many queued tasks one read of the queue returns.
@@ -181,24 +181,19 @@ async fn place_page(
 ) -> crate::Result<Placed> {
     let inner = &svc.inner;
     let limited = head.iter().any(|t| t.template_max_parallel > 0 || t.project_max_parallel > 0);
-    let (mut per_template, mut per_project) = match counts {
+    let mut choosing = Choosing::new(match counts {
         Some(counts) => counts,
         None if limited => inner.tables.active_counts().await?,
         None => Counts::default(),
-    };
-    let mut taken = HashMap::new();
+    });
     let mut chosen = Vec::new();
     let mut left = Vec::new();
     for t in head {
         let spec = TaskSpec::from_json(&t.spec);
-        known.learn(t.id, Needs::of(&t, spec.as_ref().ok().map(|s| s.labels.as_slice())));
+        let needs = Needs::of(&t, spec.as_ref().ok().map(|s| s.labels.as_slice()));
         let entry = Queued { task_id: t.id, priority: t.priority };
-        if over_limit(t.template_max_parallel, per_template.get(&t.template_id))
-            || over_limit(t.project_max_parallel, per_project.get(&t.project_id))
-        {
-            left.push(entry);
-            continue;
-        }
+        let picked = choosing.choose(&inner.registry, &needs);
+        known.learn(t.id, needs);
         let spec = match spec {
             Ok(s) => s,
             Err(e) => {
@@ -207,15 +202,10 @@ async fn place_page(
                 continue;
             }
         };
-        let Some((runner_id, session, outbox)) = inner.registry.pick(t.project_id, &spec.labels, &taken) else {
+        let Some((runner_id, session, outbox)) = picked else {
             left.push(entry);
             continue;
         };
-        *taken.entry(runner_id).or_insert(0) += 1;
-        // Counted as running from here: a claim lost below only makes the rest of this pass
-        // more careful than it had to be, never less.
-        *per_template.entry(t.template_id).or_insert(0) += 1;
-        *per_project.entry(t.project_id).or_insert(0) += 1;
         let secrets = assign::open_secrets(svc, t.project_id, &spec.secrets).await;
         chosen.push(Choice { t, spec, runner_id, session, outbox, secrets });
     }
