@@ -315,8 +315,9 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
                 sweep_every: Duration::from_secs(cfg.login.sweep_every_seconds),
                 audit_max_age: (cfg.retention.max_age_seconds > 0)
                     .then(|| Duration::from_secs(cfg.retention.max_age_seconds)),
-                // Every service in this process, and no other node to share the database with.
-                single_node: !cfg.ha.enabled && only.dispatcher && only.scheduler,
+                // A cluster's gateways share Redis; without it, only a node that runs every
+                // service is sure to be the only gateway.
+                remember_templates: cfg.ha.enabled || (only.dispatcher && only.scheduler),
             },
             baton_gateway::Deps {
                 store: store.clone(),

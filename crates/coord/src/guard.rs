@@ -150,6 +150,14 @@ impl Coordinator for Guarded {
         self.call(self.inner.clear(key)).await
     }
 
+    async fn version(&self, name: &str) -> Result<u64> {
+        self.call(self.inner.version(name)).await
+    }
+
+    async fn bump(&self, name: &str) -> Result<()> {
+        self.call(self.inner.bump(name)).await
+    }
+
     async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat> {
         self.call(self.inner.beat(node, ttl)).await
     }
@@ -254,6 +262,14 @@ mod tests {
         async fn clear(&self, key: &str) -> Result<()> {
             self.gate()?;
             self.inner.clear(key).await
+        }
+        async fn version(&self, name: &str) -> Result<u64> {
+            self.gate()?;
+            self.inner.version(name).await
+        }
+        async fn bump(&self, name: &str) -> Result<()> {
+            self.gate()?;
+            self.inner.bump(name).await
         }
         async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat> {
             self.gate()?;

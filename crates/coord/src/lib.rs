@@ -169,6 +169,20 @@ pub trait Coordinator: Send + Sync + std::fmt::Debug {
     /// Ends the window of `key` at once: the count is 0 again.
     async fn clear(&self, key: &str) -> Result<()>;
 
+    // --- versions ---
+    //
+    // A version stands for the state of something kept in SQL that nodes remember (the templates
+    // tasks start from). A writer bumps it after its change commits and before it answers; a
+    // reader takes it before it reads SQL and uses what it remembers only while the version is
+    // still the one it read under. Values are opaque: a version that was lost (a Redis without
+    // persistence restarted) comes back at a random value, not at one a node may still hold.
+
+    /// The current version of `name`.
+    async fn version(&self, name: &str) -> Result<u64>;
+
+    /// Moves `name` on to a version it has not had.
+    async fn bump(&self, name: &str) -> Result<()>;
+
     // --- nodes ---
 
     /// Records this node as alive for `ttl`.

@@ -22,6 +22,9 @@ pub struct Local {
     locks: Mutex<HashMap<String, Held>>,
     nodes: Mutex<HashMap<String, Held<NodeInfo>>>,
     counters: Mutex<Counters>,
+    /// Versions by name; they start at 0 and live as long as the process, as does every node's
+    /// memory of what they stand for.
+    versions: Mutex<HashMap<String, u64>>,
 }
 
 /// Open counter windows. Expired ones are dropped when the map has doubled since the last
@@ -97,6 +100,7 @@ impl Default for Local {
             locks: Mutex::default(),
             nodes: Mutex::default(),
             counters: Mutex::default(),
+            versions: Mutex::default(),
         }
     }
 }
@@ -242,6 +246,15 @@ impl Coordinator for Local {
 
     async fn clear(&self, key: &str) -> Result<()> {
         lock(&self.counters).open.remove(key);
+        Ok(())
+    }
+
+    async fn version(&self, name: &str) -> Result<u64> {
+        Ok(lock(&self.versions).get(name).copied().unwrap_or(0))
+    }
+
+    async fn bump(&self, name: &str) -> Result<()> {
+        *lock(&self.versions).entry(name.to_owned()).or_default() += 1;
         Ok(())
     }
 

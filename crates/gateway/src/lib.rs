@@ -72,9 +72,9 @@ pub struct Options {
     pub sweep_every: Duration,
     /// Audit entries older than this are deleted (`retention.max_age_seconds`); `None` keeps them.
     pub audit_max_age: Option<Duration>,
-    /// This node is the whole installation (no `ha.enabled`): every write to templates and
-    /// projects passes through it, so it may remember templates (`templates_seen.rs`).
-    pub single_node: bool,
+    /// Every gateway that may change templates shares this node's coordination (a cluster on
+    /// Redis, or a single node), so it may remember templates (`templates_seen.rs`).
+    pub remember_templates: bool,
 }
 
 /// What the gateway needs from outside.
@@ -138,7 +138,7 @@ impl Service {
         let state = State {
             throttle: throttle::Throttle::new(deps.coord.clone(), opts.login),
             hasher: hashing::Hasher::new(opts.hash_concurrency),
-            templates_seen: templates_seen::TemplatesSeen::new(opts.single_node),
+            templates_seen: templates_seen::TemplatesSeen::new(opts.remember_templates),
             opts,
             dialect: deps.store.dialect(),
             tables: baton_store::gateway::Tables::new(deps.store),
@@ -208,7 +208,7 @@ mod tests {
             http: HttpLimits::default(),
             sweep_every: Duration::from_secs(1),
             audit_max_age: None,
-            single_node: true,
+            remember_templates: true,
         };
         let shown = format!("{opts:?}");
         assert!(shown.contains("SealKey(********)"), "{shown}");

@@ -222,6 +222,14 @@ mod tests {
             self.gate()?;
             self.inner.clear(k).await
         }
+        async fn version(&self, n: &str) -> baton_coord::Result<u64> {
+            self.gate()?;
+            self.inner.version(n).await
+        }
+        async fn bump(&self, n: &str) -> baton_coord::Result<()> {
+            self.gate()?;
+            self.inner.bump(n).await
+        }
         async fn beat(&self, n: &NodeInfo, t: Duration) -> baton_coord::Result<Beat> {
             self.inner.beat(n, t).await
         }

@@ -51,8 +51,22 @@ async fn cancels_and_template_changes_reach_every_node() {
     eprintln!("cancel through {} of a task on {holder}'s runner took {took:?}", other.id);
     assert!(took < Duration::from_secs(1), "the cross-node cancel took {took:?}");
 
-    // A template changed through one node; tasks started through each other node run the change.
+    // A template changed through one node; tasks started through each other node run the change,
+    // though each had just started one from the template before (and remembers it).
+    let start = |node: &crate::node::Node| {
+        let (api, url) = (c.api.clone(), base(node.http_port));
+        async move {
+            let path = format!("/api/v1/projects/{pid}/tasks");
+            let reply = api.try_send(reqwest::Method::POST, &url, &path, Some(&json!({"template_id": tid}))).await;
+            let reply = reply.expect("an answer");
+            assert_eq!(reply.status, 201, "{:?}", reply.body);
+            reply.body["id"].as_i64().unwrap()
+        }
+    };
     for (i, changer) in c.nodes.iter().enumerate() {
+        for starter in c.nodes.iter().filter(|n| n.id != changer.id) {
+            start(starter).await;
+        }
         let version = format!("version-{i}");
         let script = format!("echo {version}");
         let path = format!("/api/v1/projects/{pid}/templates/{tid}");
@@ -63,15 +77,7 @@ async fn cancels_and_template_changes_reach_every_node() {
             .expect("an answer");
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         for starter in c.nodes.iter().filter(|n| n.id != changer.id) {
-            let path = format!("/api/v1/projects/{pid}/tasks");
-            let body = json!({"template_id": tid});
-            let reply = c
-                .api
-                .try_send(reqwest::Method::POST, &base(starter.http_port), &path, Some(&body))
-                .await
-                .expect("an answer");
-            assert_eq!(reply.status, 201, "{:?}", reply.body);
-            let id = reply.body["id"].as_i64().unwrap();
+            let id = start(starter).await;
             c.admin.wait_final(pid, id, Duration::from_secs(15)).await;
             assert_eq!(
                 c.admin.log_texts(pid, id).await,
@@ -82,6 +88,23 @@ async fn cancels_and_template_changes_reach_every_node() {
             );
         }
     }
+
+    // And a node does remember: tasks started one after another through a node without runners
+    // (whose dispatcher reads nothing) read their template from SQL about once.
+    let runners = c.runners_view().await;
+    let idle = c
+        .nodes
+        .iter()
+        .find(|n| runners.iter().all(|r| r["node_id"].as_str() != Some(n.id.as_str())))
+        .expect("three nodes, two runners");
+    let selects = r#"baton_sql_statements_total{kind="select"}"#;
+    let before = crate::node::metric(idle, selects).await;
+    for _ in 0..40 {
+        start(idle).await;
+    }
+    let read = crate::node::metric(idle, selects).await - before;
+    eprintln!("40 tasks started through {} took {read} SELECTs there", idle.id);
+    assert!(read < 20.0, "{read} SELECTs for 40 tasks of one template: the template is read each time");
 }
 
 /// A session logged out, and an API token deleted, through one node stop working on the other

@@ -242,3 +242,12 @@ pub fn tail(text: &str, n: usize) -> String {
     out.push('\n');
     out
 }
+
+/// A value of a node's own `/metrics`, by its name with labels (`name{label="x"}`).
+pub async fn metric(node: &Node, name: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", node.url)).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from {}'s metrics", node.id))
+}

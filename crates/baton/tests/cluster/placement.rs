@@ -8,17 +8,7 @@ use baton_testkit::Dialect;
 use serde_json::json;
 
 use crate::cluster::Cluster;
-use crate::node::Node;
 use crate::runner::{Runner, Spec};
-
-/// A counter of a node's own `/metrics`.
-async fn counter(node: &Node, name: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", node.url)).await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from {}'s metrics", node.id))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_task_only_another_nodes_runner_fits_goes_back_once_and_runs_there() {
@@ -55,14 +45,14 @@ async fn a_task_only_another_nodes_runner_fits_goes_back_once_and_runs_there() {
         assert_eq!(c.admin.wait_final(pid, *id, Duration::from_secs(30)).await["status"], "succeeded");
     }
 
-    let returned = counter(&c.nodes[0], "baton_queue_returns_total").await;
+    let returned = crate::node::metric(&c.nodes[0], "baton_queue_returns_total").await;
     eprintln!("node-1 put {returned} GPU tasks back");
     assert!(returned >= 1.0, "node-1 never took a GPU task it could not run: the test proved nothing");
     assert!(returned <= gpu_tasks.len() as f64, "node-1 put GPU tasks back {returned} times: at most once each");
     // Two nodes claim one task only when the reconciler (every 2 s on every node) puts it back on
     // the queue between one node's take and its claim: a few milliseconds per task.
     for n in &c.nodes {
-        let lost = counter(n, "baton_claims_lost_total").await;
+        let lost = crate::node::metric(n, "baton_claims_lost_total").await;
         assert!(lost <= 3.0, "{} lost {lost} claims of 36 tasks: nodes are racing for them", n.id);
     }
 }

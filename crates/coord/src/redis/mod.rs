@@ -12,10 +12,11 @@
 //! | `{prefix}topic:{topic}`  | channel of a pub/sub topic                                |
 //! | `{prefix}lock:{name}`    | a lock's random token, with the lock's time to live        |
 //! | `{prefix}count:{key}`    | a counter, with its window as time to live ([`counters`])  |
+//! | `{prefix}version:{name}` | a version's integer, from a random start ([`versions`])    |
 //! | `{prefix}node:{id}`      | a node's `NodeInfo` JSON, with the heartbeat's time to live |
 //! | `{prefix}nodes`          | set of node ids that may still have a record               |
 //!
-//! The Lua scripts ([`locks`], [`nodes`], [`counters`]) read keys they build from the prefix, so this needs a
+//! The Lua scripts ([`locks`], [`nodes`], [`counters`], [`versions`]) read keys they build from the prefix, so this needs a
 //! single Redis (or a primary with replicas), not Redis Cluster.
 
 mod counters;
@@ -24,6 +25,7 @@ mod nodes;
 mod publisher;
 mod pubsub;
 mod queue;
+mod versions;
 
 use std::fmt;
 use std::time::Duration;
@@ -75,6 +77,7 @@ struct Keys {
     topic_prefix: String,
     lock_prefix: String,
     counter_prefix: String,
+    version_prefix: String,
     node_prefix: String,
     nodes: String,
 }
@@ -88,6 +91,7 @@ impl Keys {
             topic_prefix: format!("{prefix}topic:"),
             lock_prefix: format!("{prefix}lock:"),
             counter_prefix: format!("{prefix}count:"),
+            version_prefix: format!("{prefix}version:"),
             node_prefix: format!("{prefix}node:"),
             nodes: format!("{prefix}nodes"),
         }
@@ -103,6 +107,10 @@ impl Keys {
 
     fn counter(&self, key: &str) -> String {
         format!("{}{key}", self.counter_prefix)
+    }
+
+    fn version(&self, name: &str) -> String {
+        format!("{}{name}", self.version_prefix)
     }
 
     fn node(&self, id: &str) -> String {
@@ -172,6 +180,8 @@ struct Scripts {
     unlock: ::redis::Script,
     hit: ::redis::Script,
     peek: ::redis::Script,
+    version: ::redis::Script,
+    bump: ::redis::Script,
     beat: ::redis::Script,
     leave: ::redis::Script,
     nodes: ::redis::Script,
@@ -185,6 +195,8 @@ impl Scripts {
             unlock: ::redis::Script::new(locks::UNLOCK),
             hit: ::redis::Script::new(counters::HIT),
             peek: ::redis::Script::new(counters::PEEK),
+            version: ::redis::Script::new(versions::READ),
+            bump: ::redis::Script::new(versions::BUMP),
             beat: ::redis::Script::new(nodes::BEAT),
             leave: ::redis::Script::new(nodes::LEAVE),
             nodes: ::redis::Script::new(nodes::LIVE),
@@ -343,6 +355,20 @@ impl Coordinator for Redis {
     async fn clear(&self, key: &str) -> Result<()> {
         let mut c = self.conn("counter").await?;
         counters::clear(&mut c, &self.keys, key).await.map_err(|e| self.unavailable("counter", e))
+    }
+
+    async fn version(&self, name: &str) -> Result<u64> {
+        let mut c = self.conn("version").await?;
+        versions::read(&mut c, &self.keys, &self.scripts.version, name)
+            .await
+            .map_err(|e| self.unavailable("version", e))
+    }
+
+    async fn bump(&self, name: &str) -> Result<()> {
+        let mut c = self.conn("version bump").await?;
+        versions::bump(&mut c, &self.keys, &self.scripts.bump, name)
+            .await
+            .map_err(|e| self.unavailable("version bump", e))
     }
 
     async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat> {

@@ -35,6 +35,7 @@ mod nodes;
 mod pubsub;
 mod queue;
 mod redis_only;
+mod versions;
 
 /// One coordination backend under test.
 pub enum Backend {

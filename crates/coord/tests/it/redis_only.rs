@@ -250,6 +250,28 @@ async fn a_flushed_redis_loses_only_its_state() {
 }
 
 #[tokio::test]
+async fn a_version_lost_with_the_data_comes_back_at_a_value_no_node_holds() {
+    let server = PrivateRedis::start();
+    let prefix = unique_prefix();
+    let c = connect(&server.url(), &prefix).await;
+    let mut held = vec![c.version("templates").await.unwrap()];
+    c.bump("templates").await.unwrap();
+    held.push(c.version("templates").await.unwrap());
+    let mut raw = raw_connection(&server).await;
+    let stored: u64 = redis::cmd("GET").arg(format!("{prefix}version:templates")).query_async(&mut raw).await.unwrap();
+    assert_eq!(stored, held[1], "one key under the prefix");
+    server.flushall();
+    let after = c.version("templates").await.unwrap();
+    assert!(!held.contains(&after), "{after} after {held:?}: a node remembering {held:?} would trust it");
+    assert!(after < 1 << 53, "exact through Lua's numbers: {after}");
+    // A bump of a lost version starts afresh too.
+    server.flushall();
+    c.bump("templates").await.unwrap();
+    let bumped = c.version("templates").await.unwrap();
+    assert!(!held.contains(&bumped) && bumped != after, "{bumped}");
+}
+
+#[tokio::test]
 async fn connecting_to_nothing_fails_quickly_without_showing_the_password() {
     let url = format!("redis://:hunter2@127.0.0.1:{}/", free_port());
     let started = Instant::now();

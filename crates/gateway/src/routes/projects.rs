@@ -177,7 +177,7 @@ pub async fn update(
     };
     let updated = state.tables.update_project(pid, changes).await;
     // After the write: a task started from now on has the project's new limit.
-    state.templates_seen.forget();
+    crate::templates_seen::changed(&state).await;
     // With the caller's role, as every other answer about a project.
     Ok(Json(with_role(&updated?, role)))
 }
@@ -206,7 +206,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, ApiPath(pid):
     state.tasks.clone().purge_project(PurgeProjectRequest { project_id: pid }).await?;
     state.tables.delete_project_secrets(pid).await?;
     let deleted = state.tables.delete_project(pid).await;
-    state.templates_seen.forget();
+    crate::templates_seen::changed(&state).await;
     deleted?;
     crate::events::rights_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)

@@ -105,19 +105,20 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(model::task(&task))))
 }
 
-/// The template a task starts from and its project, remembered on a single node
-/// (`templates_seen.rs`); 404 without the project, 400 naming `template_id` without the template.
+/// The template a task starts from and its project, remembered while their coordination version
+/// holds (`templates_seen.rs`); 404 without the project, 400 naming `template_id` without the
+/// template.
 async fn template_with_project(state: &AppState, pid: i64, tid: i64) -> Result<crate::templates_seen::Found> {
-    if let Some(found) = state.templates_seen.get(pid, tid) {
+    let (read, seen) = state.templates_seen.start(state, pid, tid).await;
+    if let Some(found) = seen {
         return Ok(found);
     }
-    let generation = state.templates_seen.generation();
     // The template and its project in one read; which one is missing only when one is.
     let Some(found) = state.tables.template_with_project(pid, tid).await? else {
         state.tables.project(pid).await?;
         return Err(Error::field("template_id", format!("no template {tid} in project {pid}")));
     };
-    state.templates_seen.keep(found.clone(), generation);
+    state.templates_seen.keep(found.clone(), read);
     Ok(found)
 }
 

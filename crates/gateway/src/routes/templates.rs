@@ -240,7 +240,7 @@ pub async fn update(
     let fields = body.apply(TemplateFields::of(&current)?)?;
     let updated = state.tables.update_template(current, fields).await;
     // After the write: a task started from now on reads the new template.
-    state.templates_seen.forget();
+    crate::templates_seen::changed(&state).await;
     Ok(Json(render(&updated?)?))
 }
 
@@ -263,7 +263,7 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     access::project(&state, &caller, pid, Permission::Change).await?;
     let deleted = state.tables.delete_template(pid, tid).await;
-    state.templates_seen.forget();
+    crate::templates_seen::changed(&state).await;
     deleted?;
     Ok(StatusCode::NO_CONTENT)
 }
