@@ -62,6 +62,17 @@ impl<T: Send + 'static, R: Send + 'static> Group<T, R> {
         tokio::spawn(async move {
             let mut waiting = Vec::with_capacity(max);
             while rx.recv_many(&mut waiting, max).await > 0 {
+                if waiting.len() < max {
+                    // Let the tasks already runnable on this worker go first: callers woken with
+                    // the first one (requests read in the same turn) join its batch instead of
+                    // each starting the next one. One turn of the scheduler, not a timer: a lone
+                    // write waits only for work that was ready anyway.
+                    tokio::task::yield_now().await;
+                    while waiting.len() < max {
+                        let Ok(next) = rx.try_recv() else { break };
+                        waiting.push(next);
+                    }
+                }
                 let (items, replies): (Vec<T>, Vec<Reply<R>>) = waiting.drain(..).unzip();
                 let n = replies.len();
                 match apply(items).await {
@@ -127,5 +138,42 @@ mod tests {
             assert_eq!(r.is_ok(), landed, "write {i}");
         }
         assert!(!batches.iter().any(|b| b.contains(&13)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn writers_runnable_together_share_a_batch_however_fast_the_writes() {
+        let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        let seen = batches.clone();
+        let group = Group::new(64, move |items: Vec<u32>| {
+            let seen = seen.clone();
+            // Done at once: nothing else gets a turn while a batch is written.
+            async move {
+                let n = items.len();
+                seen.lock().unwrap().push(items);
+                Ok(vec![(); n])
+            }
+        });
+        group.write(0).await.unwrap();
+        // Ten writers made runnable together on the one worker, as requests read in one turn are.
+        let g = group.clone();
+        tokio::spawn(async move {
+            let writers: Vec<_> = (1..=10)
+                .map(|i| {
+                    tokio::spawn({
+                        let g = g.clone();
+                        async move { g.write(i).await }
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.await.unwrap().unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        let mut batches = batches.lock().unwrap().clone();
+        // In whichever order the scheduler ran them.
+        batches.iter_mut().for_each(|b| b.sort());
+        assert_eq!(batches, vec![vec![0], (1..=10).collect()], "the first woken writer waited a turn for the others");
     }
 }
