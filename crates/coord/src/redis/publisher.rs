@@ -40,6 +40,16 @@ impl Publisher {
 async fn run(pool: Pool, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if batch.len() < MAX_BATCH {
+            // Publishers already runnable on this worker go first and join this pipeline (woken
+            // by the first one, this task would otherwise run before them). One turn of the
+            // scheduler, not a timer: a lone publish waits for nothing that was not ready.
+            tokio::task::yield_now().await;
+            while batch.len() < MAX_BATCH {
+                let Ok(next) = rx.try_recv() else { break };
+                batch.push(next);
+            }
+        }
         let outcome = send(&pool, &batch).await;
         for p in batch.drain(..) {
             // A caller that stopped waiting does not care.
