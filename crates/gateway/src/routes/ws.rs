@@ -233,6 +233,9 @@ impl Connection {
         &mut self,
         tx: &mut futures::stream::SplitSink<WebSocket, Message>,
     ) -> std::result::Result<(), axum::Error> {
+        // Followers already runnable on this worker queue their events first (the first one's
+        // notify would otherwise run this before them): they share this write.
+        tokio::task::yield_now().await;
         let batch = self.outbox.take();
         if !batch.resync.is_empty() {
             for t in &batch.resync {
