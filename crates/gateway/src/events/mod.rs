@@ -25,8 +25,8 @@ pub enum Event {
     Log { lines: Vec<Value>, last: i64, stored_at: Option<i64> },
     /// The task has ended and every line of its log was sent.
     LogEnd,
-    /// A task as `GET` returns it; `created` for its first version.
-    Task { task: Value, version: i64, created: bool },
+    /// A task as `GET` returns it, as JSON text; `created` for its first version.
+    Task { task: Box<serde_json::value::RawValue>, version: i64, created: bool },
     /// A runner as `GET /runners/{id}` returns it.
     Runner(Value),
     /// A node as the cluster view shows it.

@@ -77,8 +77,7 @@ impl Outbox {
     /// Queues an event of `topic` from its subscription `generation`, unless that subscription is
     /// over, the topic is stale or the queue is closed. A full queue drops its backlog and makes
     /// every topic in it stale, this one too.
-    pub fn event(&self, topic: &str, generation: u64, message: Value) -> Result<(), Gone> {
-        let message = message.to_string();
+    pub fn event(&self, topic: &str, generation: u64, message: String) -> Result<(), Gone> {
         let mut s = self.lock();
         if s.closed || s.stale.contains(topic) || s.generations.get(topic) != Some(&generation) {
             return Err(Gone);
@@ -156,27 +155,31 @@ mod tests {
         // Three one-byte events fit.
         let o = Outbox::new(3);
         let [a, b, c, d] = ["a", "b", "c", "d"].map(|t| o.subscribe(t));
-        o.event("a", a, json!(1)).unwrap();
+        o.event("a", a, json!(1).to_string()).unwrap();
         o.answer(json!("op"));
-        o.event("b", b, json!(2)).unwrap();
-        o.event("a", a, json!(3)).unwrap();
-        assert_eq!(o.event("c", c, json!(4)), Err(Gone), "full");
-        assert_eq!(o.event("a", a, json!(5)), Err(Gone), "a stale topic takes nothing more");
-        o.event("d", d, json!(6)).unwrap();
+        o.event("b", b, json!(2).to_string()).unwrap();
+        o.event("a", a, json!(3).to_string()).unwrap();
+        assert_eq!(o.event("c", c, json!(4).to_string()), Err(Gone), "full");
+        assert_eq!(o.event("a", a, json!(5).to_string()), Err(Gone), "a stale topic takes nothing more");
+        o.event("d", d, json!(6).to_string()).unwrap();
         let batch = o.take();
         assert_eq!(batch.messages, ["\"op\"", "6"], "answers stay, the backlog goes");
         assert_eq!(batch.events, 1, "the answer is no event");
         assert_eq!(batch.resync, ["a", "b", "c"]);
-        assert_eq!(o.event("a", a, json!(7)), Err(Gone), "the resynced subscription is over");
+        assert_eq!(o.event("a", a, json!(7).to_string()), Err(Gone), "the resynced subscription is over");
         let again = o.subscribe("a");
-        o.event("a", again, json!(8)).unwrap();
-        assert_eq!(o.event("a", a, json!(9)), Err(Gone), "an older subscription's follower slips nothing in");
+        o.event("a", again, json!(8).to_string()).unwrap();
+        assert_eq!(
+            o.event("a", a, json!(9).to_string()),
+            Err(Gone),
+            "an older subscription's follower slips nothing in"
+        );
         assert_eq!(o.take().messages, ["8"], "resubscribed after the resync");
         o.unsubscribe("d");
-        assert_eq!(o.event("d", d, json!(10)), Err(Gone));
+        assert_eq!(o.event("d", d, json!(10).to_string()), Err(Gone));
         // One event larger than the bound still goes, alone.
         let big = o.subscribe("big");
-        o.event("big", big, json!("a long message")).unwrap();
+        o.event("big", big, json!("a long message").to_string()).unwrap();
     }
 
     #[tokio::test]
@@ -187,11 +190,11 @@ mod tests {
             async move { o.ready().await }
         });
         let a = o.subscribe("a");
-        o.event("a", a, json!(1)).unwrap();
+        o.event("a", a, json!(1).to_string()).unwrap();
         waiter.await.unwrap();
         o.take();
         o.close();
         o.ready().await;
-        assert_eq!(o.event("a", a, json!(2)), Err(Gone));
+        assert_eq!(o.event("a", a, json!(2).to_string()), Err(Gone));
     }
 }

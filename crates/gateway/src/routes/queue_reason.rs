@@ -4,7 +4,6 @@
 
 use baton_store::TaskSpec;
 use baton_store::entity::{runner, task};
-use serde_json::Value;
 
 /// Runners as the reason needs them.
 pub struct Runners {
@@ -52,12 +51,6 @@ impl Runners {
         }
         None
     }
-}
-
-/// Adds `queue_reason` to a rendered task.
-pub fn annotate(mut rendered: Value, reason: Option<String>) -> Value {
-    rendered["queue_reason"] = reason.map_or(Value::Null, Value::String);
-    rendered
 }
 
 #[cfg(test)]

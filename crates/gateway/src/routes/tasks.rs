@@ -12,10 +12,11 @@ use baton_proto::v1::{self as pb, CancelTaskRequest, SubmitTaskRequest};
 use baton_store::gateway::templates::TemplateFields;
 use baton_store::views::TaskFilter;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::page_limit;
-use super::queue_reason::{Runners, annotate};
+use super::queue_reason::Runners;
 use crate::AppState;
 use crate::access::{self, Permission};
 use crate::auth::Caller;
@@ -231,18 +232,20 @@ async fn runners_view(state: &AppState, needed: bool) -> Result<Runners> {
 }
 
 fn render(runners: &Runners, t: &baton_store::entity::task::Model) -> Value {
-    annotate(model::task(t), runners.reason(t))
+    serde_json::to_value(model::TaskJson::of(t, Some(runners.reason(t)))).unwrap_or_default()
 }
 
-/// Tasks exactly as `GET` shows them, with the reason each queued one waits given `runners` (for
-/// live events: their follower says how fresh the runners are).
+/// Tasks exactly as `GET` shows them, as JSON text, with the reason each queued one waits given
+/// `runners` (for live events: their follower says how fresh the runners are).
 pub fn tasks_json(
     state: &AppState,
     ts: &[baton_store::entity::task::Model],
     runners: &[baton_store::entity::runner::Model],
-) -> Vec<Value> {
+) -> Vec<Box<RawValue>> {
     let runners = Runners::new(runners, state.opts.runner_lease.as_millis() as i64);
-    ts.iter().map(|t| render(&runners, t)).collect()
+    // Strings and numbers only: writing them cannot fail.
+    let raw = |t| serde_json::value::to_raw_value(&model::TaskJson::of(t, Some(runners.reason(t))));
+    ts.iter().map(|t| raw(t).unwrap_or_else(|_| RawValue::NULL.to_owned())).collect()
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
