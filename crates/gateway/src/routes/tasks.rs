@@ -54,7 +54,7 @@ pub async fn create(
     caller: Caller,
     ApiPath(pid): ApiPath<i64>,
     ApiJson(body): ApiJson<NewTask>,
-) -> Result<(StatusCode, Json<Value>)> {
+) -> Result<Response> {
     access::role(&state, &caller, pid, Permission::Run).await?;
     let (template, project) = template_with_project(&state, pid, body.template_id).await?;
     let f = TemplateFields::of(&template)?;
@@ -103,7 +103,8 @@ pub async fn create(
         _ => state.tables.project_task(pid, created.task_id).await?,
     };
     state.task_projects.note(task.id, pid);
-    Ok((StatusCode::CREATED, Json(model::task(&task))))
+    // Written from the row here (no `Value` tree): the answer every start of a task waits for.
+    Ok((StatusCode::CREATED, Json(model::TaskJson::of(&task, None))).into_response())
 }
 
 /// The template a task starts from and its project, remembered while their coordination version
