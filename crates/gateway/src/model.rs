@@ -150,6 +150,36 @@ pub fn log_line(l: &LogLine) -> Value {
     json!({"seq": l.seq, "time": time(l.time_ms), "stream": l.stream.as_str(), "text": l.text})
 }
 
+/// A queued task with every optional field empty, for tests to change what they look at.
+#[cfg(test)]
+pub(crate) fn queued_task() -> task::Model {
+    task::Model {
+        id: 1,
+        project_id: 1,
+        template_id: 1,
+        status: "queued".into(),
+        attempt: 1,
+        max_attempts: 1,
+        epoch: 0,
+        priority: 0,
+        runner_id: None,
+        exit_code: None,
+        error: None,
+        schedule_id: None,
+        created_by: None,
+        cancel_requested: false,
+        spec: "{}".into(),
+        template_max_parallel: 0,
+        project_max_parallel: 0,
+        created_at: 0,
+        assigned_at: None,
+        started_at: None,
+        finished_at: None,
+        version: 1,
+        updated_at: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,43 +213,24 @@ mod tests {
 
     #[test]
     fn a_task_is_written_exactly_as_its_value_would_be() {
+        let queued = task::Model { id: 7, priority: -5, created_at: 1_700_000_000_123, ..queued_task() };
         let ended = task::Model {
-            id: 7,
-            project_id: 2,
-            template_id: 3,
             status: "failed".into(),
             attempt: 2,
             max_attempts: 3,
             epoch: 4,
-            priority: -5,
             runner_id: Some(9),
             exit_code: Some(1),
             error: Some("exit \"1\"\n".into()),
             schedule_id: Some(11),
             created_by: Some(1),
             cancel_requested: true,
-            spec: "{}".into(),
-            template_max_parallel: 0,
-            project_max_parallel: 0,
-            created_at: 1_700_000_000_123,
             assigned_at: Some(1_700_000_000_200),
             started_at: Some(1_700_000_000_300),
             finished_at: Some(1_700_000_001_000),
             version: 6,
             updated_at: 1_700_000_001_000,
-        };
-        let queued = task::Model {
-            status: "queued".into(),
-            runner_id: None,
-            exit_code: None,
-            error: None,
-            schedule_id: None,
-            created_by: None,
-            cancel_requested: false,
-            assigned_at: None,
-            started_at: None,
-            finished_at: None,
-            ..ended.clone()
+            ..queued.clone()
         };
         for t in [&ended, &queued] {
             let text = |reason| serde_json::to_string(&TaskJson::of(t, reason)).unwrap();

@@ -15,6 +15,7 @@
 
 use std::time::{Duration, Instant};
 
+use baton_coord::Coord;
 use baton_store::entity::{project, template};
 
 use crate::AppState;
@@ -58,10 +59,10 @@ impl TemplatesSeen {
     }
 
     /// Takes the version before a read; a remembered template of it when there is one.
-    pub async fn start(&self, state: &AppState, pid: i64, tid: i64) -> (Read, Option<Found>) {
+    pub async fn start(&self, coord: &Coord, pid: i64, tid: i64) -> (Read, Option<Found>) {
         let at = Instant::now();
         let generation = self.memo.generation();
-        let version = if self.enabled { state.coord.version(VERSION).await.ok() } else { None };
+        let version = if self.enabled { coord.version(VERSION).await.ok() } else { None };
         let read = Read { version, generation, at };
         let found = version.and_then(|v| self.get(pid, tid, v));
         (read, found)

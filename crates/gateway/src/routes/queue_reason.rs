@@ -76,31 +76,7 @@ mod tests {
 
     fn queued(labels: &[&str]) -> task::Model {
         let spec = TaskSpec { labels: labels.iter().map(|s| s.to_string()).collect(), ..Default::default() };
-        task::Model {
-            id: 1,
-            project_id: 1,
-            template_id: 1,
-            status: "queued".into(),
-            attempt: 1,
-            max_attempts: 1,
-            epoch: 0,
-            priority: 0,
-            runner_id: None,
-            exit_code: None,
-            error: None,
-            schedule_id: None,
-            created_by: None,
-            cancel_requested: false,
-            spec: spec.to_json(),
-            template_max_parallel: 0,
-            project_max_parallel: 0,
-            created_at: 0,
-            assigned_at: None,
-            started_at: None,
-            finished_at: None,
-            version: 1,
-            updated_at: 0,
-        }
+        task::Model { spec: spec.to_json(), ..crate::model::queued_task() }
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub async fn create(
 /// holds (`templates_seen.rs`); 404 without the project, 400 naming `template_id` without the
 /// template.
 async fn template_with_project(state: &AppState, pid: i64, tid: i64) -> Result<crate::templates_seen::Found> {
-    let (read, seen) = state.templates_seen.start(state, pid, tid).await;
+    let (read, seen) = state.templates_seen.start(&state.coord, pid, tid).await;
     if let Some(found) = seen {
         return Ok(found);
     }
