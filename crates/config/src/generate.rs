@@ -202,6 +202,9 @@ fn work(f: &mut File, cluster: bool) {
 
     f.table("log", "level: a tracing filter (RUST_LOG wins); format: text, json, or auto (text on a terminal).");
     f.defaults(&["level", "format"]);
+
+    f.table("runtime", "worker_threads: threads for the node's asynchronous work; 0 = half the CPUs, at least one.");
+    f.default("worker_threads");
 }
 
 /// The file being written: TOML text, the table lines go into, and the defaults to show.

@@ -25,6 +25,7 @@ pub struct Config {
     pub shutdown: Shutdown,
     pub retention: Retention,
     pub log: Log,
+    pub runtime: Runtime,
 }
 
 impl Default for Config {
@@ -44,6 +45,7 @@ impl Default for Config {
             shutdown: Shutdown::default(),
             retention: Retention::default(),
             log: Log::default(),
+            runtime: Runtime::default(),
         }
     }
 }
@@ -362,6 +364,33 @@ pub struct Log {
 impl Default for Log {
     fn default() -> Log {
         Log { level: "info".into(), format: LogFormat::Auto }
+    }
+}
+
+/// How the process runs its asynchronous work.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Runtime {
+    /// Threads that run the node's asynchronous work (HTTP, gRPC, coordination, the local
+    /// runner's streams); 0 = half the CPUs the process may use, at least one. SQLite's
+    /// connections and the scripts run on threads and processes of their own besides these.
+    pub worker_threads: usize,
+}
+
+/// The most `runtime.worker_threads` accepted.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+impl Runtime {
+    /// The worker threads to start: `worker_threads`, or half the CPUs this process may use
+    /// (rounded up, at least one) when it is 0. A node waits on its database and its runners far
+    /// more than it computes, and shares the machine with them: a worker per CPU only added
+    /// wake-ups between workers (measured on two CPUs: a task cost the server 10–18% more CPU
+    /// with two workers than with one, at the same throughput).
+    pub fn workers(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
+            n => n,
+        }
     }
 }
 

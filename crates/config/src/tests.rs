@@ -230,3 +230,16 @@ fn trusted_proxies_and_limits_are_checked() {
     }
     assert_eq!(load_from(None, env(&[("BATON_DATABASE_MAX_CONNECTIONS", "2")])).unwrap().database.max_connections, 2);
 }
+
+#[test]
+fn worker_threads_default_to_half_the_cpus_and_follow_their_key() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let cfg = load_from(None, env(&[])).unwrap();
+    assert_eq!(cfg.runtime.worker_threads, 0);
+    assert_eq!(cfg.runtime.workers(), cpus.div_ceil(2));
+    assert!(cfg.runtime.workers() >= 1);
+    let cfg = load_from(None, env(&[("BATON_RUNTIME_WORKER_THREADS", "3")])).unwrap();
+    assert_eq!(cfg.runtime.workers(), 3);
+    let err = load_from(None, env(&[("BATON_RUNTIME_WORKER_THREADS", "1025")])).unwrap_err().to_string();
+    assert!(err.contains("runtime.worker_threads") && err.contains("between 1 and 1024"), "{err}");
+}

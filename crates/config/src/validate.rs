@@ -211,6 +211,13 @@ pub fn check(mut cfg: Config) -> Result<Config> {
         return Err(Error::invalid("http.session_ttl_hours", "is 0", "set it to at least 1 (default 168)"));
     }
     check_http_and_login(&cfg)?;
+    if cfg.runtime.worker_threads > crate::MAX_WORKER_THREADS {
+        return Err(Error::invalid(
+            "runtime.worker_threads",
+            format!("{} is out of range", cfg.runtime.worker_threads),
+            format!("set it between 1 and {}, or 0 for half the CPUs", crate::MAX_WORKER_THREADS),
+        ));
+    }
     if cfg.admin.username.as_deref().is_some_and(str::is_empty) {
         return Err(Error::invalid("admin.username", "is empty", "give a user name or unset it"));
     }

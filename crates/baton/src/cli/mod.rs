@@ -81,6 +81,20 @@ enum MigrateAction {
     Status,
 }
 
+impl Args {
+    /// The async runtime's worker threads: a server's `runtime.worker_threads`, or half the CPUs
+    /// for every command (the runner and the tools too). A configuration that does not load
+    /// gets the default here; `run` then reports what is wrong with it.
+    pub fn worker_threads(&self) -> usize {
+        let serves = matches!(
+            self.command,
+            Command::Server { .. } | Command::Gateway | Command::Scheduler | Command::Dispatcher
+        );
+        let cfg = if serves { load_config(self.config.as_deref()).ok() } else { None };
+        cfg.map(|c| c.runtime).unwrap_or_default().workers()
+    }
+}
+
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     let file = baton_config::resolve_file(path)?;
     Ok(baton_config::load(file.as_deref())?)
