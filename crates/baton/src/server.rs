@@ -358,7 +358,8 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         }
         _ => None,
     };
-    tracing::info!(node_id = %node_id, services = ?only.names(), http = %http_addr, grpc = ?grpc_addr, cluster = ?cluster_addr, runner = runner.is_some(), "baton started");
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(node_id = %node_id, services = ?only.names(), http = %http_addr, grpc = ?grpc_addr, cluster = ?cluster_addr, runner = runner.is_some(), workers, "baton started");
 
     let drain = CancellationToken::new();
     let task =

@@ -39,3 +39,4 @@ mod secrets;
 mod sessions;
 mod smoke;
 mod undelivered;
+mod worker_threads;
