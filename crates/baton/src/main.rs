@@ -12,8 +12,8 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let args = cli::Args::parse();
-    let workers = args.worker_threads();
+    let start = cli::Start::new(cli::Args::parse());
+    let workers = start.worker_threads();
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -21,7 +21,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(cli::run(args)) {
+    match rt.block_on(cli::run(start)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

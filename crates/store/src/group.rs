@@ -105,15 +105,19 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn writes_made_together_share_a_batch_and_each_waits_for_its_own() {
-        let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+    type Batches = Arc<Mutex<Vec<Vec<u32>>>>;
+
+    /// A group of at most `max` that takes `pause` over each batch, fails every batch with 13 in
+    /// it, and records the batches it committed.
+    fn recording(max: usize, pause: Option<std::time::Duration>) -> (Group<u32, ()>, Batches) {
+        let batches = Batches::default();
         let seen = batches.clone();
-        let group = Group::new(8, move |items: Vec<u32>| {
+        let group = Group::new(max, move |items: Vec<u32>| {
             let seen = seen.clone();
             async move {
-                // Slow enough that the others queue up behind the first.
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                if let Some(pause) = pause {
+                    tokio::time::sleep(pause).await;
+                }
                 if items.contains(&13) {
                     return Err(Error::Database("unlucky".into()));
                 }
@@ -122,6 +126,13 @@ mod tests {
                 Ok(vec![(); n])
             }
         });
+        (group, batches)
+    }
+
+    #[tokio::test]
+    async fn writes_made_together_share_a_batch_and_each_waits_for_its_own() {
+        // Slow enough that the others queue up behind the first.
+        let (group, batches) = recording(8, Some(std::time::Duration::from_millis(20)));
         group.write(1).await.unwrap();
         let results = futures::future::join_all((2..=20).map(|i| {
             let g = group.clone();
@@ -142,17 +153,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn writers_runnable_together_share_a_batch_however_fast_the_writes() {
-        let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
-        let seen = batches.clone();
-        let group = Group::new(64, move |items: Vec<u32>| {
-            let seen = seen.clone();
-            // Done at once: nothing else gets a turn while a batch is written.
-            async move {
-                let n = items.len();
-                seen.lock().unwrap().push(items);
-                Ok(vec![(); n])
-            }
-        });
+        // Done at once: nothing else gets a turn while a batch is written.
+        let (group, batches) = recording(64, None);
         group.write(0).await.unwrap();
         // Ten writers made runnable together on the one worker, as requests read in one turn are.
         let g = group.clone();

@@ -81,17 +81,31 @@ enum MigrateAction {
     Status,
 }
 
-impl Args {
-    /// The async runtime's worker threads: a server's `runtime.worker_threads`, or half the CPUs
-    /// for every command (the runner and the tools too). A configuration that does not load
-    /// gets the default here; `run` then reports what is wrong with it.
-    pub fn worker_threads(&self) -> usize {
+/// The command line and, for a command that serves, its configuration: loaded once, before the
+/// async runtime starts, since the runtime's size is in it.
+pub struct Start {
+    args: Args,
+    served: Option<anyhow::Result<Config>>,
+}
+
+impl Start {
+    pub fn new(args: Args) -> Start {
         let serves = matches!(
-            self.command,
+            args.command,
             Command::Server { .. } | Command::Gateway | Command::Scheduler | Command::Dispatcher
         );
-        let cfg = if serves { load_config(self.config.as_deref()).ok() } else { None };
-        cfg.map(|c| c.runtime).unwrap_or_default().workers()
+        let served = serves.then(|| load_config(args.config.as_deref()));
+        Start { args, served }
+    }
+
+    /// The async runtime's worker threads: a server's `runtime.worker_threads`, or half the CPUs
+    /// for every command (the runner and the tools too). A configuration that did not load gets
+    /// the default here; `run` then reports what is wrong with it.
+    pub fn worker_threads(&self) -> usize {
+        match &self.served {
+            Some(Ok(cfg)) => cfg.runtime.workers(),
+            _ => baton_config::Runtime::default().workers(),
+        }
     }
 }
 
@@ -109,7 +123,10 @@ fn init_tracing(cfg: &Config) -> anyhow::Result<()> {
     baton_telemetry::init(&cfg.log.level, format).map_err(anyhow::Error::msg)
 }
 
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(start: Start) -> anyhow::Result<ExitCode> {
+    let Start { args, served } = start;
+    // Loaded by `Start::new` for exactly the commands that serve.
+    let served = || served.unwrap_or_else(|| load_config(args.config.as_deref()));
     match args.command {
         Command::Config { command: ConfigCommand::Check } => match load_config(args.config.as_deref()) {
             Ok(cfg) => {
@@ -128,12 +145,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             print!("{}", baton_config::generate(installation));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Server { no_runner } => {
-            serve(args.config.as_deref(), StartOptions { no_runner, services: Services::ALL }).await
-        }
-        Command::Gateway => serve(args.config.as_deref(), only(Services { gateway: true, ..NONE })).await,
-        Command::Scheduler => serve(args.config.as_deref(), only(Services { scheduler: true, ..NONE })).await,
-        Command::Dispatcher => serve(args.config.as_deref(), only(Services { dispatcher: true, ..NONE })).await,
+        Command::Server { no_runner } => serve(served(), StartOptions { no_runner, services: Services::ALL }).await,
+        Command::Gateway => serve(served(), only(Services { gateway: true, ..NONE })).await,
+        Command::Scheduler => serve(served(), only(Services { scheduler: true, ..NONE })).await,
+        Command::Dispatcher => serve(served(), only(Services { dispatcher: true, ..NONE })).await,
         Command::Migrate { action } => {
             let cfg = load_config(args.config.as_deref())?;
             init_tracing(&cfg)?;
@@ -160,8 +175,8 @@ fn only(services: Services) -> StartOptions {
     StartOptions { no_runner: true, services }
 }
 
-async fn serve(config: Option<&std::path::Path>, opts: StartOptions) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(config)?;
+async fn serve(cfg: anyhow::Result<Config>, opts: StartOptions) -> anyhow::Result<ExitCode> {
+    let cfg = cfg?;
     init_tracing(&cfg)?;
     run_server(cfg, opts).await?;
     Ok(ExitCode::SUCCESS)
