@@ -72,11 +72,25 @@ const SQLITE_MMAP_BYTES: u64 = 256 << 20;
 /// Prepared statements each SQLite or PostgreSQL connection keeps.
 const STATEMENT_CACHE: usize = 1_024;
 
+/// Whether a MySQL-protocol server of this `VERSION()` is MariaDB 10.5 or later, which has
+/// `INSERT … RETURNING` (MySQL has not).
+fn mariadb_with_returning(version: &str) -> bool {
+    if !version.contains("MariaDB") {
+        return false;
+    }
+    let mut parts = version.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (10, 5)
+}
+
 /// A cheap-to-clone handle on the connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
     counts: Arc<StatementCounts>,
+    /// Whether an INSERT can hand back the rows it made (`INSERT … RETURNING`): PostgreSQL,
+    /// SQLite, and MariaDB from 10.5 (which sea-orm treats as MySQL, which cannot).
+    insert_returning: bool,
 }
 
 impl Store {
@@ -126,7 +140,19 @@ impl Store {
         let counts = Arc::new(StatementCounts::default());
         let c = counts.clone();
         db.set_metric_callback(move |info| c.add(StatementKind::of(&info.statement.sql)));
-        Ok(Store { db, counts })
+        let insert_returning = match db.get_database_backend() {
+            DbBackend::MySql => {
+                let row =
+                    db.query_one_raw(sea_orm::Statement::from_string(DbBackend::MySql, "SELECT VERSION()")).await?;
+                let version: String = match row {
+                    Some(row) => row.try_get_by_index(0)?,
+                    None => String::new(),
+                };
+                mariadb_with_returning(&version)
+            }
+            _ => db.support_returning(),
+        };
+        Ok(Store { db, counts, insert_returning })
     }
 
     /// Whether the database answers a trivial query; used by readiness checks.
@@ -144,6 +170,11 @@ impl Store {
 
     pub fn conn(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Whether an INSERT can hand back the rows it made (see [`Store::connect`]).
+    pub fn insert_returning(&self) -> bool {
+        self.insert_returning
     }
 
     /// The statements sent through this store so far, by kind (for `baton_sql_statements_total`).
@@ -209,6 +240,22 @@ mod tests {
         let shown = format!("{opts:?}");
         assert!(!shown.contains("hunter2") && shown.contains("postgres://baton:********@db/baton"), "{shown}");
         assert_eq!(super::masked_url("sqlite://./x.db"), "sqlite://./x.db");
+    }
+
+    #[test]
+    fn mariadb_from_10_5_inserts_returning_and_mysql_does_not() {
+        for (version, returning) in [
+            ("10.11.6-MariaDB-0+deb12u1", true),
+            ("10.5.0-MariaDB", true),
+            ("11.4.2-MariaDB-ubu2404", true),
+            ("5.5.5-10.4.32-MariaDB", false),
+            ("10.4.32-MariaDB-log", false),
+            ("8.0.36", false),
+            ("8.4.0-0ubuntu0.24.04.1", false),
+            ("", false),
+        ] {
+            assert_eq!(super::mariadb_with_returning(version), returning, "{version}");
+        }
     }
 
     #[tokio::test]

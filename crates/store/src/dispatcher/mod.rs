@@ -3,6 +3,7 @@
 //! is the fencing token, bumped whenever a task changes hands.
 
 pub mod batch;
+mod create;
 pub mod fires;
 pub mod logs;
 pub mod reports;
@@ -15,14 +16,15 @@ pub mod tasks;
 pub struct Tables {
     store: crate::Store,
     /// Tasks submitted at about the same time are inserted together (where the database hands
-    /// the rows back: PostgreSQL and SQLite).
+    /// the rows back: PostgreSQL, SQLite and MariaDB).
     creating: crate::group::Group<tasks::NewTask, crate::entity::task::Model>,
 }
 
 impl Tables {
     pub fn new(store: crate::Store) -> Tables {
         let conn = store.conn().clone();
-        let creating = crate::group::Group::new(tasks::CREATE_GROUP, move |new| tasks::insert_many(conn.clone(), new));
+        let creating =
+            crate::group::Group::new(create::CREATE_GROUP, move |new| create::insert_many(conn.clone(), new));
         Tables { store, creating }
     }
 }

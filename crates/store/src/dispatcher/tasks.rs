@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use baton_core::TaskStatus;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::Tables;
 use crate::entity::{runner, task, task_attempt};
@@ -50,38 +50,6 @@ pub enum Cancel {
     Cancelled,
     /// Its runner must stop it; the runner's report will end it.
     Requested { runner_id: Option<i64>, epoch: i64 },
-}
-
-/// The most tasks one INSERT creates.
-pub(super) const CREATE_GROUP: usize = 64;
-
-/// Inserts `new` in one statement and answers each with its row. The database need not return
-/// the rows in the order they were given: each is matched to a request with the same content
-/// (requests with the same content are interchangeable: each gets a task of its own).
-pub(super) async fn insert_many(conn: sea_orm::DatabaseConnection, new: Vec<NewTask>) -> Result<Vec<task::Model>> {
-    type Key = (i64, i64, i32, Option<i64>, Option<i64>, String);
-    let wanted: Vec<Key> = new
-        .iter()
-        .map(|n| (n.project_id, n.template_id, n.priority, n.schedule_id, n.created_by, n.spec.to_json()))
-        .collect();
-    let rows: Vec<task::ActiveModel> = new.into_iter().map(new_task_row).collect();
-    let mut stored = task::Entity::insert_many(rows).exec_with_returning(&conn).await?;
-    stored.sort_by_key(|t| t.id);
-    let mut taken = vec![false; stored.len()];
-    let mut out = Vec::with_capacity(wanted.len());
-    for w in wanted {
-        let found = stored.iter().enumerate().position(|(i, t)| {
-            !taken[i]
-                && (t.project_id, t.template_id, t.priority, t.schedule_id, t.created_by, &t.spec)
-                    == (w.0, w.1, w.2, w.3, w.4, &w.5)
-        });
-        let Some(i) = found else {
-            return Err(Error::Database("an inserted task was not handed back".into()));
-        };
-        taken[i] = true;
-        out.push(stored[i].clone());
-    }
-    Ok(out)
 }
 
 /// `queued → assigned` at `epoch` to `runner_id`, as one compare-and-set.
@@ -143,9 +111,9 @@ pub(super) fn active() -> [&'static str; 2] {
 
 impl Tables {
     /// Inserts a queued task. Tasks submitted together share one INSERT … RETURNING on
-    /// PostgreSQL and SQLite; each caller still returns only once its row is committed.
+    /// PostgreSQL, SQLite and MariaDB; each caller still returns only once its row is committed.
     pub async fn create_task(&self, new: NewTask) -> Result<task::Model> {
-        if self.conn().support_returning() {
+        if self.insert_returning() {
             return self.creating.write(new).await;
         }
         Ok(new_task_row(new).insert(self.conn()).await?)
