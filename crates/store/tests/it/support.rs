@@ -103,3 +103,8 @@ pub async fn assigned_task(t: &Tables, runner_id: i64, max_attempts: i32) -> tas
     assert_eq!(row.epoch, epoch);
     row
 }
+
+/// How many statements of `kind` this store has sent so far.
+pub fn statements(store: &Store, kind: baton_store::StatementKind) -> u64 {
+    store.statement_counts().snapshot().filter(|(k, _)| *k == kind).map(|(_, n)| n).sum()
+}
