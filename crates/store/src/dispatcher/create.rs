@@ -13,7 +13,7 @@ pub(super) const CREATE_GROUP: usize = 64;
 /// Inserts `new` in one statement and answers each with its row. The database need not return
 /// the rows in the order they were given: each is matched to a request with the same content
 /// (requests with the same content are interchangeable: each gets a task of its own).
-pub(super) async fn insert_many(conn: sea_orm::DatabaseConnection, new: Vec<NewTask>) -> Result<Vec<task::Model>> {
+pub(super) async fn insert_many(conn: DatabaseConnection, new: Vec<NewTask>) -> Result<Vec<task::Model>> {
     type Key = (i64, i64, i32, Option<i64>, Option<i64>, String);
     let wanted: Vec<Key> = new
         .iter()
