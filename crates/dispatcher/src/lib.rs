@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod gauges;
 mod known;
+mod leases;
 mod outbox;
 mod placement;
 mod registry;
@@ -69,6 +70,8 @@ struct Inner {
     coord: Coord,
     metrics: baton_metrics::Metrics,
     registry: registry::Registry,
+    /// The runners whose heartbeats are yet to be written (`leases.rs`).
+    heard: leases::Heard,
     /// Wakes the placement loop: a task was queued or a runner slot freed up.
     wake: Notify,
     /// True while the node drains: no new assignments, no new runner streams.
@@ -89,6 +92,7 @@ impl Service {
                 coord: deps.coord,
                 metrics: deps.metrics,
                 registry: registry::Registry::default(),
+                heard: leases::Heard::default(),
                 wake: Notify::new(),
                 draining: tokio::sync::watch::channel(false).0,
                 db_reachable_since: std::sync::Mutex::new(None),
@@ -111,10 +115,12 @@ impl Service {
         let listener = tokio::spawn(events::listen(self.clone(), shutdown.clone()));
         let watcher = tokio::spawn(events::watch_queue(self.clone(), shutdown.clone()));
         let gauges = tokio::spawn(gauges::run(self.clone(), shutdown.clone()));
+        let leases = tokio::spawn(leases::run(self.clone(), shutdown.clone()));
         placement::run(self.clone(), shutdown).await;
         let _ = listener.await;
         let _ = watcher.await;
         let _ = gauges.await;
+        let _ = leases.await;
         // A runner stream never ends by itself, and the gRPC server waits for its streams before
         // it stops: end them, and the runners reconnect (elsewhere, or here once the node is
         // back) and re-send what is not acknowledged. Their scripts keep running meanwhile.

@@ -276,7 +276,7 @@ impl Session {
     async fn handle(&self, msg: Msg) -> crate::Result<()> {
         let tables = &self.svc.inner.tables;
         match msg {
-            Msg::Heartbeat(_) => tables.runner_seen(self.runner_id).await?,
+            Msg::Heartbeat(_) => self.svc.inner.heard.note(self.runner_id, baton_store::now_ms()),
             Msg::Draining(_) => {
                 self.svc.inner.registry.with(self.runner_id, |c| c.draining = true);
             }

@@ -20,6 +20,7 @@ mod grpc_services;
 mod grpc_tls;
 mod hand_runner;
 mod http_server;
+mod leases;
 mod limits;
 mod logins;
 mod metrics;

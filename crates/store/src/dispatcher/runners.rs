@@ -8,6 +8,9 @@ use crate::entity::{registration_token, runner};
 use crate::error::found;
 use crate::{Error, Result, end_tx, now_ms};
 
+/// The most runners one lease renewal names: far below every dialect's limit on parameters.
+const SEEN_CHUNK: usize = 1_000;
+
 /// A runner to create or re-key.
 pub struct RunnerSpec<'a> {
     pub name: &'a str,
@@ -73,13 +76,16 @@ impl Tables {
             .await?)
     }
 
-    /// Renews a runner's lease.
-    pub async fn runner_seen(&self, id: i64) -> Result<()> {
-        runner::Entity::update_many()
-            .col_expr(runner::Column::LastSeen, Expr::value(now_ms()))
-            .filter(runner::Column::Id.eq(id))
-            .exec(self.conn())
-            .await?;
+    /// Renews the leases of the runners `ids`, heard from at `at` (ms) or later: one statement
+    /// for all of them (a node's heartbeats are written together, `dispatcher/src/leases.rs`).
+    pub async fn runners_seen(&self, ids: &[i64], at: i64) -> Result<()> {
+        for chunk in ids.chunks(SEEN_CHUNK) {
+            runner::Entity::update_many()
+                .col_expr(runner::Column::LastSeen, Expr::value(at))
+                .filter(runner::Column::Id.is_in(chunk.iter().copied()))
+                .exec(self.conn())
+                .await?;
+        }
         Ok(())
     }
 }

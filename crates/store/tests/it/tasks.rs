@@ -383,11 +383,9 @@ async fn expired_leases_find_tasks_of_silent_runners() {
     let old = runner(&t, "old").await;
     let fresh = runner(&t, "fresh").await;
     let never = runner(&t, "never").await;
-    t.runner_seen(old).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     let cutoff = now_ms();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    t.runner_seen(fresh).await.unwrap();
+    t.runners_seen(&[old], cutoff - 30).await.unwrap();
+    t.runners_seen(&[fresh], cutoff).await.unwrap();
     assert!(t.runner(fresh).await.unwrap().last_seen.unwrap() >= cutoff);
     assert!(t.runner(old).await.unwrap().last_seen.unwrap() < cutoff);
 
@@ -406,9 +404,31 @@ async fn expired_leases_find_tasks_of_silent_runners() {
     assert!(!expired.contains(&of_fresh.id));
 
     // Once the old runner is seen again, its task is no longer expired.
-    t.runner_seen(old).await.unwrap();
+    t.runners_seen(&[old], cutoff + 5).await.unwrap();
     let expired: Vec<i64> = t.expired_leases(cutoff).await.unwrap().iter().map(|t| t.id).collect();
     assert_eq!(expired, vec![of_never.id]);
+}
+
+#[tokio::test]
+async fn the_leases_of_runners_heard_together_are_renewed_in_one_statement() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let heard: Vec<i64> = [runner(&t, "a").await, runner(&t, "b").await, runner(&t, "c").await].into();
+    let silent = runner(&t, "silent").await;
+    let at = now_ms() - 1_000;
+    t.runners_seen(&[silent], at - 5_000).await.unwrap();
+
+    let updates = support::statements(&db.store, baton_store::StatementKind::Update);
+    t.runners_seen(&heard, at).await.unwrap();
+    assert_eq!(support::statements(&db.store, baton_store::StatementKind::Update) - updates, 1);
+    for id in &heard {
+        assert_eq!(t.runner(*id).await.unwrap().last_seen, Some(at), "runner {id} is renewed to the time given");
+    }
+    assert_eq!(t.runner(silent).await.unwrap().last_seen, Some(at - 5_000), "a runner not named keeps its lease");
+
+    // No runner to renew is no statement at all.
+    t.runners_seen(&[], at).await.unwrap();
+    assert_eq!(support::statements(&db.store, baton_store::StatementKind::Update) - updates, 1);
 }
 
 #[tokio::test]
