@@ -1,7 +1,8 @@
 //! The Redis coordinator, for clusters: every node connects to one Redis, and this is all they
-//! share besides SQL. Commands go through a small connection pool; pub/sub (and with it the
-//! wake-ups of `wait_for_work`) runs on one dedicated connection owned by a background task
-//! ([`pubsub`]); publishes that wait together go out as one pipeline ([`publisher`]). Every key
+//! share besides SQL. Commands share one multiplexed connection, checked when it is taken from a
+//! small pool and given up after a failure ([`shared`]); pub/sub (and with it the wake-ups of
+//! `wait_for_work`) runs on one dedicated connection owned by a background task ([`pubsub`]);
+//! publishes that wait together go out as one pipeline ([`publisher`]). Every key
 //! and every channel starts with the configured prefix, so several clusters (or tests) can share
 //! one Redis:
 //!
@@ -25,6 +26,7 @@ mod nodes;
 mod publisher;
 mod pubsub;
 mod queue;
+mod shared;
 mod versions;
 
 use std::fmt;
@@ -34,6 +36,9 @@ use ::redis::AsyncConnectionConfig;
 use async_trait::async_trait;
 use bytes::Bytes;
 use deadpool_redis::{Manager, Pool, Runtime};
+
+/// The connection a command goes over.
+type Conn = ::redis::aio::MultiplexedConnection;
 
 use crate::{Beat, Coordinator, Count, Error, Lock, NodeInfo, Queued, Result, Subscription};
 
@@ -165,7 +170,7 @@ fn percent_decode(s: &str) -> String {
 
 /// Coordination through one Redis shared by all nodes.
 pub struct Redis {
-    pool: Pool,
+    conns: std::sync::Arc<shared::Shared>,
     keys: Keys,
     secret: Secret,
     pubsub: pubsub::PubSub,
@@ -239,22 +244,38 @@ impl Redis {
             .map_err(|e| Error::Unavailable(format!("cannot build the redis connection pool: {e}")))?;
         let keys = Keys::new(&opts.key_prefix);
         let pubsub = pubsub::PubSub::start(client, keys.clone(), secret.clone());
-        let publisher = publisher::Publisher::start(pool.clone());
-        let redis = Redis { pool, keys, secret, pubsub, publisher, scripts: Scripts::new() };
+        let conns = std::sync::Arc::new(shared::Shared::new(pool));
+        let publisher = publisher::Publisher::start(conns.clone());
+        let redis = Redis { conns, keys, secret, pubsub, publisher, scripts: Scripts::new() };
         redis.ping().await?;
         redis.pubsub.wait_until_up(CONNECT_TIMEOUT * 2).await?;
         Ok(redis)
     }
 
-    /// The message of a failed command: which operation, and Redis' reason.
+    /// A command failed: its connection is given up (it may be broken) and the error says which
+    /// operation, and Redis' reason.
     fn unavailable(&self, what: &str, e: impl fmt::Display) -> Error {
+        self.conns.failed();
         Error::Unavailable(
             self.secret.scrub(format!("redis {what} failed: {e}; check that redis is running at ha.redis.url")),
         )
     }
 
-    async fn conn(&self, what: &str) -> Result<deadpool_redis::Connection> {
-        self.pool.get().await.map_err(|e| self.unavailable(what, e))
+    /// Runs `op` on the shared connection, and once more on a checked one when the shared one
+    /// turned out closed ([`shared`]).
+    async fn with<T, F>(&self, what: &str, op: impl Fn(Conn) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        let (c, was_shared) = self.conns.get().await.map_err(|e| self.unavailable(what, e))?;
+        match op(c).await {
+            Ok(v) => Ok(v),
+            Err(e) if self.conns.retry(&e, was_shared) => {
+                let (c, _) = self.conns.get().await.map_err(|e| self.unavailable(what, e))?;
+                op(c).await.map_err(|e| self.unavailable(what, e))
+            }
+            Err(e) => Err(self.unavailable(what, e)),
+        }
     }
 }
 
@@ -288,26 +309,25 @@ impl Coordinator for Redis {
         if tasks.is_empty() {
             return Ok(());
         }
-        let mut c = self.conn("enqueue").await?;
-        queue::enqueue(&mut c, &self.keys, &self.scripts.enqueue, tasks)
-            .await
-            .map_err(|e| self.unavailable("enqueue", e))
+        self.with(
+            "enqueue",
+            |mut c| async move { queue::enqueue(&mut c, &self.keys, &self.scripts.enqueue, tasks).await },
+        )
+        .await
     }
 
     async fn dequeue(&self, task_ids: &[i64]) -> Result<Vec<i64>> {
         if task_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut c = self.conn("dequeue").await?;
-        queue::dequeue(&mut c, &self.keys, task_ids).await.map_err(|e| self.unavailable("dequeue", e))
+        self.with("dequeue", |mut c| async move { queue::dequeue(&mut c, &self.keys, task_ids).await }).await
     }
 
     async fn queue_page(&self, after: Option<Queued>, limit: usize) -> Result<Vec<Queued>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut c = self.conn("queue page").await?;
-        queue::page(&mut c, &self.keys, after, limit).await.map_err(|e| self.unavailable("queue page", e))
+        self.with("queue page", |mut c| async move { queue::page(&mut c, &self.keys, after, limit).await }).await
     }
 
     async fn wait_for_work(&self, timeout: Duration) -> Result<bool> {
@@ -315,84 +335,83 @@ impl Coordinator for Redis {
     }
 
     async fn queue_len(&self) -> Result<u64> {
-        let mut c = self.conn("queue length").await?;
-        ::redis::cmd("ZCARD")
-            .arg(&self.keys.queue)
-            .query_async::<u64>(&mut c)
-            .await
-            .map_err(|e| self.unavailable("queue length", e))
+        self.with("queue length", |mut c| async move {
+            ::redis::cmd("ZCARD").arg(&self.keys.queue).query_async::<u64>(&mut c).await
+        })
+        .await
     }
 
     async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<Lock>> {
-        let mut c = self.conn("lock").await?;
-        locks::try_lock(&mut c, &self.keys, name, ttl).await.map_err(|e| self.unavailable("lock", e))
+        self.with("lock", |mut c| async move { locks::try_lock(&mut c, &self.keys, name, ttl).await }).await
     }
 
     async fn extend(&self, lock: &Lock, ttl: Duration) -> Result<bool> {
-        let mut c = self.conn("lock extension").await?;
-        locks::extend(&mut c, &self.keys, &self.scripts.extend, lock, ttl)
-            .await
-            .map_err(|e| self.unavailable("lock extension", e))
+        self.with("lock extension", |mut c| async move {
+            locks::extend(&mut c, &self.keys, &self.scripts.extend, lock, ttl).await
+        })
+        .await
     }
 
     async fn unlock(&self, lock: &Lock) -> Result<()> {
-        let mut c = self.conn("unlock").await?;
-        locks::unlock(&mut c, &self.keys, &self.scripts.unlock, lock).await.map_err(|e| self.unavailable("unlock", e))
+        self.with("unlock", |mut c| async move { locks::unlock(&mut c, &self.keys, &self.scripts.unlock, lock).await })
+            .await
     }
 
     async fn hit(&self, key: &str, window: Duration) -> Result<Count> {
-        let mut c = self.conn("counter").await?;
-        counters::hit(&mut c, &self.keys, &self.scripts.hit, key, window)
-            .await
-            .map_err(|e| self.unavailable("counter", e))
+        self.with(
+            "counter",
+            |mut c| async move { counters::hit(&mut c, &self.keys, &self.scripts.hit, key, window).await },
+        )
+        .await
     }
 
     async fn peek(&self, key: &str) -> Result<Count> {
-        let mut c = self.conn("counter").await?;
-        counters::peek(&mut c, &self.keys, &self.scripts.peek, key).await.map_err(|e| self.unavailable("counter", e))
+        self.with("counter", |mut c| async move { counters::peek(&mut c, &self.keys, &self.scripts.peek, key).await })
+            .await
     }
 
     async fn clear(&self, key: &str) -> Result<()> {
-        let mut c = self.conn("counter").await?;
-        counters::clear(&mut c, &self.keys, key).await.map_err(|e| self.unavailable("counter", e))
+        self.with("counter", |mut c| async move { counters::clear(&mut c, &self.keys, key).await }).await
     }
 
     async fn version(&self, name: &str) -> Result<u64> {
-        let mut c = self.conn("version").await?;
-        versions::read(&mut c, &self.keys, &self.scripts.version, name)
-            .await
-            .map_err(|e| self.unavailable("version", e))
+        self.with(
+            "version",
+            |mut c| async move { versions::read(&mut c, &self.keys, &self.scripts.version, name).await },
+        )
+        .await
     }
 
     async fn bump(&self, name: &str) -> Result<()> {
-        let mut c = self.conn("version bump").await?;
-        versions::bump(&mut c, &self.keys, &self.scripts.bump, name)
-            .await
-            .map_err(|e| self.unavailable("version bump", e))
+        self.with(
+            "version bump",
+            |mut c| async move { versions::bump(&mut c, &self.keys, &self.scripts.bump, name).await },
+        )
+        .await
     }
 
     async fn beat(&self, node: &NodeInfo, ttl: Duration) -> Result<Beat> {
-        let mut c = self.conn("heartbeat").await?;
-        nodes::beat(&mut c, &self.keys, &self.scripts.beat, node, ttl)
-            .await
-            .map_err(|e| self.unavailable("heartbeat", e))
+        self.with(
+            "heartbeat",
+            |mut c| async move { nodes::beat(&mut c, &self.keys, &self.scripts.beat, node, ttl).await },
+        )
+        .await
     }
 
     async fn leave(&self, node_id: &str, instance: &str) -> Result<()> {
-        let mut c = self.conn("leave").await?;
-        nodes::leave(&mut c, &self.keys, &self.scripts.leave, node_id, instance)
-            .await
-            .map_err(|e| self.unavailable("leave", e))
+        self.with("leave", |mut c| async move {
+            nodes::leave(&mut c, &self.keys, &self.scripts.leave, node_id, instance).await
+        })
+        .await
     }
 
     async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        let mut c = self.conn("node list").await?;
-        nodes::live(&mut c, &self.keys, &self.scripts.nodes).await.map_err(|e| self.unavailable("node list", e))
+        self.with("node list", |mut c| async move { nodes::live(&mut c, &self.keys, &self.scripts.nodes).await }).await
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut c = self.conn("ping").await?;
-        ::redis::cmd("PING").query_async::<String>(&mut c).await.map(drop).map_err(|e| self.unavailable("ping", e))
+        self.with("ping", |mut c| async move { ::redis::cmd("PING").query_async::<String>(&mut c).await.map(drop) })
+            .await
     }
 
     fn kind(&self) -> &'static str {

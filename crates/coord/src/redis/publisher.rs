@@ -4,7 +4,9 @@
 //! waits until Redis has its message, and messages go out in the order they were given.
 
 use bytes::Bytes;
-use deadpool_redis::Pool;
+use std::sync::Arc;
+
+use super::shared::Shared;
 use tokio::sync::{mpsc, oneshot};
 
 /// Publishes per pipeline, at most: a bounded write, and a bounded wait for the callers in it.
@@ -23,9 +25,9 @@ pub(super) struct Publisher {
 
 impl Publisher {
     /// Starts the sending task; it ends when the publisher is dropped.
-    pub(super) fn start(pool: Pool) -> Publisher {
+    pub(super) fn start(conns: Arc<Shared>) -> Publisher {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(conns, rx));
         Publisher { tx }
     }
 
@@ -37,7 +39,7 @@ impl Publisher {
     }
 }
 
-async fn run(pool: Pool, mut rx: mpsc::UnboundedReceiver<Pending>) {
+async fn run(conns: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if batch.len() < MAX_BATCH {
@@ -50,7 +52,7 @@ async fn run(pool: Pool, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 batch.push(next);
             }
         }
-        let outcome = send(&pool, &batch).await;
+        let outcome = send(&conns, &batch).await;
         for p in batch.drain(..) {
             // A caller that stopped waiting does not care.
             let _ = p.done.send(outcome.clone());
@@ -58,11 +60,23 @@ async fn run(pool: Pool, mut rx: mpsc::UnboundedReceiver<Pending>) {
     }
 }
 
-async fn send(pool: &Pool, batch: &[Pending]) -> Result<(), String> {
-    let mut c = pool.get().await.map_err(|e| e.to_string())?;
+async fn send(conns: &Shared, batch: &[Pending]) -> Result<(), String> {
     let mut pipe = ::redis::pipe();
     for p in batch {
         pipe.cmd("PUBLISH").arg(&p.channel).arg(p.payload.as_ref()).ignore();
     }
-    pipe.query_async::<()>(&mut c).await.map_err(|e| e.to_string())
+    let (mut c, was_shared) = conns.get().await.map_err(|e| e.to_string())?;
+    match pipe.query_async::<()>(&mut c).await {
+        Err(e) if conns.retry(&e, was_shared) => {
+            let (mut c, _) = conns.get().await.map_err(|e| e.to_string())?;
+            pipe.query_async::<()>(&mut c).await.map_err(|e| {
+                conns.failed();
+                e.to_string()
+            })
+        }
+        outcome => outcome.map_err(|e| {
+            conns.failed();
+            e.to_string()
+        }),
+    }
 }

@@ -40,6 +40,46 @@ async fn unavailable<T: std::fmt::Debug>(what: &str, call: impl Future<Output = 
     }
 }
 
+/// How many `PING`s the server has answered, and how many clients are connected to it (this
+/// one included).
+async fn pings_and_clients(url: &str) -> (u64, usize) {
+    let mut c = ::redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let stats: String = ::redis::cmd("INFO").arg("commandstats").query_async(&mut c).await.unwrap();
+    let pings = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_ping:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap());
+    let clients: String = ::redis::cmd("CLIENT").arg("LIST").query_async(&mut c).await.unwrap();
+    (pings, clients.lines().count())
+}
+
+#[tokio::test]
+async fn commands_share_one_connection_checked_once_not_before_each_command() {
+    let server = PrivateRedis::start();
+    let redis = connect(&server.url(), &unique_prefix()).await;
+    let (pings, _) = pings_and_clients(&server.url()).await;
+
+    for round in 0..20 {
+        // Commands at once, and one after another.
+        let tasks: Vec<[Queued; 1]> = (0..10).map(|i| [Queued { task_id: round * 10 + i, priority: 0 }]).collect();
+        for r in futures::future::join_all(tasks.iter().map(|t| redis.enqueue(t))).await {
+            r.unwrap();
+        }
+        redis.publish("t", Bytes::new()).await.unwrap();
+        redis.queue_len().await.unwrap();
+    }
+    assert_eq!(redis.queue_len().await.unwrap(), 200);
+
+    let (after, clients) = pings_and_clients(&server.url()).await;
+    assert!(
+        after - pings <= 1,
+        "{} checks for 241 commands: one connection is checked when it is taken",
+        after - pings
+    );
+    // Commands, pub/sub, and this test's own client.
+    assert!(clients <= 3, "{clients} clients: concurrent commands share one connection");
+}
+
 #[tokio::test]
 async fn prefixes_keep_clusters_apart() {
     let server = PrivateRedis::start();

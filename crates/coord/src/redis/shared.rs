@@ -1,0 +1,57 @@
+//! One multiplexed connection for all of a node's commands and publishes. The pool checks a
+//! connection with a round trip (`UNWATCH` and `PING`) every time one is taken from it: under
+//! load that was 2.5 round trips a task, a third of every call Redis served. A multiplexed
+//! connection carries any number of concurrent commands by itself (they are pipelined on its
+//! socket), so the node takes one from the pool — checked once — and sends everything on it.
+//! After a command on it fails, it is forgotten: it may be broken (Redis restarted, an answer
+//! that timed out), and the next command takes a connection from the pool again, whose check
+//! tells a live one from a dead one. A command that found the shared connection already closed
+//! (Redis went away while it was idle) is sent once more on a checked one ([`Shared::retry`]), as
+//! the pool's check before every command would have done; commands here are hints that SQL
+//! decides on, so one sent twice by a connection that died under it does no harm.
+
+use std::sync::Mutex;
+
+use ::redis::RedisError;
+use ::redis::aio::MultiplexedConnection;
+use deadpool_redis::{Pool, PoolError};
+
+pub(super) struct Shared {
+    pool: Pool,
+    current: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl Shared {
+    pub(super) fn new(pool: Pool) -> Shared {
+        Shared { pool, current: Mutex::new(None) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection to send a command on — the shared one, or a checked one from the pool —
+    /// and whether it was the shared one (which may have closed since it was last used).
+    pub(super) async fn get(&self) -> Result<(MultiplexedConnection, bool), PoolError> {
+        if let Some(c) = self.lock().as_ref() {
+            return Ok((c.clone(), true));
+        }
+        // Two commands that find none at once each take one; the last to arrive stays shared,
+        // and both are live.
+        let c = (*self.pool.get().await?).clone();
+        *self.lock() = Some(c.clone());
+        Ok((c, false))
+    }
+
+    /// Forgets the shared connection after a command failed, so the next one is checked.
+    pub(super) fn failed(&self) {
+        self.lock().take();
+    }
+
+    /// Whether a command that failed with `e` on a connection goes again on a checked one: when
+    /// the connection was the shared one and turned out closed.
+    pub(super) fn retry(&self, e: &RedisError, was_shared: bool) -> bool {
+        self.failed();
+        was_shared && (e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout()
+    }
+}
