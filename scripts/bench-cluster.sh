@@ -15,6 +15,12 @@
 # BATON_BIN picks the servers' and runners' binary, BATON_BENCH_BIN the bench client's (to
 # measure an older server with today's client).
 #
+# With `--node-cpu F` every node runs in a CPU cgroup of its own that lets it use F of a CPU (0.25:
+# a quarter): nodes then have cores of their own, as on separate machines, while PostgreSQL,
+# Redis, HAProxy, the runners and the bench share the rest. It measures whether adding nodes adds
+# capacity where the nodes are what runs short, which a machine whose every process shares the
+# same two cores cannot show. Needs root and the cgroup v1 `cpu` controller (or cgroup v2).
+#
 # The runners' work directories (a directory, a script and a pid file made and removed per task)
 # go under --runner-dir, by default /dev/shm when it is there: on a file system that scans
 # recently freed inodes for every new file (ext4 without a journal), the runners' CPU per task
@@ -28,6 +34,7 @@ database=postgres
 runners=2
 capacity=8
 runner_dir=
+node_cpu=
 while [ $# -gt 0 ]; do
   case $1 in
     --nodes) nodes=$2; shift 2 ;;
@@ -36,8 +43,9 @@ while [ $# -gt 0 ]; do
     --runners) runners=$2; shift 2 ;;
     --capacity) capacity=$2; shift 2 ;;
     --runner-dir) runner_dir=$2; shift 2 ;;
+    --node-cpu) node_cpu=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "usage: $0 [--nodes N] [--direct] [--database postgres|mysql|sqlite] [--runners R] [--capacity C] [--runner-dir DIR] [-- baton bench arguments]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--nodes N] [--direct] [--database postgres|mysql|sqlite] [--runners R] [--capacity C] [--runner-dir DIR] [--node-cpu F] [-- baton bench arguments]" >&2; exit 2 ;;
   esac
 done
 case $database in
@@ -45,6 +53,9 @@ case $database in
   sqlite) [ "$nodes" = 1 ] || { echo "error: SQLite serves one node; give --nodes 1" >&2; exit 2; } ;;
   *) echo "error: --database is postgres, mysql or sqlite" >&2; exit 2 ;;
 esac
+if [ -n "$node_cpu" ] && ! python3 -c 'import sys; sys.exit(not 0.01 <= float(sys.argv[1]) <= 64)' "$node_cpu" 2>/dev/null; then
+  echo "error: --node-cpu is a share of one CPU between 0.01 and 64, e.g. 0.25" >&2; exit 2
+fi
 bin=${BATON_BIN:-target/release/baton}
 # The bench client may be another build than the servers' (to measure an older server with the
 # same client): BATON_BENCH_BIN, by default the same binary.
@@ -66,13 +77,37 @@ work=$(mktemp -d)
 if [ -z "$runner_dir" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then runner_dir=/dev/shm; fi
 runs=$(mktemp -d -p "${runner_dir:-$work}")
 pids=()
+cgroups=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  for g in "${cgroups[@]}"; do rmdir "$g" 2>/dev/null || true; done
   [ -f "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null || true
   rm -rf "$work" "$runs"
 }
 trap cleanup EXIT
+
+# Puts process $1 (node $2) in a cgroup of its own limited to $node_cpu of a CPU.
+limit_cpu() {
+  # A short period spreads the allowance evenly: a node is never held back for long at once.
+  local period=10000 quota g
+  quota=$(python3 -c 'import sys; print(int(float(sys.argv[1]) * int(sys.argv[2])))' "$node_cpu" "$period")
+  if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then
+    g=/sys/fs/cgroup/cpu/baton-bench-$$-node-$2
+    mkdir "$g" && cgroups+=("$g")
+    echo "$period" >"$g/cpu.cfs_period_us"
+    echo "$quota" >"$g/cpu.cfs_quota_us"
+  elif [ -w /sys/fs/cgroup/cgroup.subtree_control ]; then
+    g=/sys/fs/cgroup/baton-bench-$$-node-$2
+    grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu >/sys/fs/cgroup/cgroup.subtree_control
+    mkdir "$g" && cgroups+=("$g")
+    echo "$quota $period" >"$g/cpu.max"
+  else
+    echo "error: --node-cpu needs a writable CPU cgroup (run as root)" >&2
+    exit 1
+  fi
+  echo "$1" >"$g/cgroup.procs"
+}
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -128,6 +163,7 @@ for n in $(seq 1 "$nodes"); do
     BATON_GRPC_LISTEN="127.0.0.1:$grpc" BATON_CLUSTER_LISTEN="127.0.0.1:$internal" \
     "$bin" server --no-runner >"$work/node-$n.log" 2>&1 &
   pids+=($!)
+  [ -n "$node_cpu" ] && limit_cpu "$!" "$n"
   first_http=${first_http:-$http}
   metrics_args+=(--metrics "http://127.0.0.1:$http/metrics")
   backends_http+="    server node-$n 127.0.0.1:$http"$'\n'
@@ -185,6 +221,6 @@ for r in $(seq 1 "$runners"); do
   pids+=($!)
 done
 sleep 2
-echo "cluster: $nodes node(s), $database$([ "$database" = sqlite ] || echo ", Redis"), $runners runner(s) (capacity $capacity) through HAProxy; bench via $([ "$direct" = true ] && echo "node-1 directly" || echo HAProxy)"
+echo "cluster: $nodes node(s), $database$([ "$database" = sqlite ] || echo ", Redis"), $runners runner(s) (capacity $capacity) through HAProxy$([ -n "$node_cpu" ] && echo ", $node_cpu CPU per node"); bench via $([ "$direct" = true ] && echo "node-1 directly" || echo HAProxy)"
 "$bench_bin" bench --url "$api" --password "$password" "${metrics_args[@]}" "$@"
 drop_db
