@@ -93,63 +93,50 @@ pub struct Store {
     insert_returning: bool,
 }
 
-/// How the pool connects to `opts.url` and tests its connections.
-fn connect_options(opts: &Options) -> ConnectOptions {
-    let mut co = ConnectOptions::new(opts.url.clone());
-    // SQLite writes one transaction at a time, and every write makes the other connections
-    // drop their page caches and read the pages again: beyond a few connections a pool only
-    // adds that work and a thread each (measured: 10 connections cost a task ~15% more CPU
-    // than 3).
-    let max = if opts.url.starts_with("sqlite:") {
-        opts.max_connections.min(SQLITE_MAX_CONNECTIONS)
-    } else {
-        opts.max_connections
-    };
-    co.max_connections(max)
-        .min_connections(1)
-        .connect_timeout(opts.connect_timeout)
-        .acquire_timeout(opts.acquire_timeout)
-        .sqlx_logging(false);
-    // The pool tests every connection as it goes back (a hand-off to SQLite's thread, a round
-    // trip to a server), and by default again as it comes out: twice for every statement.
-    // SQLite's file cannot hang up on us, so once is enough. A server's connection is tested
-    // as it comes out only when it has waited in the pool long enough for the server to have
-    // gone away since its last test (a restart takes longer than that): one that died there
-    // is replaced instead of failing a statement (measured: without any test a PostgreSQL
-    // restart lost a runner's lease), while a busy node's connections, back in the pool for
-    // milliseconds, skip a round trip each.
-    if opts.url.starts_with("sqlite:") {
-        co.test_before_acquire(false);
-    } else {
-        co.test_before_acquire_if_idle_for(TEST_IF_IDLE_FOR);
-    }
-    // SQLite: WAL lets readers run beside the one writer, and a busy timeout makes writers queue
-    // instead of failing with "database is locked".
-    co.map_sqlx_sqlite_opts(|o| {
-        o.create_if_missing(true)
-            .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-            .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .statement_cache_capacity(STATEMENT_CACHE)
-            .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
-    });
-    // Batched writes have one text per batch size and kind, a few hundred in all: sqlx's
-    // default cache of 100 statements per connection kept preparing them again (on SQLite 4%
-    // of a node's CPU in `perf`; on PostgreSQL a round trip and a plan each). MySQL/MariaDB
-    // keep sqlx's default: their server caps prepared statements for all clients together
-    // (`max_prepared_stmt_count`, 16,382 by default), which nodes × connections × 1,024
-    // would pass.
-    co.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
-    co
-}
-
-/// How long a server's connection may wait in the pool before it is tested as it comes out.
-const TEST_IF_IDLE_FOR: Duration = Duration::from_millis(250);
-
 impl Store {
     /// Connects (creating a SQLite file if needed) without touching the schema.
     pub async fn connect(opts: &Options) -> Result<Store> {
-        let mut db = Database::connect(connect_options(opts)).await.map_err(Error::from)?;
+        let mut co = ConnectOptions::new(opts.url.clone());
+        // SQLite writes one transaction at a time, and every write makes the other connections
+        // drop their page caches and read the pages again: beyond a few connections a pool only
+        // adds that work and a thread each (measured: 10 connections cost a task ~15% more CPU
+        // than 3).
+        let max = if opts.url.starts_with("sqlite:") {
+            opts.max_connections.min(SQLITE_MAX_CONNECTIONS)
+        } else {
+            opts.max_connections
+        };
+        co.max_connections(max)
+            .min_connections(1)
+            .connect_timeout(opts.connect_timeout)
+            .acquire_timeout(opts.acquire_timeout)
+            .sqlx_logging(false);
+        // The pool tests every connection as it goes back (a hand-off to SQLite's thread), and by
+        // default again as it comes out: twice for every statement. SQLite's file cannot hang up
+        // on us, so once is enough. A server's connection is still tested as it comes out: one
+        // that died in the pool (a database restart) is replaced there instead of failing the
+        // statement (measured: without that test a PostgreSQL restart lost a runner's lease).
+        if opts.url.starts_with("sqlite:") {
+            co.test_before_acquire(false);
+        }
+        // SQLite: WAL lets readers run beside the one writer, and a busy timeout makes writers queue
+        // instead of failing with "database is locked".
+        co.map_sqlx_sqlite_opts(|o| {
+            o.create_if_missing(true)
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .statement_cache_capacity(STATEMENT_CACHE)
+                .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
+        });
+        // Batched writes have one text per batch size and kind, a few hundred in all: sqlx's
+        // default cache of 100 statements per connection kept preparing them again (on SQLite 4%
+        // of a node's CPU in `perf`; on PostgreSQL a round trip and a plan each). MySQL/MariaDB
+        // keep sqlx's default: their server caps prepared statements for all clients together
+        // (`max_prepared_stmt_count`, 16,382 by default), which nodes × connections × 1,024
+        // would pass.
+        co.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
+        let mut db = Database::connect(co).await.map_err(Error::from)?;
         let counts = Arc::new(StatementCounts::default());
         let c = counts.clone();
         db.set_metric_callback(move |info| c.add(StatementKind::of(&info.statement.sql)));
@@ -253,23 +240,6 @@ mod tests {
         let shown = format!("{opts:?}");
         assert!(!shown.contains("hunter2") && shown.contains("postgres://baton:********@db/baton"), "{shown}");
         assert_eq!(super::masked_url("sqlite://./x.db"), "sqlite://./x.db");
-    }
-
-    #[test]
-    fn a_server_connection_is_tested_as_it_leaves_the_pool_only_after_waiting_there() {
-        let t = std::time::Duration::from_secs(1);
-        let options = |url: &str| {
-            let opts = super::Options { url: url.into(), max_connections: 4, connect_timeout: t, acquire_timeout: t };
-            super::connect_options(&opts)
-        };
-        for url in ["postgres://db/baton", "mysql://db/baton"] {
-            let co = options(url);
-            assert!(!co.get_test_before_acquire(), "{url}: not before every statement");
-            assert_eq!(co.get_test_before_acquire_if_idle_for(), Some(super::TEST_IF_IDLE_FOR), "{url}");
-        }
-        let co = options("sqlite://./x.db");
-        assert!(!co.get_test_before_acquire());
-        assert_eq!(co.get_test_before_acquire_if_idle_for(), None, "a file cannot hang up");
     }
 
     #[test]
