@@ -67,6 +67,33 @@ async fn a_postgres_restart_in_the_middle_of_a_run_loses_nothing() {
     assert_eq!(c.wait_final(pid, next, Duration::from_secs(30)).await["status"], "succeeded");
 }
 
+/// A ping that waits for a connection while the database is away waits the outage out and is
+/// answered when it ends: no ping saw the outage. The leases, which no runner could renew
+/// meanwhile, must still run a whole lease from its end before any expires.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_that_pings_wait_out_expires_no_lease_when_it_ends() {
+    let pg = PrivatePostgres::start();
+    // The pool waits longer for a connection than the outage lasts.
+    let srv = TestServer::start_on(TestDatabase::existing(&pg.url()), |cfg| {
+        cfg.database.acquire_timeout_seconds = 20;
+    })
+    .await;
+    let c = &srv.client;
+    let pid = c.project().await;
+    let tid = c.template(pid, json!({"script": "sleep 2; echo done", "max_attempts": 3})).await;
+    let id = c.submit(pid, tid).await;
+    c.wait_status(pid, id, &["running"], Duration::from_secs(20)).await;
+
+    pg.stop();
+    // Longer than a lease (4 s in tests).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    pg.start_again();
+
+    let task = c.wait_final(pid, id, Duration::from_secs(40)).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(task["attempt"], 1, "the lease expired as the outage ended: {task}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn readiness_names_a_database_outage_without_the_drivers_words() {
     let pg = PrivatePostgres::start();
