@@ -1,13 +1,17 @@
 //! Runners' leases, renewed together. A heartbeat used to be an UPDATE of its own: 500 runners
 //! beating every 2 s are 250 statements (and commits) a second before any task runs. Now a
-//! heartbeat only notes its runner here, and one UPDATE renews the leases of every runner heard
-//! since the last write, a quarter of `dispatcher.heartbeat_seconds` later at most.
+//! heartbeat only notes its runner and when it was heard, and one UPDATE renews the leases of
+//! every runner heard since the last write, a quarter of `dispatcher.heartbeat_seconds` later
+//! at most.
 //!
-//! The time written is when the earliest of them was heard, so a lease is never stretched past
-//! what a runner said; it lags the truth by that quarter heartbeat at most, well inside a lease
-//! (which is at least two heartbeats). What a failed write held is noted again for the next one.
+//! Each runner's lease is written with the time it was last heard, and never moved back (a
+//! runner that moved to another node may have been written there since), so a lease is never
+//! stretched past what a runner said; it reaches SQL a quarter heartbeat later than a write per
+//! heartbeat did, inside the margin of a lease (at least two heartbeats: a stored lease is at
+//! most a heartbeat and a quarter old while its runner beats). What a failed write held is
+//! noted again for the next one.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -24,12 +28,8 @@ pub struct Heard {
     noted: Notify,
 }
 
-#[derive(Debug, Default, PartialEq)]
-struct Pending {
-    ids: HashSet<i64>,
-    /// When the earliest of them was heard (ms); meaningless while `ids` is empty.
-    since: i64,
-}
+/// Each runner heard from, with when it was last heard (ms).
+type Pending = HashMap<i64, i64>;
 
 impl Heard {
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -40,9 +40,9 @@ impl Heard {
     pub fn note(&self, runner_id: i64, at: i64) {
         let first = {
             let mut p = self.lock();
-            let first = p.ids.is_empty();
-            p.since = if first { at } else { p.since.min(at) };
-            p.ids.insert(runner_id);
+            let first = p.is_empty();
+            let t = p.entry(runner_id).or_insert(at);
+            *t = (*t).max(at);
             first
         };
         if first {
@@ -50,17 +50,18 @@ impl Heard {
         }
     }
 
-    /// The runners noted so far and when the earliest was heard, forgetting them here.
-    fn take(&self) -> Option<(Vec<i64>, i64)> {
-        let p = std::mem::take(&mut *self.lock());
-        (!p.ids.is_empty()).then(|| (p.ids.into_iter().collect(), p.since))
+    /// The runners noted so far, each with when it was last heard, forgetting them here.
+    fn take(&self) -> Vec<(i64, i64)> {
+        std::mem::take(&mut *self.lock()).into_iter().collect()
     }
 
-    /// Notes again what a failed write held.
-    fn put_back(&self, ids: Vec<i64>, since: i64) {
+    /// Notes again what a failed write held; a runner heard since keeps its later time.
+    fn put_back(&self, seen: Vec<(i64, i64)>) {
         let mut p = self.lock();
-        p.since = if p.ids.is_empty() { since } else { p.since.min(since) };
-        p.ids.extend(ids);
+        for (id, at) in seen {
+            let t = p.entry(id).or_insert(at);
+            *t = (*t).max(at);
+        }
     }
 }
 
@@ -74,6 +75,8 @@ fn wait(heartbeat: Duration) -> Duration {
 pub async fn run(svc: Service, shutdown: CancellationToken) {
     let heard = &svc.inner.heard;
     let wait = wait(svc.inner.opts.heartbeat);
+    // Whether the last write failed: an outage is logged once, not every quarter heartbeat.
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -83,20 +86,36 @@ pub async fn run(svc: Service, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
         }
-        write(&svc).await;
+        failing = write(&svc, failing).await;
     }
-    write(&svc).await;
+    write(&svc, failing).await;
 }
 
-async fn write(svc: &Service) {
+/// Writes what was heard; returns whether that failed.
+async fn write(svc: &Service, failing: bool) -> bool {
     let heard = &svc.inner.heard;
-    let Some((ids, since)) = heard.take() else { return };
-    if let Err(e) = svc.inner.tables.runners_seen(&ids, since).await {
-        // Leases expire only after the database has been back for a whole lease, so the next
-        // write, a quarter heartbeat on, is soon enough.
-        tracing::warn!(runners = ids.len(), error = %e, "cannot renew runners' leases; trying again");
-        heard.put_back(ids, since);
-        heard.noted.notify_one();
+    let seen = heard.take();
+    if seen.is_empty() {
+        return false;
+    }
+    match svc.inner.tables.runners_seen(&seen).await {
+        Ok(()) => {
+            if failing {
+                tracing::info!(runners = seen.len(), "runners' leases renewed again");
+            }
+            false
+        }
+        Err(e) => {
+            // Leases expire only after the database has been steady for a whole lease (see
+            // `database_steady` in `tasks_api.rs`), so the next write, a quarter heartbeat on,
+            // is soon enough.
+            if !failing {
+                tracing::warn!(runners = seen.len(), error = %e, "cannot renew runners' leases; trying again");
+            }
+            heard.put_back(seen);
+            heard.noted.notify_one();
+            true
+        }
     }
 }
 
@@ -104,39 +123,35 @@ async fn write(svc: &Service) {
 mod tests {
     use super::*;
 
-    fn sorted(taken: Option<(Vec<i64>, i64)>) -> Option<(Vec<i64>, i64)> {
-        taken.map(|(mut ids, since)| {
-            ids.sort_unstable();
-            (ids, since)
-        })
+    fn sorted(mut taken: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+        taken.sort_unstable();
+        taken
     }
 
     #[test]
-    fn runners_heard_together_are_written_once_with_the_earliest_time() {
+    fn runners_heard_together_are_written_once_each_with_its_last_time() {
         let heard = Heard::default();
-        assert_eq!(heard.take(), None, "nothing heard, nothing to write");
+        assert_eq!(heard.take(), vec![], "nothing heard, nothing to write");
         heard.note(7, 1_000);
         heard.note(3, 1_200);
         heard.note(7, 1_900);
-        assert_eq!(sorted(heard.take()), Some((vec![3, 7], 1_000)));
-        assert_eq!(heard.take(), None, "a write forgets what it took");
+        assert_eq!(sorted(heard.take()), vec![(3, 1_200), (7, 1_900)]);
+        assert_eq!(heard.take(), vec![], "a write forgets what it took");
 
         heard.note(5, 2_100);
-        assert_eq!(heard.take(), Some((vec![5], 2_100)), "a new batch starts from its own first");
+        assert_eq!(heard.take(), vec![(5, 2_100)]);
     }
 
     #[test]
-    fn what_a_failed_write_held_joins_the_next_at_its_own_time() {
+    fn what_a_failed_write_held_joins_the_next_and_a_later_beat_wins() {
         let heard = Heard::default();
         heard.note(1, 1_000);
-        let (ids, since) = heard.take().unwrap();
+        heard.note(4, 1_100);
+        let taken = heard.take();
         heard.note(2, 1_300);
-        heard.put_back(ids, since);
-        assert_eq!(sorted(heard.take()), Some((vec![1, 2], 1_000)));
-
-        heard.put_back(vec![4], 900);
         heard.note(4, 1_500);
-        assert_eq!(heard.take(), Some((vec![4], 900)), "never later than the runner was first heard");
+        heard.put_back(taken);
+        assert_eq!(sorted(heard.take()), vec![(1, 1_000), (2, 1_300), (4, 1_500)]);
     }
 
     #[tokio::test]

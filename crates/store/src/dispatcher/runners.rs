@@ -1,6 +1,6 @@
 //! Runners: identity (digest-only secrets) and leases (`last_seen`).
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{CaseStatement, Expr};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::Tables;
@@ -76,13 +76,22 @@ impl Tables {
             .await?)
     }
 
-    /// Renews the leases of the runners `ids`, heard from at `at` (ms) or later: one statement
-    /// for all of them (a node's heartbeats are written together, `dispatcher/src/leases.rs`).
-    pub async fn runners_seen(&self, ids: &[i64], at: i64) -> Result<()> {
-        for chunk in ids.chunks(SEEN_CHUNK) {
+    /// Renews the leases of runners heard from: `(runner id, when it was last heard, ms)`, one
+    /// statement for all of them (a node's heartbeats are written together,
+    /// `dispatcher/src/leases.rs`). A lease never goes back: a time older than the one stored
+    /// (written by another node the runner moved to, or by its hello) leaves it as it is.
+    pub async fn runners_seen(&self, seen: &[(i64, i64)]) -> Result<()> {
+        use sea_orm::sea_query::ExprTrait as _;
+        for chunk in seen.chunks(SEEN_CHUNK) {
+            let mut at = CaseStatement::new();
+            for (id, t) in chunk {
+                let older = runner::Column::LastSeen.is_null().or(runner::Column::LastSeen.lt(*t));
+                at = at.case(runner::Column::Id.eq(*id).and(older), *t);
+            }
+            let at = at.finally(Expr::col(runner::Column::LastSeen));
             runner::Entity::update_many()
-                .col_expr(runner::Column::LastSeen, Expr::value(at))
-                .filter(runner::Column::Id.is_in(chunk.iter().copied()))
+                .col_expr(runner::Column::LastSeen, at.into())
+                .filter(runner::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
                 .exec(self.conn())
                 .await?;
         }

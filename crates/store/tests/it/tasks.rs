@@ -384,8 +384,8 @@ async fn expired_leases_find_tasks_of_silent_runners() {
     let fresh = runner(&t, "fresh").await;
     let never = runner(&t, "never").await;
     let cutoff = now_ms();
-    t.runners_seen(&[old], cutoff - 30).await.unwrap();
-    t.runners_seen(&[fresh], cutoff).await.unwrap();
+    t.runners_seen(&[(old, cutoff - 30)]).await.unwrap();
+    t.runners_seen(&[(fresh, cutoff)]).await.unwrap();
     assert!(t.runner(fresh).await.unwrap().last_seen.unwrap() >= cutoff);
     assert!(t.runner(old).await.unwrap().last_seen.unwrap() < cutoff);
 
@@ -404,31 +404,39 @@ async fn expired_leases_find_tasks_of_silent_runners() {
     assert!(!expired.contains(&of_fresh.id));
 
     // Once the old runner is seen again, its task is no longer expired.
-    t.runners_seen(&[old], cutoff + 5).await.unwrap();
+    t.runners_seen(&[(old, cutoff + 5)]).await.unwrap();
     let expired: Vec<i64> = t.expired_leases(cutoff).await.unwrap().iter().map(|t| t.id).collect();
     assert_eq!(expired, vec![of_never.id]);
 }
 
 #[tokio::test]
-async fn the_leases_of_runners_heard_together_are_renewed_in_one_statement() {
+async fn the_leases_of_runners_heard_together_are_renewed_in_one_statement_and_never_go_back() {
     let db = support::db().await;
     let t = db.dispatcher();
-    let heard: Vec<i64> = [runner(&t, "a").await, runner(&t, "b").await, runner(&t, "c").await].into();
+    let (a, b, c) = (runner(&t, "a").await, runner(&t, "b").await, runner(&t, "c").await);
     let silent = runner(&t, "silent").await;
-    let at = now_ms() - 1_000;
-    t.runners_seen(&[silent], at - 5_000).await.unwrap();
+    let at = now_ms() - 10_000;
+    t.runners_seen(&[(silent, at - 5_000), (c, at + 500)]).await.unwrap();
 
     let updates = support::statements(&db.store, baton_store::StatementKind::Update);
-    t.runners_seen(&heard, at).await.unwrap();
+    t.runners_seen(&[(a, at), (b, at + 100), (c, at + 200)]).await.unwrap();
     assert_eq!(support::statements(&db.store, baton_store::StatementKind::Update) - updates, 1);
-    for id in &heard {
-        assert_eq!(t.runner(*id).await.unwrap().last_seen, Some(at), "runner {id} is renewed to the time given");
-    }
-    assert_eq!(t.runner(silent).await.unwrap().last_seen, Some(at - 5_000), "a runner not named keeps its lease");
+    let seen = async |id| t.runner(id).await.unwrap().last_seen;
+    assert_eq!(seen(a).await, Some(at), "each runner gets its own time");
+    assert_eq!(seen(b).await, Some(at + 100));
+    assert_eq!(seen(c).await, Some(at + 500), "an older time leaves a later lease as it is");
+    assert_eq!(seen(silent).await, Some(at - 5_000), "a runner not named keeps its lease");
+
+    // A runner never seen before gets its first lease the same way.
+    let new = runner(&t, "new").await;
+    assert_eq!(seen(new).await, None);
+    t.runners_seen(&[(new, at)]).await.unwrap();
+    assert_eq!(seen(new).await, Some(at));
 
     // No runner to renew is no statement at all.
-    t.runners_seen(&[], at).await.unwrap();
-    assert_eq!(support::statements(&db.store, baton_store::StatementKind::Update) - updates, 1);
+    let updates = support::statements(&db.store, baton_store::StatementKind::Update);
+    t.runners_seen(&[]).await.unwrap();
+    assert_eq!(support::statements(&db.store, baton_store::StatementKind::Update) - updates, 0);
 }
 
 #[tokio::test]
