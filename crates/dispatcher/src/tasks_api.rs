@@ -27,23 +27,27 @@ impl TasksApi {
     }
 }
 
-/// A database ping slower than this is taken for an outage that just ended.
+/// A database ping slower than this, while the pool opened a connection, is taken for an
+/// outage that just ended.
 const SLOW_PING: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl TasksApi {
     /// Whether the database has been reachable for at least `lease` (see `db_reachable_since`).
     async fn database_steady(&self, lease: std::time::Duration) -> Result<bool, Status> {
-        let asked = std::time::Instant::now();
-        let ping = self.svc.inner.tables.ping().await;
+        let tables = &self.svc.inner.tables;
+        let (asked, opened) = (std::time::Instant::now(), tables.connections_opened());
+        let ping = tables.ping().await;
         let mut since = self.svc.inner.db_reachable_since.lock().unwrap_or_else(|e| e.into_inner());
         match ping {
             Err(e) => {
                 *since = None;
                 Err(e.to_status())
             }
-            // A ping that waited for a connection the pool could not open may have waited out a
-            // whole outage that no ping saw fail: reachability starts when it was answered.
-            Ok(()) if asked.elapsed() >= SLOW_PING => {
+            // A ping that waited while the pool opened a connection may have waited out a whole
+            // outage that no ping saw fail (the pool retries a refused connection until its
+            // acquire timeout): reachability starts when it was answered. One that only waited
+            // for a busy pool says nothing of the kind, and must not hold expiries back.
+            Ok(()) if asked.elapsed() >= SLOW_PING && tables.connections_opened() != opened => {
                 *since = Some(std::time::Instant::now());
                 Ok(false)
             }

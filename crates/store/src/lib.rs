@@ -91,6 +91,19 @@ pub struct Store {
     /// Whether an INSERT can hand back the rows it made (`INSERT … RETURNING`): PostgreSQL,
     /// SQLite, and MariaDB from 10.5 (which sea-orm treats as MySQL, which cannot).
     insert_returning: bool,
+    /// How many connections the pool has opened ([`Store::connections_opened`]).
+    connects: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Pool options that count each connection opened in `connects`.
+fn counting_connects<DB: sea_orm::sqlx::Database>(
+    o: sea_orm::sqlx::pool::PoolOptions<DB>,
+    connects: Arc<std::sync::atomic::AtomicU64>,
+) -> sea_orm::sqlx::pool::PoolOptions<DB> {
+    o.after_connect(move |_, _| {
+        connects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async { Ok(()) })
+    })
 }
 
 impl Store {
@@ -136,6 +149,14 @@ impl Store {
         // (`max_prepared_stmt_count`, 16,382 by default), which nodes × connections × 1,024
         // would pass.
         co.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
+        let connects = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // sqlx's hook runs for every connection the pool opens (sea-orm's own, once per pool).
+        let c = connects.clone();
+        co.map_sqlx_postgres_pool_opts(move |o| counting_connects(o, c.clone()));
+        let c = connects.clone();
+        co.map_sqlx_mysql_pool_opts(move |o| counting_connects(o, c.clone()));
+        let c = connects.clone();
+        co.map_sqlx_sqlite_pool_opts(move |o| counting_connects(o, c.clone()));
         let mut db = Database::connect(co).await.map_err(Error::from)?;
         let counts = Arc::new(StatementCounts::default());
         let c = counts.clone();
@@ -152,7 +173,13 @@ impl Store {
             }
             _ => db.support_returning(),
         };
-        Ok(Store { db, counts, insert_returning })
+        Ok(Store { db, counts, insert_returning, connects })
+    }
+
+    /// How many connections the pool has opened since it was made: it opens one as it grows,
+    /// and when those it had died (the database restarted).
+    pub fn connections_opened(&self) -> u64 {
+        self.connects.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the database answers a trivial query; used by readiness checks.

@@ -34,3 +34,14 @@ async fn statements_are_counted_by_kind_also_inside_transactions() {
     assert!(after[1] > after_started[1], "the write inside the transaction is counted");
     assert!(count(&db.store, StatementKind::Insert) > 0, "the task and its runner were inserted");
 }
+
+#[tokio::test]
+async fn the_store_counts_every_connection_its_pool_opens() {
+    let db = support::db().await;
+    assert!(db.store.connections_opened() >= 1, "the pool's first connection is counted");
+    // Transactions open at once hold a connection each: the pool opens more, and counts them.
+    let held: Vec<_> =
+        futures::future::join_all((0..3).map(|_| sea_orm::TransactionTrait::begin(db.store.conn()))).await;
+    assert!(held.iter().all(Result::is_ok));
+    assert!(db.store.connections_opened() >= 3, "{} opened", db.store.connections_opened());
+}
