@@ -262,15 +262,31 @@ impl Redis {
     }
 
     /// Runs `op` on the shared connection, and once more on a checked one when the shared one
-    /// turned out closed ([`shared`]).
+    /// turned out closed ([`shared`]): for commands that may run twice.
     async fn with<T, F>(&self, what: &str, op: impl Fn(Conn) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        self.run(what, true, op).await
+    }
+
+    /// Runs `op` once: for commands whose second run would answer differently if the first ran
+    /// (a dequeue, a lock, a counted hit), which a connection that died under them leaves unknown.
+    async fn once<T, F>(&self, what: &str, op: impl Fn(Conn) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        self.run(what, false, op).await
+    }
+
+    async fn run<T, F>(&self, what: &str, again: bool, op: impl Fn(Conn) -> F) -> Result<T>
     where
         F: std::future::Future<Output = ::redis::RedisResult<T>>,
     {
         let (c, was_shared) = self.conns.get().await.map_err(|e| self.unavailable(what, e))?;
         match op(c).await {
             Ok(v) => Ok(v),
-            Err(e) if self.conns.retry(&e, was_shared) => {
+            Err(e) if self.conns.retry(&e, was_shared) && again => {
                 let (c, _) = self.conns.get().await.map_err(|e| self.unavailable(what, e))?;
                 op(c).await.map_err(|e| self.unavailable(what, e))
             }
@@ -320,7 +336,7 @@ impl Coordinator for Redis {
         if task_ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.with("dequeue", |mut c| async move { queue::dequeue(&mut c, &self.keys, task_ids).await }).await
+        self.once("dequeue", |mut c| async move { queue::dequeue(&mut c, &self.keys, task_ids).await }).await
     }
 
     async fn queue_page(&self, after: Option<Queued>, limit: usize) -> Result<Vec<Queued>> {
@@ -342,7 +358,7 @@ impl Coordinator for Redis {
     }
 
     async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<Lock>> {
-        self.with("lock", |mut c| async move { locks::try_lock(&mut c, &self.keys, name, ttl).await }).await
+        self.once("lock", |mut c| async move { locks::try_lock(&mut c, &self.keys, name, ttl).await }).await
     }
 
     async fn extend(&self, lock: &Lock, ttl: Duration) -> Result<bool> {
@@ -358,7 +374,7 @@ impl Coordinator for Redis {
     }
 
     async fn hit(&self, key: &str, window: Duration) -> Result<Count> {
-        self.with(
+        self.once(
             "counter",
             |mut c| async move { counters::hit(&mut c, &self.keys, &self.scripts.hit, key, window).await },
         )

@@ -5,10 +5,12 @@
 //! socket), so the node takes one from the pool — checked once — and sends everything on it.
 //! After a command on it fails, it is forgotten: it may be broken (Redis restarted, an answer
 //! that timed out), and the next command takes a connection from the pool again, whose check
-//! tells a live one from a dead one. A command that found the shared connection already closed
-//! (Redis went away while it was idle) is sent once more on a checked one ([`Shared::retry`]), as
-//! the pool's check before every command would have done; commands here are hints that SQL
-//! decides on, so one sent twice by a connection that died under it does no harm.
+//! tells a live one from a dead one. A command that found the shared connection closed (Redis
+//! went away while it was idle) goes once more on a checked one, as the pool's check before
+//! every command would have let it — when running it twice does no harm (a read, an enqueue,
+//! a publish, a heartbeat); a dequeue, a lock or a counted hit, whose first run may have
+//! happened before the connection died, fails instead, and its caller falls back as for any
+//! other coordination error.
 
 use std::sync::Mutex;
 
