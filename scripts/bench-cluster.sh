@@ -53,8 +53,8 @@ case $database in
   sqlite) [ "$nodes" = 1 ] || { echo "error: SQLite serves one node; give --nodes 1" >&2; exit 2; } ;;
   *) echo "error: --database is postgres, mysql or sqlite" >&2; exit 2 ;;
 esac
-if [ -n "$node_cpu" ] && ! python3 -c 'import sys; sys.exit(not 0.01 <= float(sys.argv[1]) <= 64)' "$node_cpu" 2>/dev/null; then
-  echo "error: --node-cpu is a share of one CPU between 0.01 and 64, e.g. 0.25" >&2; exit 2
+if [ -n "$node_cpu" ] && ! python3 -c 'import sys; sys.exit(not 0.1 <= float(sys.argv[1]) <= 64)' "$node_cpu" 2>/dev/null; then
+  echo "error: --node-cpu is a share of one CPU between 0.1 and 64, e.g. 0.25 (the kernel allows no less than 1 ms in each 10 ms period)" >&2; exit 2
 fi
 bin=${BATON_BIN:-target/release/baton}
 # The bench client may be another build than the servers' (to measure an older server with the
