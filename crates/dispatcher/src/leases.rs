@@ -41,8 +41,7 @@ impl Heard {
         let first = {
             let mut p = self.lock();
             let first = p.is_empty();
-            let t = p.entry(runner_id).or_insert(at);
-            *t = (*t).max(at);
+            heard_at(&mut p, runner_id, at);
             first
         };
         if first {
@@ -59,10 +58,15 @@ impl Heard {
     fn put_back(&self, seen: Vec<(i64, i64)>) {
         let mut p = self.lock();
         for (id, at) in seen {
-            let t = p.entry(id).or_insert(at);
-            *t = (*t).max(at);
+            heard_at(&mut p, id, at);
         }
     }
+}
+
+/// Records that `runner_id` was heard at `at`, unless it was heard later already.
+fn heard_at(p: &mut Pending, runner_id: i64, at: i64) {
+    let t = p.entry(runner_id).or_insert(at);
+    *t = (*t).max(at);
 }
 
 /// How long the first heartbeat after a write waits for others: a quarter of a heartbeat.

@@ -252,10 +252,8 @@ impl Redis {
         Ok(redis)
     }
 
-    /// A command failed: its connection is given up (it may be broken) and the error says which
-    /// operation, and Redis' reason.
+    /// The message of a failed command: which operation, and Redis' reason.
     fn unavailable(&self, what: &str, e: impl fmt::Display) -> Error {
-        self.conns.failed();
         Error::Unavailable(
             self.secret.scrub(format!("redis {what} failed: {e}; check that redis is running at ha.redis.url")),
         )
@@ -283,15 +281,7 @@ impl Redis {
     where
         F: std::future::Future<Output = ::redis::RedisResult<T>>,
     {
-        let (c, was_shared) = self.conns.get().await.map_err(|e| self.unavailable(what, e))?;
-        match op(c).await {
-            Ok(v) => Ok(v),
-            Err(e) if self.conns.retry(&e, was_shared) && again => {
-                let (c, _) = self.conns.get().await.map_err(|e| self.unavailable(what, e))?;
-                op(c).await.map_err(|e| self.unavailable(what, e))
-            }
-            Err(e) => Err(self.unavailable(what, e)),
-        }
+        self.conns.run(again, op).await.map_err(|e| self.unavailable(what, e))
     }
 }
 

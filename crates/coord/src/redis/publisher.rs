@@ -65,18 +65,6 @@ async fn send(conns: &Shared, batch: &[Pending]) -> Result<(), String> {
     for p in batch {
         pipe.cmd("PUBLISH").arg(&p.channel).arg(p.payload.as_ref()).ignore();
     }
-    let (mut c, was_shared) = conns.get().await.map_err(|e| e.to_string())?;
-    match pipe.query_async::<()>(&mut c).await {
-        Err(e) if conns.retry(&e, was_shared) => {
-            let (mut c, _) = conns.get().await.map_err(|e| e.to_string())?;
-            pipe.query_async::<()>(&mut c).await.map_err(|e| {
-                conns.failed();
-                e.to_string()
-            })
-        }
-        outcome => outcome.map_err(|e| {
-            conns.failed();
-            e.to_string()
-        }),
-    }
+    let pipe = &pipe;
+    conns.run(true, |mut c| async move { pipe.query_async::<()>(&mut c).await }).await
 }

@@ -14,7 +14,7 @@
 
 use std::sync::Mutex;
 
-use ::redis::RedisError;
+use ::redis::RedisResult;
 use ::redis::aio::MultiplexedConnection;
 use deadpool_redis::{Pool, PoolError};
 
@@ -34,7 +34,7 @@ impl Shared {
 
     /// The connection to send a command on — the shared one, or a checked one from the pool —
     /// and whether it was the shared one (which may have closed since it was last used).
-    pub(super) async fn get(&self) -> Result<(MultiplexedConnection, bool), PoolError> {
+    async fn get(&self) -> Result<(MultiplexedConnection, bool), PoolError> {
         if let Some(c) = self.lock().as_ref() {
             return Ok((c.clone(), true));
         }
@@ -46,14 +46,31 @@ impl Shared {
     }
 
     /// Forgets the shared connection after a command failed, so the next one is checked.
-    pub(super) fn failed(&self) {
+    fn failed(&self) {
         self.lock().take();
     }
 
-    /// Whether a command that failed with `e` on a connection goes again on a checked one: when
-    /// the connection was the shared one and turned out closed.
-    pub(super) fn retry(&self, e: &RedisError, was_shared: bool) -> bool {
+    /// Runs `op` on the shared connection. When it fails the connection is forgotten, and when
+    /// `again` allows and the shared connection turned out closed, `op` runs once more on a
+    /// checked one. The error is the pool's or Redis' reason.
+    pub(super) async fn run<T, F>(&self, again: bool, op: impl Fn(MultiplexedConnection) -> F) -> Result<T, String>
+    where
+        F: std::future::Future<Output = RedisResult<T>>,
+    {
+        let (c, was_shared) = self.get().await.map_err(|e| e.to_string())?;
+        let e = match op(c).await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
         self.failed();
-        was_shared && (e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout()
+        let closed = was_shared && (e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout();
+        if !(again && closed) {
+            return Err(e.to_string());
+        }
+        let (c, _) = self.get().await.map_err(|e| e.to_string())?;
+        op(c).await.map_err(|e| {
+            self.failed();
+            e.to_string()
+        })
     }
 }
