@@ -182,6 +182,7 @@ impl Log<'_> {
     /// Delivers every stored line after the cursor.
     async fn catch_up(&mut self) -> Result<(), Stop> {
         loop {
+            let _turn = self.sink.turn().await?;
             let page = self.state.tables.log_page(self.task, self.cursor, PAGE).await?;
             if !self.deliver(page).await? {
                 return Ok(());
@@ -193,7 +194,7 @@ impl Log<'_> {
     async fn deliver(&mut self, page: baton_store::views::LogPage) -> Result<bool, Stop> {
         let Some(last) = page.lines.last().map(|l| l.seq) else { return Ok(false) };
         let lines = page.lines.iter().map(model::log_line).collect();
-        self.sink.deliver(&self.topic, Event::Log { lines, last, stored_at: None }).await?;
+        self.sink.deliver_read(&self.topic, Event::Log { lines, last, stored_at: None }).await?;
         self.cursor = last;
         Ok(page.more)
     }
@@ -209,7 +210,7 @@ impl Log<'_> {
                 found => {
                     let ended = found.is_none_or(|s| TaskStatus::parse(&s.status).is_some_and(|s| s.is_final()));
                     if ended {
-                        self.sink.deliver(&self.topic, Event::LogEnd).await?;
+                        self.sink.deliver_read(&self.topic, Event::LogEnd).await?;
                     }
                     return Ok(ended);
                 }
@@ -219,22 +220,32 @@ impl Log<'_> {
         // line of it is stored, so that read completes the log. While it is not, the lines
         // stored later come with notices (the feed was subscribed before this), and so does
         // the end.
-        let read = self.state.tables.log_page_and_status(self.task, self.cursor, PAGE).await?;
-        let ended = match read {
-            Some((status, page)) => {
-                if self.deliver(page).await? {
-                    self.catch_up().await?;
+        let (ended, more) = {
+            let _turn = self.sink.turn().await?;
+            match self.state.tables.log_page_and_status(self.task, self.cursor, PAGE).await? {
+                Some((status, page)) => {
+                    (TaskStatus::parse(&status).is_some_and(|s| s.is_final()), self.deliver(page).await?)
                 }
-                TaskStatus::parse(&status).is_some_and(|s| s.is_final())
+                // Deleted: nothing more will come.
+                None => (true, false),
             }
-            // Deleted: nothing more will come.
-            None => true,
         };
+        if more {
+            self.catch_up().await?;
+        }
         if ended {
-            self.sink.deliver(&self.topic, Event::LogEnd).await?;
+            self.sink.deliver_read(&self.topic, Event::LogEnd).await?;
         }
         Ok(ended)
     }
+}
+
+/// Whether rows came with notices (live: they must not wait for a slow client) or from a read
+/// of SQL (which waits for room instead).
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    Live,
+    Read,
 }
 
 /// A project's task changes.
@@ -315,7 +326,7 @@ impl<'a> Project<'a> {
             if ids.is_empty() { Vec::new() } else { self.state.tables.project_tasks_by_ids(self.pid, &ids).await? };
         rows.extend(carried.into_values());
         rows.sort_by_key(|t| (t.updated_at, t.id));
-        self.send_all(rows).await?;
+        self.send_all(rows, Pace::Live).await?;
         if gap {
             self.catch_up(self.watermark - CLOCK_MARGIN_MS).await?;
         }
@@ -325,10 +336,11 @@ impl<'a> Project<'a> {
     async fn catch_up(&mut self, since: i64) -> Result<(), Stop> {
         let mut after = None;
         loop {
+            let _turn = self.sink.turn().await?;
             let rows = self.state.tables.tasks_changed_since(self.pid, since, after, PAGE as u64).await?;
             let full = rows.len() == PAGE;
             after = rows.last().map(|t| (t.updated_at, t.id));
-            self.send_all(rows).await?;
+            self.send_all(rows, Pace::Read).await?;
             if !full {
                 return Ok(());
             }
@@ -336,7 +348,7 @@ impl<'a> Project<'a> {
     }
 
     /// Sends, in order, the rows newer than what was sent of their task.
-    async fn send_all(&mut self, mut rows: Vec<task::Model>) -> Result<(), Stop> {
+    async fn send_all(&mut self, mut rows: Vec<task::Model>, pace: Pace) -> Result<(), Stop> {
         rows.retain(|t| self.sent.get(&t.id).is_none_or(|v| *v < t.version));
         let queued = rows.iter().any(|t| t.status == TaskStatus::Queued.as_str());
         if queued && self.runners.as_ref().is_none_or(|(at, _)| at.elapsed() > RUNNERS_FRESH) {
@@ -349,7 +361,10 @@ impl<'a> Project<'a> {
             self.watermark = self.watermark.max(t.updated_at);
             self.sent.insert(t.id, t.version);
             let event = Event::Task { task, version: t.version, created: t.version == 1 };
-            self.sink.deliver(&self.topic, event).await?;
+            match pace {
+                Pace::Live => self.sink.deliver(&self.topic, event).await?,
+                Pace::Read => self.sink.deliver_read(&self.topic, event).await?,
+            }
         }
         Ok(())
     }

@@ -40,7 +40,33 @@ pub struct Gone;
 /// Where a follower delivers: a WebSocket client's queue, or an SSE response.
 #[async_trait::async_trait]
 pub trait Sink: Send + Sync {
+    /// Delivers a live event: one that cannot wait (a slow WebSocket client is resynced).
     async fn deliver(&self, topic: &str, event: Event) -> Result<(), Gone>;
+
+    /// Delivers an event read from SQL, waiting for room as long as the subscriber needs: the
+    /// read can pause where a live event cannot. Pages are read and delivered during a [`Turn`].
+    async fn deliver_read(&self, topic: &str, event: Event) -> Result<(), Gone> {
+        self.deliver(topic, event).await
+    }
+
+    /// Waits for this subscriber's turn to read SQL: its followers read one at a time, so what
+    /// a stalled client makes the node hold is its queue and one page, not a page per topic.
+    async fn turn(&self) -> Result<Turn, Gone> {
+        Ok(Turn { _permit: None })
+    }
+}
+
+/// A follower's turn to read SQL and deliver what it read; the next one's begins when it drops.
+#[derive(Debug)]
+pub struct Turn {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Turn {
+    /// The turn that `permit` grants, until it drops.
+    pub fn held(permit: tokio::sync::OwnedSemaphorePermit) -> Turn {
+        Turn { _permit: Some(permit) }
+    }
 }
 
 /// Tells every node that who may read what has changed (a member's role, a user, a token, a

@@ -4,15 +4,19 @@
 //! events are marked stale (their followers stop: nothing more of them is queued), and the
 //! connection tells the client to resync them, after which it resubscribes from its resume points.
 //!
+//! Only live events overflow: what a follower reads from SQL (a catch-up, a resume) waits for
+//! room instead, since a read can be paused where a live event cannot — a client resuming after
+//! a resync would otherwise be resynced again whenever it reads slower than the node reads SQL.
+//!
 //! Every subscription has a generation: events are queued only from the topic's current one, so
 //! a follower of an earlier subscription — one being stopped while its topic is resynced or
 //! unsubscribed — can never slip an event in after the gap.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::Gone;
 
@@ -21,6 +25,10 @@ use super::Gone;
 pub struct Outbox {
     state: Mutex<State>,
     ready: Notify,
+    /// Rung when the queue empties or a subscription ends: readers waiting for room look again.
+    room: Notify,
+    /// One follower at a time reads SQL for this client (see `Sink::turn`).
+    reads: Arc<Semaphore>,
     /// The most bytes of events queued.
     cap: usize,
 }
@@ -52,7 +60,13 @@ pub struct Batch {
 
 impl Outbox {
     pub fn new(cap: usize) -> Outbox {
-        Outbox { state: Mutex::new(State::default()), ready: Notify::new(), cap: cap.max(1) }
+        Outbox {
+            state: Mutex::new(State::default()),
+            ready: Notify::new(),
+            room: Notify::new(),
+            reads: Arc::new(Semaphore::new(1)),
+            cap: cap.max(1),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -66,12 +80,15 @@ impl Outbox {
         let g = s.next_generation;
         s.generations.insert(topic.to_owned(), g);
         s.stale.remove(topic);
+        drop(s);
+        self.room.notify_waiters();
         g
     }
 
     /// Ends the subscription of `topic`: nothing of it is queued any more.
     pub fn unsubscribe(&self, topic: &str) {
         self.lock().generations.remove(topic);
+        self.room.notify_waiters();
     }
 
     /// Queues an event of `topic` from its subscription `generation`, unless that subscription is
@@ -79,10 +96,8 @@ impl Outbox {
     /// every topic in it stale, this one too.
     pub fn event(&self, topic: &str, generation: u64, message: String) -> Result<(), Gone> {
         let mut s = self.lock();
-        if s.closed || s.stale.contains(topic) || s.generations.get(topic) != Some(&generation) {
-            return Err(Gone);
-        }
-        if s.bytes + message.len() > self.cap && s.bytes > 0 {
+        s.open(topic, generation)?;
+        if !self.fits(&s, &message) {
             let dropped: Vec<String> = s.items.iter().filter_map(|(t, _)| t.clone()).collect();
             s.items.retain(|(t, _)| t.is_none());
             s.bytes = 0;
@@ -90,13 +105,49 @@ impl Outbox {
             s.stale.insert(topic.to_owned());
             drop(s);
             self.ready.notify_one();
+            // Readers of the topics just made stale stop waiting.
+            self.room.notify_waiters();
             return Err(Gone);
         }
+        self.push(s, topic, message);
+        Ok(())
+    }
+
+    /// Queues an event read from SQL: like [`Outbox::event`], but a full queue makes it wait
+    /// until the connection has taken the queue, instead of dropping anything.
+    pub async fn event_when_room(&self, topic: &str, generation: u64, message: String) -> Result<(), Gone> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            // Registered before the look below: a `take` between the two still wakes it.
+            room.as_mut().enable();
+            {
+                let s = self.lock();
+                s.open(topic, generation)?;
+                if self.fits(&s, &message) {
+                    self.push(s, topic, message);
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// Waits for the turn to read SQL; `Gone` once the connection is closing.
+    pub async fn turn(&self) -> Result<OwnedSemaphorePermit, Gone> {
+        self.reads.clone().acquire_owned().await.map_err(|_| Gone)
+    }
+
+    /// Whether `message` fits in the queue (one larger than the bound goes, alone).
+    fn fits(&self, s: &State, message: &str) -> bool {
+        s.bytes == 0 || s.bytes + message.len() <= self.cap
+    }
+
+    fn push(&self, mut s: std::sync::MutexGuard<'_, State>, topic: &str, message: String) {
         s.bytes += message.len();
         s.items.push_back((Some(topic.to_owned()), message));
         drop(s);
         self.ready.notify_one();
-        Ok(())
     }
 
     /// Queues an answer to the client (never dropped: the client's own requests bound them).
@@ -120,6 +171,8 @@ impl Outbox {
         for t in &resync {
             s.generations.remove(t);
         }
+        drop(s);
+        self.room.notify_waiters();
         Batch { messages, events, resync }
     }
 
@@ -141,6 +194,18 @@ impl Outbox {
     pub fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
+        self.room.notify_waiters();
+        self.reads.close();
+    }
+}
+
+impl State {
+    /// Whether events of `topic` from subscription `generation` may still be queued.
+    fn open(&self, topic: &str, generation: u64) -> Result<(), Gone> {
+        if self.closed || self.stale.contains(topic) || self.generations.get(topic) != Some(&generation) {
+            return Err(Gone);
+        }
+        Ok(())
     }
 }
 
@@ -180,6 +245,78 @@ mod tests {
         // One event larger than the bound still goes, alone.
         let big = o.subscribe("big");
         o.event("big", big, json!("a long message").to_string()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_read_waits_for_room_instead_of_dropping_anything() {
+        let o = std::sync::Arc::new(Outbox::new(3));
+        let a = o.subscribe("a");
+        o.event("a", a, json!(1).to_string()).unwrap();
+        o.event("a", a, json!(2).to_string()).unwrap();
+        let read = tokio::spawn({
+            let o = o.clone();
+            async move {
+                o.event_when_room("a", a, json!(34).to_string()).await?;
+                o.event_when_room("a", a, json!(5).to_string()).await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!read.is_finished(), "two bytes more do not fit in three");
+        assert_eq!(o.take().messages, ["1", "2"], "nothing was dropped");
+        assert_eq!(read.await.unwrap(), Ok(()));
+        let batch = o.take();
+        assert_eq!(batch.messages, ["34", "5"]);
+        assert!(batch.resync.is_empty(), "and nothing is to be resynced");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_read_stops_when_its_subscription_ends() {
+        let o = std::sync::Arc::new(Outbox::new(1));
+        let waiting = |topic: &'static str, generation: u64| {
+            let o = o.clone();
+            tokio::spawn(async move { o.event_when_room(topic, generation, json!(9).to_string()).await })
+        };
+        let [a, b, c] = ["a", "b", "c"].map(|t| o.subscribe(t));
+        o.event("a", a, json!(1).to_string()).unwrap();
+        let (on_a, on_b, on_c) = (waiting("a", a), waiting("b", b), waiting("c", c));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        o.unsubscribe("b");
+        assert_eq!(on_b.await.unwrap(), Err(Gone), "an unsubscribed topic");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!on_a.is_finished() && !on_c.is_finished(), "the others still wait");
+        // A live event overflows: the backlog's topic is stale, its waiting read is over.
+        assert_eq!(o.event("c", c, json!(2).to_string()), Err(Gone));
+        assert_eq!(on_a.await.unwrap(), Err(Gone), "a stale topic");
+        assert_eq!(on_c.await.unwrap(), Err(Gone), "the overflowing topic");
+        let d = o.subscribe("d");
+        o.event("d", d, json!(3).to_string()).unwrap();
+        let on_d = waiting("d", d);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        o.close();
+        assert_eq!(on_d.await.unwrap(), Err(Gone), "a closing connection");
+    }
+
+    #[tokio::test]
+    async fn followers_read_in_turns_until_the_connection_closes() {
+        let o = std::sync::Arc::new(Outbox::new(8));
+        let first = o.turn().await.unwrap();
+        let next = tokio::spawn({
+            let o = o.clone();
+            async move { o.turn().await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!next.is_finished(), "one read at a time");
+        drop(first);
+        assert_eq!(next.await.unwrap(), Ok(()));
+        let held = o.turn().await.unwrap();
+        let waiting = tokio::spawn({
+            let o = o.clone();
+            async move { o.turn().await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        o.close();
+        assert_eq!(waiting.await.unwrap(), Err(Gone), "a closing connection ends the wait");
+        drop(held);
     }
 
     #[tokio::test]

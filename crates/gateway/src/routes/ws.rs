@@ -28,7 +28,7 @@ use crate::error::{Error, ErrorBody, Result};
 use crate::events::follow::{Resume, follow};
 use crate::events::outbox::Outbox;
 use crate::events::topic::{self, Topic};
-use crate::events::{Event, Gone, Sink};
+use crate::events::{Event, Gone, Sink, Turn};
 use crate::extract::ApiQuery;
 
 /// A client is closed after this many pings without a word from it.
@@ -128,28 +128,40 @@ struct Queue {
 #[async_trait::async_trait]
 impl Sink for Queue {
     async fn deliver(&self, topic: &str, event: Event) -> std::result::Result<(), Gone> {
-        let message = match event {
-            Event::Log { lines, last, stored_at } => {
-                let mut data = Map::new();
-                data.insert("lines".into(), Value::Array(lines));
-                // Lines that arrived live say when they were stored, so clients can measure delivery.
-                if let Some(t) = stored_at {
-                    data.insert("stored_at".into(), json!(crate::model::time(t)));
-                }
-                envelope(topic, "task.log", Some(last), Some(Value::Object(data)))
-            }
-            Event::LogEnd => envelope(topic, "task.log.end", None, None),
-            Event::Task { task, version, created } => {
-                let kind = if created { "task.created" } else { "task.updated" };
-                let raw = Raw { data: &task, seq: version, topic, kind };
-                let text = serde_json::to_string(&raw).unwrap_or_default();
-                return self.outbox.event(topic, self.generation, text);
-            }
-            Event::Runner(v) => envelope(topic, "runner.updated", None, Some(v)),
-            Event::Node(v) => envelope(topic, "node.updated", None, Some(v)),
-        };
-        self.outbox.event(topic, self.generation, message.to_string())
+        self.outbox.event(topic, self.generation, message(topic, event))
     }
+
+    async fn deliver_read(&self, topic: &str, event: Event) -> std::result::Result<(), Gone> {
+        self.outbox.event_when_room(topic, self.generation, message(topic, event)).await
+    }
+
+    async fn turn(&self) -> std::result::Result<Turn, Gone> {
+        self.outbox.turn().await.map(Turn::held)
+    }
+}
+
+/// An event as the client receives it, as JSON text.
+fn message(topic: &str, event: Event) -> String {
+    let message = match event {
+        Event::Log { lines, last, stored_at } => {
+            let mut data = Map::new();
+            data.insert("lines".into(), Value::Array(lines));
+            // Lines that arrived live say when they were stored, so clients can measure delivery.
+            if let Some(t) = stored_at {
+                data.insert("stored_at".into(), json!(crate::model::time(t)));
+            }
+            envelope(topic, "task.log", Some(last), Some(Value::Object(data)))
+        }
+        Event::LogEnd => envelope(topic, "task.log.end", None, None),
+        Event::Task { task, version, created } => {
+            let kind = if created { "task.created" } else { "task.updated" };
+            let raw = Raw { data: &task, seq: version, topic, kind };
+            return serde_json::to_string(&raw).unwrap_or_default();
+        }
+        Event::Runner(v) => envelope(topic, "runner.updated", None, Some(v)),
+        Event::Node(v) => envelope(topic, "node.updated", None, Some(v)),
+    };
+    message.to_string()
 }
 
 /// An envelope around data that is JSON text already (a task): written as [`envelope`] writes

@@ -135,9 +135,12 @@ async fn a_slow_client_is_told_to_resync_and_others_are_not_slowed() {
     let c = &srv.client;
     let t = token(c).await;
     let pid = c.project().await;
-    // Lines of 200 bytes, fast: 30 MB, far more than a client's queue and the socket buffers hold.
-    let tid =
-        c.template(pid, json!({"script": "for i in $(seq 1 150000); do printf 'line-%s %0190d\\n' $i 0; done"})).await;
+    // Short lines: each chunk of a thousand lines is small enough to come with its notice, so
+    // they arrive live (lines read from SQL would wait for the client instead), and as events they
+    // make about 27 MB, far more than a client's queue and the socket buffers hold. A pause after
+    // each thousand keeps them within what a client that reads at once can take.
+    let script = "for i in $(seq 1 300000); do echo line-$i; if [ $((i % 1000)) = 0 ]; then sleep 0.01; fi; done";
+    let tid = c.template(pid, json!({ "script": script })).await;
     let id = c.submit(pid, tid).await;
     let topic = format!("task:{id}:log");
     let mut slow = connect(&srv, &t).await;
@@ -146,15 +149,40 @@ async fn a_slow_client_is_told_to_resync_and_others_are_not_slowed() {
     quick.subscribe(&[&topic], json!({})).await;
     let (all, resynced) = read_log(&mut quick, &topic).await;
     assert!(!resynced, "a client that keeps up is never resynced");
-    assert_eq!(all.len(), 150_000);
+    assert_eq!(all.len(), 300_000);
     // The slow one reads only now: what it got is a gapless prefix, then the resync; resuming
     // from its last line gives it the rest.
     let (mut got, resynced) = read_log(&mut slow, &topic).await;
     assert!(resynced, "the slow client was told to resync");
     assert_eq!(got, all[..got.len()], "no gap before the resync");
     slow.subscribe(&[&topic], json!({ topic.clone(): got.last().map_or(0, |l| l.0) })).await;
-    got.extend(read_log(&mut slow, &topic).await.0);
+    let (rest, resynced) = read_log(&mut slow, &topic).await;
+    assert!(!resynced, "resuming from a resync reads the log from SQL, which waits for the client");
+    got.extend(rest);
     assert_eq!(got, all, "and nothing lost after it");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_catching_up_on_a_long_log_is_waited_for_not_resynced() {
+    let srv = TestServer::start().await;
+    let c = &srv.client;
+    let t = token(c).await;
+    let pid = c.project().await;
+    // 30 MB of stored lines: far more than a client's queue and the socket buffers hold.
+    let tid =
+        c.template(pid, json!({"script": "for i in $(seq 1 150000); do printf 'line-%s %0190d\\n' $i 0; done"})).await;
+    let id = c.submit(pid, tid).await;
+    let task = c.wait_final(pid, id, std::time::Duration::from_secs(120)).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let topic = format!("task:{id}:log");
+    let mut ws = connect(&srv, &t).await;
+    ws.subscribe(&[&topic], json!({})).await;
+    // The client reads nothing for a while; the node reads SQL far faster. Lines read from SQL
+    // wait for room in the client's queue: only live events, which cannot wait, overflow it.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (got, resynced) = read_log(&mut ws, &topic).await;
+    assert!(!resynced, "a client catching up was told to resync after {} lines", got.len());
+    assert!(got == stored(c, pid, id).await, "every line once, in order");
 }
 
 #[tokio::test(flavor = "multi_thread")]
