@@ -1,4 +1,5 @@
-//! First start: an empty database gets its first administrator.
+//! First start: an empty database gets its first administrator, and a node warns when the
+//! database has fewer connections left than its pool may open.
 
 use baton_config::Config;
 use baton_store::gateway::Tables;
@@ -32,4 +33,53 @@ pub async fn first_admin(cfg: &Config, tables: &Tables) -> anyhow::Result<()> {
         tracing::info!(username = %username, "created the first administrator");
     }
     Ok(())
+}
+
+/// Warns when this node's pool may not be able to open every connection it is allowed: the
+/// database server's limit, less what other clients hold, is below `database.max_connections`.
+/// Pools open connections as load asks for them, so such a cluster starts fine and then fails to
+/// connect under load; the warning says so at start instead.
+pub async fn check_connection_room(cfg: &Config, store: &baton_store::Store) {
+    let room = match store.connection_room().await {
+        Ok(Some(room)) => room,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the database's connection limit");
+            return;
+        }
+    };
+    let pool = cfg.database.max_connections;
+    let others = room.open.saturating_sub(store.pool_size());
+    if let Some(left) = room_short(room.limit, others, pool) {
+        tracing::warn!(
+            limit = room.limit,
+            open = room.open,
+            "the database lets this node open {left} connections ({} allowed, {others} held by other \
+             clients), fewer than its `database.max_connections` ({pool}): under load it will fail to \
+             connect. Raise the database's max_connections, or lower `database.max_connections` on \
+             each node",
+            room.limit,
+        );
+    }
+}
+
+/// How many connections the database leaves this node, when fewer than `pool`: its `limit` less
+/// what `others` hold.
+fn room_short(limit: u64, others: u64, pool: u32) -> Option<u64> {
+    let left = limit.saturating_sub(others);
+    (left < u64::from(pool)).then_some(left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::room_short;
+
+    #[test]
+    fn a_pool_larger_than_what_the_database_has_left_is_short() {
+        // 97 allowed, 90 held by others: 7 left for this node.
+        assert_eq!(room_short(97, 90, 10), Some(7));
+        assert_eq!(room_short(97, 90, 7), None, "exactly enough");
+        assert_eq!(room_short(100, 0, 10), None);
+        assert_eq!(room_short(5, 8, 10), Some(0), "already over");
+    }
 }

@@ -147,6 +147,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
     .await
     .context("cannot open the database (config key `database.url`)")?;
     store.migrate().await.context("cannot apply database migrations")?;
+    crate::bootstrap::check_connection_room(&cfg, &store).await;
     if only.gateway {
         crate::bootstrap::first_admin(&cfg, &baton_store::gateway::Tables::new(store.clone())).await?;
     }

@@ -15,6 +15,7 @@ mod error;
 pub mod gateway;
 mod group;
 mod migrate;
+mod room;
 pub mod scheduler;
 mod spec;
 pub mod views;
@@ -26,6 +27,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 
 pub use counts::{StatementCounts, StatementKind};
 pub use error::{Error, Result};
+pub use room::ConnectionRoom;
 pub use spec::{LogLine, LogStream, TaskSpec};
 
 /// How to reach the database.

@@ -1,7 +1,8 @@
 //! The web console on a two-node cluster behind HAProxy: the page is on one node, the runner on
 //! the other, and the log still arrives live. Then the page's node is SIGKILLed and started
 //! again: the page says it is offline, reconnects by itself and resumes the log exactly after its
-//! last line — the complete log, no line twice. The same task through HAProxy shows the same.
+//! last line — the complete log, no line twice. The same task through HAProxy shows the same, and
+//! the cluster page the database's connections.
 
 use std::time::Duration;
 
@@ -62,5 +63,13 @@ async fn the_console_follows_a_task_run_on_the_other_node_across_a_node_restart(
     b.goto(&format!("{}/ui/projects/{pid}/tasks/{id}", c.http())).await;
     b.wait_console_log_complete(LINES, Duration::from_secs(30)).await;
     b.wait_for("#connection[data-state='live']").await;
+
+    // The cluster page shows the database server's connections, both nodes' pools among them.
+    b.goto(&format!("{}/ui/cluster", c.http())).await;
+    b.wait_for_text("#db-connections", "connections open").await;
+    let shown = b.text("#db-connections").await;
+    let open: u64 = shown.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(open >= 2, "{shown}");
+    b.screenshot("console-cluster-view").await;
     b.close().await;
 }

@@ -1,6 +1,6 @@
 //! The baseline: with nothing breaking, a thousand tasks submitted round-robin to the three nodes
 //! all run exactly once, on PostgreSQL and on MariaDB, and the cluster view shows a healthy
-//! cluster of three.
+//! cluster of three and the database's connections.
 
 use std::time::Duration;
 
@@ -21,6 +21,10 @@ async fn a_thousand_tasks_run_exactly_once(dialect: Dialect) {
     assert_eq!(view["nodes"].as_array().map(Vec::len), Some(3), "{view}");
     assert_eq!(view["database"]["ok"], true, "{view}");
     assert!(view["database"]["dialect"].as_str().is_some_and(|d| !d.is_empty()), "{view}");
+    // The server's limit, and every node's pool among those open.
+    let connections = &view["database"]["connections"];
+    assert!(connections["limit"].as_u64().is_some_and(|l| l > 0), "{view}");
+    assert!(connections["open"].as_u64().is_some_and(|o| o >= 3), "{view}");
     assert_eq!(view["redis"]["ok"], true, "{view}");
 
     let mut load = Load::start(&c, Route::Nodes, Plan::full_speed()).await;

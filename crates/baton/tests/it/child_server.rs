@@ -26,6 +26,8 @@ pub struct ChildOptions {
     pub grpc_port: u16,
     pub no_runner: bool,
     pub lease_seconds: u64,
+    /// More configuration, as `BATON_…` variables.
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl ChildServer {
@@ -35,8 +37,13 @@ impl ChildServer {
         // A port from `free_port` is free only until someone binds it: tests running beside this
         // one bind port 0 too. When it was taken in between, try again with new ports.
         for _ in 0..5 {
-            let opts =
-                ChildOptions { http_port: free_port(), grpc_port: free_port(), no_runner: false, lease_seconds: 4 };
+            let opts = ChildOptions {
+                http_port: free_port(),
+                grpc_port: free_port(),
+                no_runner: false,
+                lease_seconds: 4,
+                env: Vec::new(),
+            };
             match ChildServer::try_start(data_dir, pid_dir, db, &opts).await {
                 Ok(srv) => return srv,
                 Err(log) if log.contains("Address already in use") => continue,
@@ -90,6 +97,7 @@ impl ChildServer {
             .env("BATON_SHUTDOWN_GRACE_SECONDS", "10")
             .env("BATON_RUNNER_KILL_GRACE_MS", "500")
             .env("BATON_LOG_LEVEL", "info")
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

@@ -13,6 +13,7 @@ mod child_server;
 mod config_generate;
 mod console;
 mod database_outage;
+mod database_room;
 mod events;
 mod execution;
 mod forgery;

@@ -33,7 +33,13 @@ async fn a_server_restart_under_busy_runners_records_each_task_once() {
     let pids = tempfile::tempdir().unwrap();
     let marks = tempfile::tempdir().unwrap();
     let db = TestDatabase::create().await;
-    let opts = ChildOptions { http_port: free_port(), grpc_port: free_port(), no_runner: true, lease_seconds: 10 };
+    let opts = ChildOptions {
+        http_port: free_port(),
+        grpc_port: free_port(),
+        no_runner: true,
+        lease_seconds: 10,
+        env: Vec::new(),
+    };
     let grpc = format!("http://127.0.0.1:{}", opts.grpc_port);
     let mut srv = ChildServer::start_with(data.path(), pids.path(), &db, &opts).await;
     let a = RunnerProcess::start_on(&srv.client, &grpc, "a", "linux").await;

@@ -33,9 +33,26 @@ pub async fn view(State(state): State<AppState>, caller: Caller) -> Result<Json<
     let redis = (state.coord.kind() == "redis").then(|| json!({"ok": state.coord.healthy()}));
     Ok(Json(json!({
         "nodes": nodes,
-        "database": {"dialect": state.dialect, "ok": db_ok},
+        "database": {"dialect": state.dialect, "ok": db_ok, "connections": connections(&state, db_ok).await},
         "redis": redis,
     })))
+}
+
+/// The database server's connection limit and what is open on it (every node's pool counts):
+/// the first limit a growing cluster meets. `null` on SQLite, or when the database does not say.
+async fn connections(state: &AppState, db_ok: bool) -> Value {
+    if !db_ok {
+        return Value::Null;
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(2), state.tables.connection_room()).await {
+        Ok(Ok(Some(room))) => json!({"limit": room.limit, "open": room.open}),
+        Ok(Ok(None)) => Value::Null,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "cannot read the database's connection limit");
+            Value::Null
+        }
+        Err(_) => Value::Null,
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -45,3 +45,22 @@ async fn the_store_counts_every_connection_its_pool_opens() {
     assert!(held.iter().all(Result::is_ok));
     assert!(db.store.connections_opened() >= 3, "{} opened", db.store.connections_opened());
 }
+
+#[tokio::test]
+async fn the_database_server_tells_its_connection_limit_and_what_is_open() {
+    let db = support::db().await;
+    let Some(room) = db.store.connection_room().await.unwrap() else {
+        assert_eq!(db.store.dialect(), "sqlite", "only SQLite has no server to ask");
+        return;
+    };
+    assert!(room.limit > 0 && room.open >= 1, "{room:?}");
+    assert!(db.store.pool_size() >= 1);
+    // Connections held at once by this pool show among those open (other tests' come and go,
+    // so this one's are a floor, not an exact count).
+    let held: Vec<_> =
+        futures::future::join_all((0..3).map(|_| sea_orm::TransactionTrait::begin(db.store.conn()))).await;
+    assert!(held.iter().all(Result::is_ok));
+    let now = db.store.connection_room().await.unwrap().unwrap();
+    assert!(now.open >= 3 && db.store.pool_size() >= 3, "{now:?}, pool {}", db.store.pool_size());
+    assert_eq!(now.limit, room.limit, "the limit is the server's setting");
+}

@@ -60,7 +60,11 @@ export async function render(main, ctx) {
     const here = api.lastNode;
     fill(served, 'This page was served by node ', h('strong.mono', here || '?'), '. Behind a load balancer, other requests may reach other nodes.');
     fill(health,
-      h('div.card', h('h2', 'Database'), h('p', view.database.ok ? badge('ready', 'answers') : badge('offline', 'unreachable'), ' ', h('span.muted', view.database.dialect))),
+      h('div.card', h('h2', 'Database'), h('p', view.database.ok ? badge('ready', 'answers') : badge('offline', 'unreachable'), ' ', h('span.muted', view.database.dialect)),
+        // Every node's pool counts against the server's limit: the first one a growing cluster meets.
+        view.database.connections
+          ? h('p#db-connections.muted', `${view.database.connections.open} of ${view.database.connections.limit} connections open`)
+          : null),
       h('div.card', h('h2', 'Redis'), h('p', view.redis
         ? (view.redis.ok ? badge('ready', 'answers') : badge('offline', 'unreachable'))
         : h('span.muted', 'not configured (in-process coordination)'))),

@@ -87,6 +87,19 @@ pub struct Database {
     /// `sqlite`, `postgres` or `mysql`.
     pub dialect: String,
     pub ok: bool,
+    /// The server's connection limit and what is open on it; `null` on SQLite.
+    pub connections: Option<Connections>,
+}
+
+/// Connections on the database server, from every client: each node's pool opens up to its
+/// `database.max_connections`.
+#[derive(ToSchema)]
+pub struct Connections {
+    /// Connections the server allows ordinary clients (PostgreSQL: `max_connections` less
+    /// `superuser_reserved_connections`).
+    pub limit: u64,
+    /// Client connections open now.
+    pub open: u64,
 }
 
 /// Redis, as the answering node sees it.

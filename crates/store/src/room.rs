@@ -1,0 +1,68 @@
+//! Room for connections on the database server. Every node opens up to
+//! `database.max_connections`, and a cluster that outgrows the server's own limit first fails to
+//! connect at all (ARCHITECTURE.md, "Database connections"): a node reads the limit and what is
+//! open, from every client, so that it can say so before that happens.
+
+use sea_orm::DbBackend;
+use sea_orm::sqlx;
+
+use crate::{Error, Result, Store};
+
+/// The connections a database server allows ordinary clients, and those open on it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionRoom {
+    /// PostgreSQL's `max_connections` less the slots it keeps for superusers; MySQL's and
+    /// MariaDB's `max_connections`.
+    pub limit: u64,
+    /// Client connections open, this node's among them.
+    pub open: u64,
+}
+
+impl Store {
+    /// The database server's limit and what is open on it; `None` on SQLite, which has no server.
+    pub async fn connection_room(&self) -> Result<Option<ConnectionRoom>> {
+        let (limit, open): (i64, i64) = match self.conn().get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.conn().get_postgres_connection_pool();
+                sqlx::query_as(
+                    "SELECT (current_setting('max_connections')::int \
+                       - current_setting('superuser_reserved_connections')::int)::bigint, \
+                     (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+                )
+                .fetch_one(pool)
+                .await
+                .map_err(sqlx_error)?
+            }
+            DbBackend::MySql => {
+                let pool = self.conn().get_mysql_connection_pool();
+                let limit: i64 = sqlx::query_scalar("SELECT CAST(@@max_connections AS SIGNED)")
+                    .fetch_one(pool)
+                    .await
+                    .map_err(sqlx_error)?;
+                // MySQL keeps its status in performance_schema, MariaDB in information_schema:
+                // `SHOW` reads either.
+                let (_, open): (String, String) = sqlx::query_as("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+                    .fetch_one(pool)
+                    .await
+                    .map_err(sqlx_error)?;
+                (limit, open.trim().parse().unwrap_or(0))
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(ConnectionRoom { limit: limit.max(0) as u64, open: open.max(0) as u64 }))
+    }
+
+    /// Connections this node's pool holds open now.
+    pub fn pool_size(&self) -> u64 {
+        let size = match self.conn().get_database_backend() {
+            DbBackend::Postgres => self.conn().get_postgres_connection_pool().size(),
+            DbBackend::MySql => self.conn().get_mysql_connection_pool().size(),
+            _ => self.conn().get_sqlite_connection_pool().size(),
+        };
+        u64::from(size)
+    }
+}
+
+fn sqlx_error(e: sqlx::Error) -> Error {
+    Error::Database(e.to_string())
+}
