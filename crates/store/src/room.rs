@@ -14,7 +14,8 @@ pub struct ConnectionRoom {
     /// PostgreSQL's `max_connections` less the slots it keeps for superusers; MySQL's and
     /// MariaDB's `max_connections`.
     pub limit: u64,
-    /// Client connections open, this node's among them.
+    /// Client connections open, this node's among them (PostgreSQL: backends connected to any
+    /// database, its autovacuum workers too).
     pub open: u64,
 }
 
@@ -24,10 +25,13 @@ impl Store {
         let (limit, open): (i64, i64) = match self.conn().get_database_backend() {
             DbBackend::Postgres => {
                 let pool = self.conn().get_postgres_connection_pool();
+                // `pg_stat_database` counts every database's backends for any role, where
+                // `pg_stat_activity` hides other roles' sessions from one without
+                // `pg_read_all_stats` (a node's own role, as a rule).
                 sqlx::query_as(
                     "SELECT (current_setting('max_connections')::int \
                        - current_setting('superuser_reserved_connections')::int)::bigint, \
-                     (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')",
+                     (SELECT coalesce(sum(numbackends), 0)::bigint FROM pg_stat_database)",
                 )
                 .fetch_one(pool)
                 .await

@@ -64,3 +64,30 @@ async fn the_database_server_tells_its_connection_limit_and_what_is_open() {
     assert!(now.open >= 3 && db.store.pool_size() >= 3, "{now:?}, pool {}", db.store.pool_size());
     assert_eq!(now.limit, room.limit, "the limit is the server's setting");
 }
+
+#[tokio::test]
+async fn a_role_without_rights_to_others_sessions_still_sees_every_connection() {
+    let db = support::db().await;
+    if db.store.dialect() != "postgres" {
+        // MySQL's and MariaDB's `Threads_connected` counts every client for any user.
+        return;
+    }
+    // A node's own role, as a rule: PostgreSQL hides other roles' sessions from it.
+    let role = format!("room_{}", std::process::id());
+    let admin = db.store.conn();
+    let _ = sea_orm::ConnectionTrait::execute_unprepared(admin, &format!("DROP ROLE IF EXISTS {role}")).await;
+    sea_orm::ConnectionTrait::execute_unprepared(admin, &format!("CREATE ROLE {role} LOGIN PASSWORD 'room'"))
+        .await
+        .unwrap();
+    let (scheme, rest) = db.url().split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let plain = support::connect_to(&format!("{scheme}://{role}:room@{host}")).await;
+    let held: Vec<_> =
+        futures::future::join_all((0..3).map(|_| sea_orm::TransactionTrait::begin(db.store.conn()))).await;
+    assert!(held.iter().all(Result::is_ok));
+    let room = plain.connection_room().await.unwrap().unwrap();
+    assert!(room.open >= 4, "the other role's three and this one: {room:?}");
+    drop(held);
+    plain.conn().clone().close().await.unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(admin, &format!("DROP ROLE {role}")).await.unwrap();
+}
