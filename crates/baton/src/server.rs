@@ -205,6 +205,7 @@ pub async fn start(cfg: Config, opts: StartOptions) -> anyhow::Result<Server> {
         }),
     });
     let membership = baton_coord::Membership::new(coord.clone(), &node_id, &only.names(), baton_core::VERSION);
+    membership.set_database_pool(cfg.database.max_connections);
     membership.join().await.map_err(anyhow::Error::msg)?;
     let mut services = tokio::task::JoinSet::new();
     services.spawn({

@@ -94,6 +94,10 @@ pub struct NodeInfo {
     pub last_seen: i64,
     pub draining: bool,
     pub ready: bool,
+    /// The most database connections its pool may open (its `database.max_connections`); 0
+    /// when it did not say (a node of an earlier version).
+    #[serde(default)]
+    pub database_pool: u32,
 }
 
 /// What [`Coordinator::beat`] found.

@@ -49,6 +49,7 @@ impl Membership {
             last_seen: now,
             draining: false,
             ready: false,
+            database_pool: 0,
         };
         Arc::new(Membership { coord, info: Mutex::new(info), draining: watch::channel(false).0 })
     }
@@ -60,6 +61,12 @@ impl Membership {
         me.ready &= !me.draining;
         me.last_seen = now_ms();
         me
+    }
+
+    /// Tells the cluster how many database connections this node's pool may open: together the
+    /// nodes' pools must fit in what the database allows (`GET /api/v1/cluster`).
+    pub fn set_database_pool(&self, connections: u32) {
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).database_pool = connections;
     }
 
     pub fn node_id(&self) -> String {

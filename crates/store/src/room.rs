@@ -29,8 +29,11 @@ impl Store {
                 // `pg_stat_activity` hides other roles' sessions from one without
                 // `pg_read_all_stats` (a node's own role, as a rule).
                 sqlx::query_as(
+                    // PostgreSQL 16 also keeps `reserved_connections` (for roles granted
+                    // pg_use_reserved_connections); older servers have no such setting.
                     "SELECT (current_setting('max_connections')::int \
-                       - current_setting('superuser_reserved_connections')::int)::bigint, \
+                       - current_setting('superuser_reserved_connections')::int \
+                       - coalesce(current_setting('reserved_connections', true), '0')::int)::bigint, \
                      (SELECT coalesce(sum(numbackends), 0)::bigint FROM pg_stat_database)",
                 )
                 .fetch_one(pool)

@@ -70,6 +70,10 @@ async fn the_console_follows_a_task_run_on_the_other_node_across_a_node_restart(
     let shown = b.text("#db-connections").await;
     let open: u64 = shown.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(open >= 2, "{shown}");
+    let view = c.admin.get("/api/v1/cluster").await.expect(200);
+    let pools = view["database"]["connections"]["pools"].as_u64().unwrap();
+    assert!(shown.contains(&format!("the nodes' pools may open {pools}")), "{shown}");
+    assert!(!shown.contains("more than the database allows"), "{shown}");
     b.screenshot("console-cluster-view").await;
     b.close().await;
 }

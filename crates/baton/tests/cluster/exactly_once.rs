@@ -21,10 +21,14 @@ async fn a_thousand_tasks_run_exactly_once(dialect: Dialect) {
     assert_eq!(view["nodes"].as_array().map(Vec::len), Some(3), "{view}");
     assert_eq!(view["database"]["ok"], true, "{view}");
     assert!(view["database"]["dialect"].as_str().is_some_and(|d| !d.is_empty()), "{view}");
-    // The server's limit, and every node's pool among those open.
+    // The server's limit, every node's pool among those open, and what the pools may open.
     let connections = &view["database"]["connections"];
     assert!(connections["limit"].as_u64().is_some_and(|l| l > 0), "{view}");
     assert!(connections["open"].as_u64().is_some_and(|o| o >= 3), "{view}");
+    let pools: Vec<u64> =
+        c.nodes.iter().map(|n| view_node(&view, &n.id).unwrap()["database_pool"].as_u64().unwrap()).collect();
+    assert!(pools.iter().all(|p| *p >= 2), "each node tells its pool: {view}");
+    assert_eq!(connections["pools"].as_u64(), Some(pools.iter().sum()), "{view}");
     assert_eq!(view["redis"]["ok"], true, "{view}");
 
     let mut load = Load::start(&c, Route::Nodes, Plan::full_speed()).await;

@@ -25,6 +25,7 @@ fn node(id: &str, instance: &str) -> NodeInfo {
         last_seen: 1_700_000_000_000,
         draining: false,
         ready: true,
+        database_pool: 10,
     }
 }
 

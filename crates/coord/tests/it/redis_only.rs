@@ -23,6 +23,7 @@ fn node(id: &str, instance: &str) -> NodeInfo {
         last_seen: 2,
         draining: false,
         ready: true,
+        database_pool: 10,
     }
 }
 

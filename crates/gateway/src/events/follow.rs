@@ -326,6 +326,7 @@ impl<'a> Project<'a> {
             if ids.is_empty() { Vec::new() } else { self.state.tables.project_tasks_by_ids(self.pid, &ids).await? };
         rows.extend(carried.into_values());
         rows.sort_by_key(|t| (t.updated_at, t.id));
+        // Read or carried, these are the changes the notices announced: live, like the notices.
         self.send_all(rows, Pace::Live).await?;
         if gap {
             self.catch_up(self.watermark - CLOCK_MARGIN_MS).await?;

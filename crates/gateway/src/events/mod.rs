@@ -50,7 +50,8 @@ pub trait Sink: Send + Sync {
     }
 
     /// Waits for this subscriber's turn to read SQL: its followers read one at a time, so what
-    /// a stalled client makes the node hold is its queue and one page, not a page per topic.
+    /// a stalled client makes the node hold is its queue, the batch being written to it and one
+    /// page (at most 500 lines), not a page per topic.
     async fn turn(&self) -> Result<Turn, Gone> {
         Ok(Turn { _permit: None })
     }

@@ -4,9 +4,11 @@
 //! events are marked stale (their followers stop: nothing more of them is queued), and the
 //! connection tells the client to resync them, after which it resubscribes from its resume points.
 //!
-//! Only live events overflow: what a follower reads from SQL (a catch-up, a resume) waits for
+//! Only live events overflow: what a follower catches up on from SQL (a resume, a gap) waits for
 //! room instead, since a read can be paused where a live event cannot — a client resuming after
 //! a resync would otherwise be resynced again whenever it reads slower than the node reads SQL.
+//! Reads fill at most half the queue, so the live events of the client's other topics (and of
+//! the same topic once caught up) still find room while a read is paced.
 //!
 //! Every subscription has a generation: events are queued only from the topic's current one, so
 //! a follower of an earlier subscription — one being stopped while its topic is resynced or
@@ -113,8 +115,8 @@ impl Outbox {
         Ok(())
     }
 
-    /// Queues an event read from SQL: like [`Outbox::event`], but a full queue makes it wait
-    /// until the connection has taken the queue, instead of dropping anything.
+    /// Queues an event read from SQL: like [`Outbox::event`], but a queue more than half full
+    /// makes it wait until the connection has taken the queue, instead of dropping anything.
     pub async fn event_when_room(&self, topic: &str, generation: u64, message: String) -> Result<(), Gone> {
         loop {
             let room = self.room.notified();
@@ -124,7 +126,7 @@ impl Outbox {
             {
                 let s = self.lock();
                 s.open(topic, generation)?;
-                if self.fits(&s, &message) {
+                if s.bytes == 0 || s.bytes + message.len() <= self.cap / 2 {
                     self.push(s, topic, message);
                     return Ok(());
                 }
@@ -249,23 +251,27 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_waits_for_room_instead_of_dropping_anything() {
-        let o = std::sync::Arc::new(Outbox::new(3));
-        let a = o.subscribe("a");
-        o.event("a", a, json!(1).to_string()).unwrap();
-        o.event("a", a, json!(2).to_string()).unwrap();
+        // Six bytes: reads fill at most three of them.
+        let o = std::sync::Arc::new(Outbox::new(6));
+        let (a, b) = (o.subscribe("a"), o.subscribe("b"));
+        for n in [1, 2, 3] {
+            o.event("a", a, json!(n).to_string()).unwrap();
+        }
         let read = tokio::spawn({
             let o = o.clone();
             async move {
-                o.event_when_room("a", a, json!(34).to_string()).await?;
-                o.event_when_room("a", a, json!(5).to_string()).await
+                o.event_when_room("a", a, json!(45).to_string()).await?;
+                o.event_when_room("a", a, json!(6).to_string()).await
             }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(!read.is_finished(), "two bytes more do not fit in three");
-        assert_eq!(o.take().messages, ["1", "2"], "nothing was dropped");
+        assert!(!read.is_finished(), "two bytes more do not fit in half of six");
+        // A live event of another topic still finds room while the read waits.
+        o.event("b", b, json!(7).to_string()).unwrap();
+        assert_eq!(o.take().messages, ["1", "2", "3", "7"], "nothing was dropped");
         assert_eq!(read.await.unwrap(), Ok(()));
         let batch = o.take();
-        assert_eq!(batch.messages, ["34", "5"]);
+        assert_eq!(batch.messages, ["45", "6"]);
         assert!(batch.resync.is_empty(), "and nothing is to be resynced");
     }
 

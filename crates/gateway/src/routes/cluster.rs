@@ -27,25 +27,29 @@ use crate::openapi::schemas::{Cluster, Node};
 )]
 pub async fn view(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
     caller.require_admin()?;
-    let nodes: Vec<Value> = state.membership.nodes().await.iter().map(render).collect();
+    let live = state.membership.nodes().await;
+    let nodes: Vec<Value> = live.iter().map(render).collect();
     let db_ok = super::probes::database_ok(&state).await.is_ok();
+    let pools: u64 = live.iter().map(|n| u64::from(n.database_pool)).sum();
     // The embedded default has no Redis: `null`, as API.md says.
     let redis = (state.coord.kind() == "redis").then(|| json!({"ok": state.coord.healthy()}));
     Ok(Json(json!({
         "nodes": nodes,
-        "database": {"dialect": state.dialect, "ok": db_ok, "connections": connections(&state, db_ok).await},
+        "database": {"dialect": state.dialect, "ok": db_ok, "connections": connections(&state, db_ok, pools).await},
         "redis": redis,
     })))
 }
 
-/// The database server's connection limit and what is open on it (every node's pool counts):
-/// the first limit a growing cluster meets. `null` on SQLite, or when the database does not say.
-async fn connections(state: &AppState, db_ok: bool) -> Value {
+/// The database server's connection limit, what is open on it, and what the live nodes' pools
+/// may open together (`pools`): the first limit a growing cluster meets, since pools open
+/// connections as load asks and a cluster past the limit fails only under load. `null` on
+/// SQLite, or when the database does not say.
+async fn connections(state: &AppState, db_ok: bool, pools: u64) -> Value {
     if !db_ok {
         return Value::Null;
     }
     match tokio::time::timeout(std::time::Duration::from_secs(2), state.tables.connection_room()).await {
-        Ok(Ok(Some(room))) => json!({"limit": room.limit, "open": room.open}),
+        Ok(Ok(Some(room))) => json!({"limit": room.limit, "open": room.open, "pools": pools}),
         Ok(Ok(None)) => Value::Null,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "cannot read the database's connection limit");
@@ -99,6 +103,6 @@ pub fn render(n: &NodeInfo) -> Value {
     json!({
         "id": n.id, "services": n.services, "version": n.version,
         "started_at": model::time(n.started_at), "last_seen": model::time(n.last_seen),
-        "draining": n.draining, "ready": n.ready,
+        "draining": n.draining, "ready": n.ready, "database_pool": n.database_pool,
     })
 }

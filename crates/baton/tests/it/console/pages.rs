@@ -74,3 +74,23 @@ async fn every_page_renders_without_errors() {
         assert!(!html.to_string().contains("s3cret-value"), "{path} shows a secret value");
     }
 }
+
+/// A node whose pool may open more connections than PostgreSQL allows: the cluster API says so
+/// and the cluster page flags it (a cluster like that starts fine and fails under load).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cluster_page_flags_pools_larger_than_the_database_allows() {
+    let db = baton_testkit::TestDatabase::create_on(baton_testkit::Dialect::Postgres).await;
+    let srv = TestServer::start_on(db, |cfg| cfg.database.max_connections = 100_000).await;
+    let view = srv.client.get("/api/v1/cluster").await.expect(200);
+    let connections = &view["database"]["connections"];
+    assert_eq!(connections["pools"], 100_000, "{view}");
+    assert!(connections["limit"].as_u64().is_some_and(|l| l < 100_000), "{view}");
+
+    let b = Browser::start().await;
+    login(&b, &srv.url, "admin", ADMIN_PASSWORD).await;
+    b.goto(&format!("{}/ui/cluster", srv.url)).await;
+    b.wait_for_text("#db-connections", "more than the database allows").await;
+    assert!(b.text("#db-connections").await.contains("the nodes' pools may open 100000"));
+    b.screenshot("console-cluster-pools-too-large").await;
+    assert!(unexpected_errors(&b).await.is_empty());
+}

@@ -25,6 +25,11 @@ export async function render(main, ctx) {
   const empty = h('p.empty', 'No live node answered.');
   const rows = new Map(); // id → {tr, cells, drain}
 
+  // Every node's pool counts against the database's limit, and pools open connections as load
+  // asks: nodes whose pools together exceed it start fine and fail to connect under load.
+  const connectionsOf = (c) => h('p#db-connections.muted',
+    `${c.open} of ${c.limit} connections open; the nodes' pools may open ${c.pools}`,
+    c.pools > c.limit ? [' ', badge('offline', 'more than the database allows')] : null);
   // A draining node is not ready by design: "draining" says it all.
   const state = (n) => (n.draining ? badge('draining') : n.ready ? badge('ready') : badge('offline', 'not ready'));
   const rowOf = (n, here) => {
@@ -61,10 +66,7 @@ export async function render(main, ctx) {
     fill(served, 'This page was served by node ', h('strong.mono', here || '?'), '. Behind a load balancer, other requests may reach other nodes.');
     fill(health,
       h('div.card', h('h2', 'Database'), h('p', view.database.ok ? badge('ready', 'answers') : badge('offline', 'unreachable'), ' ', h('span.muted', view.database.dialect)),
-        // Every node's pool counts against the server's limit: the first one a growing cluster meets.
-        view.database.connections
-          ? h('p#db-connections.muted', `${view.database.connections.open} of ${view.database.connections.limit} connections open`)
-          : null),
+        view.database.connections ? connectionsOf(view.database.connections) : null),
       h('div.card', h('h2', 'Redis'), h('p', view.redis
         ? (view.redis.ok ? badge('ready', 'answers') : badge('offline', 'unreachable'))
         : h('span.muted', 'not configured (in-process coordination)'))),

@@ -79,6 +79,9 @@ pub struct Node {
     pub last_seen: String,
     pub draining: bool,
     pub ready: bool,
+    /// The most database connections its pool may open (its `database.max_connections`; 0 for
+    /// a node that does not say).
+    pub database_pool: u32,
 }
 
 /// The database, as the answering node sees it.
@@ -87,7 +90,8 @@ pub struct Database {
     /// `sqlite`, `postgres` or `mysql`.
     pub dialect: String,
     pub ok: bool,
-    /// The server's connection limit and what is open on it; `null` on SQLite.
+    /// The server's connection limit and what is open on it; `null` on SQLite, and when the
+    /// database does not answer.
     pub connections: Option<Connections>,
 }
 
@@ -100,6 +104,9 @@ pub struct Connections {
     pub limit: u64,
     /// Client connections open now.
     pub open: u64,
+    /// The connections the live nodes' pools may open together (the sum of their
+    /// `database_pool`): more than `limit`, and under load nodes fail to connect.
+    pub pools: u64,
 }
 
 /// Redis, as the answering node sees it.
