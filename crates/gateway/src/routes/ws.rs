@@ -3,7 +3,7 @@
 //! one of `http.allowed_origins` — both are checked before the upgrade. Each subscription is a
 //! follower (`events/follow.rs`) writing into the connection's bounded queue
 //! (`events/outbox.rs`); the server pings every `http.ws_ping_seconds` (20 s) and closes a client
-//! silent for three pings, and
+//! silent for three pings, or one that takes nothing it is sent for as long, and
 //! re-checks every subscription when a membership changes (and every half minute), ending those
 //! the caller may no longer read.
 
@@ -228,8 +228,12 @@ impl Connection {
                     Some(Ok(_)) => heard = Instant::now(),
                 },
                 _ = outbox.ready() => {
-                    if self.flush(&mut tx).await.is_err() {
-                        break None;
+                    // While a write waits for the client to read, nothing else here runs — not
+                    // the pings that would find it silent: a client that takes nothing for as
+                    // long is closed all the same (without a close frame, which could not go out).
+                    match tokio::time::timeout(every * SILENT_PINGS, self.flush(&mut tx)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => break None,
                     }
                 }
                 _ = ping.tick() => {

@@ -1,6 +1,7 @@
 //! The WebSocket: logs exactly once and in order (live, from a resume point, across a
-//! reconnect), task changes with growing versions and resume by time, a slow client resynced,
-//! origins and credentials checked, subscriptions ended with a role.
+//! reconnect), task changes with growing versions and resume by time, a slow client resynced, a
+//! client catching up waited for, silent clients and clients that take nothing closed, origins
+//! and credentials checked, subscriptions ended with a role.
 
 use baton_testkit::TestServer;
 use baton_testkit::events::{Connect, Ws, stored, token};
@@ -263,4 +264,28 @@ async fn a_silent_client_is_closed_and_one_that_answers_pings_stays() {
         baton_testkit::events::Read::Closed(_) => {}
         other => panic!("a silent client is closed, got {other:?}"),
     }
+}
+
+/// A client that stops reading while it is sent more than the socket holds: the server's write
+/// waits, and so would the pings that find it silent; it is closed after three pings all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_takes_nothing_is_closed_though_its_writes_wait() {
+    let srv = TestServer::start_with(|cfg| cfg.http.ws_ping_seconds = 1).await;
+    let c = &srv.client;
+    let t = token(c).await;
+    let pid = c.project().await;
+    // 30 MB of stored lines: far more than the client's queue and the socket buffers hold.
+    let tid =
+        c.template(pid, json!({"script": "for i in $(seq 1 150000); do printf 'line-%s %0190d\\n' $i 0; done"})).await;
+    let id = c.submit(pid, tid).await;
+    c.wait_final(pid, id, std::time::Duration::from_secs(120)).await;
+    let mut stalled = connect(&srv, &t).await;
+    stalled.subscribe(&[&format!("task:{id}:log")], json!({})).await;
+    let connections = |s: &baton_testkit::Scrape| s.value("baton_ws_connections", &[]);
+    baton_testkit::Scrape::until(&srv.url, std::time::Duration::from_secs(10), |s| connections(s) == 1.0).await;
+    // Three pings of a second, and a little more for the write under way.
+    let closed = std::time::Instant::now();
+    baton_testkit::Scrape::until(&srv.url, std::time::Duration::from_secs(15), |s| connections(s) == 0.0).await;
+    eprintln!("closed after {:?}", closed.elapsed());
+    drop(stalled);
 }
