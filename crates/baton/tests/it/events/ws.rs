@@ -163,18 +163,25 @@ async fn a_slow_client_is_told_to_resync_and_others_are_not_slowed() {
     assert_eq!(got, all, "and nothing lost after it");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_client_catching_up_on_a_long_log_is_waited_for_not_resynced() {
-    let srv = TestServer::start().await;
+/// A finished task with 30 MB of stored lines, far more than a client's queue and the socket
+/// buffers hold; its project and id.
+async fn long_finished_log(srv: &TestServer) -> (i64, i64) {
     let c = &srv.client;
-    let t = token(c).await;
     let pid = c.project().await;
-    // 30 MB of stored lines: far more than a client's queue and the socket buffers hold.
     let tid =
         c.template(pid, json!({"script": "for i in $(seq 1 150000); do printf 'line-%s %0190d\\n' $i 0; done"})).await;
     let id = c.submit(pid, tid).await;
     let task = c.wait_final(pid, id, std::time::Duration::from_secs(120)).await;
     assert_eq!(task["status"], "succeeded", "{task}");
+    (pid, id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_catching_up_on_a_long_log_is_waited_for_not_resynced() {
+    let srv = TestServer::start().await;
+    let c = &srv.client;
+    let t = token(c).await;
+    let (pid, id) = long_finished_log(&srv).await;
     let topic = format!("task:{id}:log");
     let mut ws = connect(&srv, &t).await;
     ws.subscribe(&[&topic], json!({})).await;
@@ -271,14 +278,8 @@ async fn a_silent_client_is_closed_and_one_that_answers_pings_stays() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_takes_nothing_is_closed_though_its_writes_wait() {
     let srv = TestServer::start_with(|cfg| cfg.http.ws_ping_seconds = 1).await;
-    let c = &srv.client;
-    let t = token(c).await;
-    let pid = c.project().await;
-    // 30 MB of stored lines: far more than the client's queue and the socket buffers hold.
-    let tid =
-        c.template(pid, json!({"script": "for i in $(seq 1 150000); do printf 'line-%s %0190d\\n' $i 0; done"})).await;
-    let id = c.submit(pid, tid).await;
-    c.wait_final(pid, id, std::time::Duration::from_secs(120)).await;
+    let t = token(&srv.client).await;
+    let (_, id) = long_finished_log(&srv).await;
     let mut stalled = connect(&srv, &t).await;
     stalled.subscribe(&[&format!("task:{id}:log")], json!({})).await;
     let connections = |s: &baton_testkit::Scrape| s.value("baton_ws_connections", &[]);
