@@ -3,8 +3,7 @@
 //! connect at all (ARCHITECTURE.md, "Database connections"): a node reads the limit and what is
 //! open, from every client, so that it can say so before that happens.
 
-use sea_orm::DbBackend;
-use sea_orm::sqlx;
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 
 use crate::{Error, Result, Store};
 
@@ -22,41 +21,39 @@ pub struct ConnectionRoom {
 impl Store {
     /// The database server's limit and what is open on it; `None` on SQLite, which has no server.
     pub async fn connection_room(&self) -> Result<Option<ConnectionRoom>> {
-        let (limit, open): (i64, i64) = match self.conn().get_database_backend() {
+        let backend = self.conn().get_database_backend();
+        let (limit, open): (i64, i64) = match backend {
+            // `pg_stat_database` counts every database's backends for any role, where
+            // `pg_stat_activity` hides other roles' sessions from one without `pg_read_all_stats`
+            // (a node's own role, as a rule). PostgreSQL 16 also keeps `reserved_connections`
+            // (for roles granted pg_use_reserved_connections); older servers have no such setting.
             DbBackend::Postgres => {
-                let pool = self.conn().get_postgres_connection_pool();
-                // `pg_stat_database` counts every database's backends for any role, where
-                // `pg_stat_activity` hides other roles' sessions from one without
-                // `pg_read_all_stats` (a node's own role, as a rule).
-                sqlx::query_as(
-                    // PostgreSQL 16 also keeps `reserved_connections` (for roles granted
-                    // pg_use_reserved_connections); older servers have no such setting.
-                    "SELECT (current_setting('max_connections')::int \
-                       - current_setting('superuser_reserved_connections')::int \
-                       - coalesce(current_setting('reserved_connections', true), '0')::int)::bigint, \
-                     (SELECT coalesce(sum(numbackends), 0)::bigint FROM pg_stat_database)",
-                )
-                .fetch_one(pool)
-                .await
-                .map_err(sqlx_error)?
+                let row = self
+                    .one_row(
+                        "SELECT (current_setting('max_connections')::int \
+                           - current_setting('superuser_reserved_connections')::int \
+                           - coalesce(current_setting('reserved_connections', true), '0')::int)::bigint, \
+                         (SELECT coalesce(sum(numbackends), 0)::bigint FROM pg_stat_database)",
+                    )
+                    .await?;
+                (row.try_get_by_index(0)?, row.try_get_by_index(1)?)
             }
             DbBackend::MySql => {
-                let pool = self.conn().get_mysql_connection_pool();
-                let limit: i64 = sqlx::query_scalar("SELECT CAST(@@max_connections AS SIGNED)")
-                    .fetch_one(pool)
-                    .await
-                    .map_err(sqlx_error)?;
+                let limit = self.one_row("SELECT CAST(@@max_connections AS SIGNED)").await?.try_get_by_index(0)?;
                 // MySQL keeps its status in performance_schema, MariaDB in information_schema:
                 // `SHOW` reads either.
-                let (_, open): (String, String) = sqlx::query_as("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
-                    .fetch_one(pool)
-                    .await
-                    .map_err(sqlx_error)?;
+                let open: String =
+                    self.one_row("SHOW GLOBAL STATUS LIKE 'Threads_connected'").await?.try_get_by_index(1)?;
                 (limit, open.trim().parse().unwrap_or(0))
             }
             _ => return Ok(None),
         };
         Ok(Some(ConnectionRoom { limit: limit.max(0) as u64, open: open.max(0) as u64 }))
+    }
+
+    async fn one_row(&self, sql: &str) -> Result<QueryResult> {
+        let stmt = Statement::from_string(self.conn().get_database_backend(), sql);
+        self.conn().query_one_raw(stmt).await?.ok_or_else(|| Error::Database(format!("no row for `{sql}`")))
     }
 
     /// Connections this node's pool holds open now.
@@ -68,8 +65,4 @@ impl Store {
         };
         u64::from(size)
     }
-}
-
-fn sqlx_error(e: sqlx::Error) -> Error {
-    Error::Database(e.to_string())
 }

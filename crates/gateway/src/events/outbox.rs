@@ -99,7 +99,7 @@ impl Outbox {
     pub fn event(&self, topic: &str, generation: u64, message: String) -> Result<(), Gone> {
         let mut s = self.lock();
         s.open(topic, generation)?;
-        if !self.fits(&s, &message) {
+        if !fits(&s, &message, self.cap) {
             let dropped: Vec<String> = s.items.iter().filter_map(|(t, _)| t.clone()).collect();
             s.items.retain(|(t, _)| t.is_none());
             s.bytes = 0;
@@ -126,7 +126,7 @@ impl Outbox {
             {
                 let s = self.lock();
                 s.open(topic, generation)?;
-                if s.bytes == 0 || s.bytes + message.len() <= self.cap / 2 {
+                if fits(&s, &message, self.cap / 2) {
                     self.push(s, topic, message);
                     return Ok(());
                 }
@@ -138,11 +138,6 @@ impl Outbox {
     /// Waits for the turn to read SQL; `Gone` once the connection is closing.
     pub async fn turn(&self) -> Result<OwnedSemaphorePermit, Gone> {
         self.reads.clone().acquire_owned().await.map_err(|_| Gone)
-    }
-
-    /// Whether `message` fits in the queue (one larger than the bound goes, alone).
-    fn fits(&self, s: &State, message: &str) -> bool {
-        s.bytes == 0 || s.bytes + message.len() <= self.cap
     }
 
     fn push(&self, mut s: std::sync::MutexGuard<'_, State>, topic: &str, message: String) {
@@ -199,6 +194,12 @@ impl Outbox {
         self.room.notify_waiters();
         self.reads.close();
     }
+}
+
+/// Whether `message` fits in a queue filled to at most `bound` bytes (one larger than the bound
+/// goes, alone).
+fn fits(s: &State, message: &str, bound: usize) -> bool {
+    s.bytes == 0 || s.bytes + message.len() <= bound
 }
 
 impl State {
