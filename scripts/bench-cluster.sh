@@ -25,6 +25,12 @@
 # go under --runner-dir, by default /dev/shm when it is there: on a file system that scans
 # recently freed inodes for every new file (ext4 without a journal), the runners' CPU per task
 # grew threefold over a few minutes of benches and drowned the servers' figures.
+#
+# After the bench's own report comes the CPU every process of the setup used while it ran
+# (servers, database, Redis, HAProxy, runners, their scripts, the bench client:
+# scripts/cpu_by_process.py): on a machine they all share, their sum is what bounds the
+# throughput. `--balance first` sends every request and runner stream to the first node that is
+# up instead of round robin, to tell what splitting the load costs from what more nodes cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +41,7 @@ runners=2
 capacity=8
 runner_dir=
 node_cpu=
+balance=roundrobin
 while [ $# -gt 0 ]; do
   case $1 in
     --nodes) nodes=$2; shift 2 ;;
@@ -43,11 +50,16 @@ while [ $# -gt 0 ]; do
     --runners) runners=$2; shift 2 ;;
     --capacity) capacity=$2; shift 2 ;;
     --runner-dir) runner_dir=$2; shift 2 ;;
+    --balance) balance=$2; shift 2 ;;
     --node-cpu) node_cpu=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "usage: $0 [--nodes N] [--direct] [--database postgres|mysql|sqlite] [--runners R] [--capacity C] [--runner-dir DIR] [--node-cpu F] [-- baton bench arguments]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--nodes N] [--direct] [--database postgres|mysql|sqlite] [--runners R] [--capacity C] [--runner-dir DIR] [--node-cpu F] [--balance roundrobin|first] [-- baton bench arguments]" >&2; exit 2 ;;
   esac
 done
+case $balance in
+  roundrobin | first) ;;
+  *) echo "error: --balance is roundrobin or first" >&2; exit 2 ;;
+esac
 case $database in
   postgres | mysql) ;;
   sqlite) [ "$nodes" = 1 ] || { echo "error: SQLite serves one node; give --nodes 1" >&2; exit 2; } ;;
@@ -187,24 +199,27 @@ frontend api
     bind 127.0.0.1:$lb_http
     default_backend nodes_http
 backend nodes_http
-    balance roundrobin
+    balance $balance
     option httpchk GET /api/ready
 $backends_http
 frontend grpc
     bind 127.0.0.1:$lb_grpc proto h2
     default_backend nodes_grpc
 backend nodes_grpc
-    balance roundrobin
+    balance $balance
     option httpchk GET /api/ready
 $backends_grpc
 EOF
 "$haproxy_bin" -f "$work/haproxy.cfg" -q &
 pids+=($!)
+haproxy_pid=$!
+node_pids=("${pids[@]:0:$nodes}")
 if $direct; then api="http://127.0.0.1:$first_http"; else api="http://127.0.0.1:$lb_http"; fi
 for _ in $(seq 1 100); do curl -fsS "$api/api/ready" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fsS "$api/api/ready" >/dev/null || { tail -n 20 "$work"/node-*.log >&2; exit 1; }
 
 jar="$work/jar"
+runner_pids=()
 curl -fsS -c "$jar" -H 'content-type: application/json' -d "{\"username\":\"admin\",\"password\":\"$password\"}" \
   "$api/api/v1/auth/login" >/dev/null
 for r in $(seq 1 "$runners"); do
@@ -219,8 +234,27 @@ for r in $(seq 1 "$runners"); do
     -u BATON_SECRETS_ENCRYPTION_KEY -u BATON_ADMIN_PASSWORD \
     "$bin" runner run --config "$work/runner-$r.toml" >"$work/runner-$r.log" 2>&1 &
   pids+=($!)
+  runner_pids+=($!)
 done
 sleep 2
 echo "cluster: $nodes node(s), $database$([ "$database" = sqlite ] || echo ", Redis"), $runners runner(s) (capacity $capacity) through HAProxy$([ -n "$node_cpu" ] && echo ", $node_cpu CPU per node"); bench via $([ "$direct" = true ] && echo "node-1 directly" || echo HAProxy)"
-"$bench_bin" bench --url "$api" --password "$password" "${metrics_args[@]}" "$@"
+# The processes whose CPU is reported beside the bench's own figures.
+join() { local IFS=,; echo "$*"; }
+groups=(--group "servers:self:$(join "${node_pids[@]}")" --group "runners:self:$(join "${runner_pids[@]}")"
+  --group "scripts:children:$(join "${runner_pids[@]}")" --group "haproxy:self:$haproxy_pid")
+[ -f "$work/redis.pid" ] && groups+=(--group "redis:self:$(cat "$work/redis.pid")")
+case $database in
+  postgres) groups+=(--group "postgresql:tree:$(head -n 1 "$(psql "$pg_admin" -Atc 'SHOW data_directory')/postmaster.pid")") ;;
+  mysql) groups+=(--group "mariadb:self:$(cat "$(my_client 'SELECT @@pid_file' | tail -n 1)")") ;;
+esac
+tasks=100
+args=("$@")
+for i in "${!args[@]}"; do
+  case ${args[$i]} in
+    --tasks) tasks=${args[$((i + 1))]} ;;
+    --tasks=*) tasks=${args[$i]#--tasks=} ;;
+  esac
+done
+python3 scripts/cpu_by_process.py --tasks "$tasks" "${groups[@]}" -- \
+  "$bench_bin" bench --url "$api" --password "$password" "${metrics_args[@]}" "$@"
 drop_db
