@@ -229,11 +229,17 @@ impl Redis {
         if opts.url.starts_with("rediss://") || opts.url.starts_with("valkeys://") {
             install_tls_provider();
         }
-        let client = ::redis::Client::open(opts.url.as_str()).map_err(invalid)?;
+        // TCP_NODELAY (off by default in redis): with Nagle's algorithm a command written while
+        // an earlier one is unacknowledged waits until it is, and the shared connection carries
+        // every caller's commands at once.
+        let info = ::redis::IntoConnectionInfo::into_connection_info(opts.url.as_str())
+            .map_err(invalid)?
+            .set_tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = ::redis::Client::open(info.clone()).map_err(invalid)?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let manager = Manager::new_with_config(opts.url.as_str(), config).map_err(invalid)?;
+        let manager = Manager::new_with_config(info, config).map_err(invalid)?;
         let pool = Pool::builder(manager)
             .max_size(opts.pool_size.max(1))
             .wait_timeout(Some(POOL_WAIT_TIMEOUT))
