@@ -8,14 +8,14 @@ use std::collections::HashMap;
 
 use baton_core::TaskStatus;
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use super::Tables;
 use super::reports::{Accepted, Fence, Finish};
-use super::tasks::{AttemptEnd, active, attempt_row, changed, changing_at};
+use super::tasks::{AttemptEnd, active, attempt_row, changing_at};
+use super::{Tables, locked};
 use crate::entity::{task, task_attempt};
 use crate::error::on_deadlock;
-use crate::{Error, Result, end_tx, now_ms};
+use crate::{Result, end_tx, now_ms};
 
 /// A `started` report: the attempt and when its runner started it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +26,20 @@ pub struct Start {
 
 impl Tables {
     /// [`report_started`](Tables::report_started) of each of `starts`, answered in order. On
-    /// PostgreSQL and SQLite the accepted ones are one UPDATE … RETURNING; a report it does not
-    /// apply (a repeat, or not the runner's) and every report on MariaDB take the one-report path.
+    /// PostgreSQL and SQLite the accepted ones are one UPDATE … RETURNING, on MariaDB one
+    /// transaction that locks the rows first (`locked`); a report the batch does not apply (a
+    /// repeat, or not the runner's) takes the one-report path.
     pub async fn report_started_many(&self, starts: &[Start]) -> Result<Vec<Option<Accepted>>> {
         let mut applied: HashMap<i64, task::Model> = HashMap::new();
-        if starts.len() > 1 && self.conn().support_returning() {
+        if starts.len() > 1 && !self.conn().support_returning() {
+            let rows = on_deadlock(|| async {
+                let tx = self.write_tx().await?;
+                let result = locked::starts(&tx, starts, now_ms()).await;
+                end_tx(tx, result).await
+            })
+            .await?;
+            applied = rows.into_iter().flatten().map(|r| (r.id, r)).collect();
+        } else if starts.len() > 1 {
             let mut at = CaseStatement::new();
             for s in starts {
                 at = at.case(task::Column::Id.eq(s.fence.task_id), s.at);
@@ -64,15 +73,24 @@ impl Tables {
     /// [`claim_row`](Tables::claim_row) of each `(row as read, runner)`, answered in order: the
     /// row as the claim left it, or `None` for a task changed since it was read (claimed by
     /// another node, cancelled). On PostgreSQL and SQLite the claims are one UPDATE … RETURNING,
-    /// fenced per row by its version exactly as one claim is; MariaDB claims one by one. Nodes
+    /// fenced per row by its version exactly as one claim is; on MariaDB they are one transaction
+    /// that locks the rows, checks them and claims with one UPDATE (`locked`). Nodes
     /// that read the same queue head then lose one statement between them, not one per task.
     pub async fn claim_rows(&self, claims: &[(&task::Model, i64)]) -> Result<Vec<Option<task::Model>>> {
-        if claims.len() < 2 || !self.conn().support_returning() {
+        if claims.len() < 2 {
             let mut out = Vec::with_capacity(claims.len());
             for (t, runner_id) in claims {
                 out.push(self.claim_row(t, *runner_id).await?);
             }
             return Ok(out);
+        }
+        if !self.conn().support_returning() {
+            return on_deadlock(|| async {
+                let tx = self.write_tx().await?;
+                let result = locked::claims(&tx, claims, now_ms()).await;
+                end_tx(tx, result).await
+            })
+            .await;
         }
         let mut runner = CaseStatement::new();
         for (t, runner_id) in claims {
@@ -116,20 +134,21 @@ impl Tables {
         let returning = self.conn().support_returning();
         on_deadlock(|| async {
             let tx = self.write_tx().await?;
-            let result = if returning { finish_returning(&tx, ends).await } else { finish_locked(&tx, ends).await };
+            let result =
+                if returning { finish_returning(&tx, ends).await } else { locked::finishes(&tx, ends, now_ms()).await };
             end_tx(tx, result).await
         })
         .await
     }
 }
 
-type Answers = Vec<std::result::Result<Option<Accepted>, i64>>;
+pub(super) type Answers = Vec<std::result::Result<Option<Accepted>, i64>>;
 
 /// What an end writes into the task: its status, exit code and error.
 type Outcome = (TaskStatus, Option<i32>, Option<String>);
 
 /// The distinct outcomes among `ends`, each with the indexes of its ends.
-fn outcomes(ends: &[Finish]) -> Vec<(Outcome, Vec<usize>)> {
+pub(super) fn outcomes(ends: &[Finish]) -> Vec<(Outcome, Vec<usize>)> {
     let mut groups: Vec<(Outcome, Vec<usize>)> = Vec::new();
     for (i, f) in ends.iter().enumerate() {
         let key = (f.status, f.exit_code, f.error.clone());
@@ -142,7 +161,7 @@ fn outcomes(ends: &[Finish]) -> Vec<(Outcome, Vec<usize>)> {
 }
 
 /// `assigned | running → <outcome>` for `ids`, at `now`.
-fn ending(now: i64, (status, exit_code, error): &Outcome) -> sea_orm::UpdateMany<task::Entity> {
+pub(super) fn ending(now: i64, (status, exit_code, error): &Outcome) -> sea_orm::UpdateMany<task::Entity> {
     changing_at(now)
         .col_expr(task::Column::Status, Expr::value(status.as_str()))
         .col_expr(task::Column::ExitCode, Expr::value(*exit_code))
@@ -153,7 +172,7 @@ fn ending(now: i64, (status, exit_code, error): &Outcome) -> sea_orm::UpdateMany
 
 /// How an end that changed nothing is answered, from the task as it is: not the runner's to
 /// make (`None`), or a repeat of a recorded end.
-fn unchanged(f: &Finish, t: &task::Model) -> Option<Accepted> {
+pub(super) fn unchanged(f: &Finish, t: &task::Model) -> Option<Accepted> {
     if !f.fence.holds(t) || active().contains(&t.status.as_str()) {
         return None;
     }
@@ -161,7 +180,7 @@ fn unchanged(f: &Finish, t: &task::Model) -> Option<Accepted> {
     (t.status != TaskStatus::Queued.as_str()).then(Accepted::default)
 }
 
-fn end_of(f: &Finish, now: i64) -> AttemptEnd {
+pub(super) fn end_of(f: &Finish, now: i64) -> AttemptEnd {
     AttemptEnd {
         status: f.status,
         exit_code: f.exit_code,
@@ -215,67 +234,6 @@ async fn finish_returning(tx: &sea_orm::DatabaseTransaction, ends: &[Finish]) ->
             answers.push(Ok(Some(Accepted { row: Some(row) })));
         } else {
             answers.push(current.get(&id).map(|t| unchanged(f, t)).ok_or(id));
-        }
-    }
-    if !attempts.is_empty() {
-        task_attempt::Entity::insert_many(attempts).exec_without_returning(tx).await?;
-    }
-    Ok(answers)
-}
-
-/// MariaDB (no UPDATE … RETURNING): the rows are read and locked first, each end is checked
-/// against its row, and the row it leaves is built from the locked one.
-async fn finish_locked(tx: &sea_orm::DatabaseTransaction, ends: &[Finish]) -> Result<Answers> {
-    let ids: Vec<i64> = ends.iter().map(|f| f.fence.task_id).collect();
-    // In id order, so two such transactions lock shared rows in the same order.
-    let mut current: HashMap<i64, task::Model> = task::Entity::find()
-        .filter(task::Column::Id.is_in(ids))
-        .order_by_asc(task::Column::Id)
-        .lock_exclusive()
-        .all(tx)
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t))
-        .collect();
-    let now = now_ms();
-    let mut answers = Vec::with_capacity(ends.len());
-    let mut changes: Vec<(usize, i64)> = Vec::new();
-    let mut attempts = Vec::new();
-    for (i, f) in ends.iter().enumerate() {
-        let Some(t) = current.get(&f.fence.task_id) else {
-            answers.push(Err(f.fence.task_id));
-            continue;
-        };
-        if !f.fence.holds(t) || !active().contains(&t.status.as_str()) {
-            answers.push(Ok(unchanged(f, t)));
-            continue;
-        }
-        let row = task::Model {
-            status: f.status.as_str().to_owned(),
-            exit_code: f.exit_code,
-            error: f.error.clone(),
-            finished_at: Some(now),
-            ..changed(t, now)
-        };
-        attempts.push(attempt_row(tx, t, end_of(f, now)).await?);
-        changes.push((i, t.id));
-        current.insert(t.id, row.clone());
-        answers.push(Ok(Some(Accepted { row: Some(row) })));
-    }
-    for (outcome, members) in outcomes(ends) {
-        let ids: Vec<i64> = changes.iter().filter(|(i, _)| members.contains(i)).map(|(_, id)| *id).collect();
-        if ids.is_empty() {
-            continue;
-        }
-        let n = ids.len() as u64;
-        let res = ending(now, &outcome).filter(task::Column::Id.is_in(ids)).exec(tx).await?;
-        // The rows are locked and were checked above: anything else is a bug, and the whole
-        // batch is rolled back rather than half applied.
-        if res.rows_affected != n {
-            return Err(Error::Database(format!(
-                "{} of {n} locked tasks changed by a batch of ends",
-                res.rows_affected
-            )));
         }
     }
     if !attempts.is_empty() {

@@ -5,6 +5,7 @@
 pub mod batch;
 mod create;
 pub mod fires;
+mod locked;
 pub mod logs;
 pub mod reports;
 pub mod retention;
