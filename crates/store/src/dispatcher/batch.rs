@@ -34,7 +34,7 @@ impl Tables {
         if starts.len() > 1 && !self.conn().support_returning() {
             let rows = on_deadlock(|| async {
                 let tx = self.write_tx().await?;
-                let result = locked::starts(&tx, starts, now_ms()).await;
+                let result = locked::starts(&tx, starts).await;
                 end_tx(tx, result).await
             })
             .await?;
@@ -60,9 +60,12 @@ impl Tables {
             let rows = on_deadlock(|| async { Ok(update.clone().exec_with_returning(self.conn()).await?) }).await?;
             applied = rows.into_iter().map(|r| (r.id, r)).collect();
         }
+        // A row goes to the report whose fence it holds (not just its task's first report): a
+        // stale report of a task beside a current one is answered alone, as it would be.
         let mut out = Vec::with_capacity(starts.len());
         for s in starts {
-            match applied.remove(&s.fence.task_id) {
+            let row = applied.get(&s.fence.task_id).filter(|row| s.fence.holds(row)).is_some();
+            match row.then(|| applied.remove(&s.fence.task_id)).flatten() {
                 Some(row) => out.push(Some(Accepted { row: Some(row) })),
                 None => out.push(self.report_started(s.fence, s.at).await?),
             }
@@ -87,7 +90,7 @@ impl Tables {
         if !self.conn().support_returning() {
             return on_deadlock(|| async {
                 let tx = self.write_tx().await?;
-                let result = locked::claims(&tx, claims, now_ms()).await;
+                let result = locked::claims(&tx, claims).await;
                 end_tx(tx, result).await
             })
             .await;
@@ -134,8 +137,7 @@ impl Tables {
         let returning = self.conn().support_returning();
         on_deadlock(|| async {
             let tx = self.write_tx().await?;
-            let result =
-                if returning { finish_returning(&tx, ends).await } else { locked::finishes(&tx, ends, now_ms()).await };
+            let result = if returning { finish_returning(&tx, ends).await } else { locked::finishes(&tx, ends).await };
             end_tx(tx, result).await
         })
         .await
@@ -160,14 +162,18 @@ pub(super) fn outcomes(ends: &[Finish]) -> Vec<(Outcome, Vec<usize>)> {
     groups
 }
 
-/// `assigned | running → <outcome>` for `ids`, at `now`.
-pub(super) fn ending(now: i64, (status, exit_code, error): &Outcome) -> sea_orm::UpdateMany<task::Entity> {
+/// `assigned | running → <outcome>` at `now`, for the rows the caller names.
+fn ending(now: i64, outcome: &Outcome) -> sea_orm::UpdateMany<task::Entity> {
+    ending_of_locked(now, outcome).filter(task::Column::Status.is_in(active()))
+}
+
+/// [`ending`] without its check of the state, for rows locked and checked already.
+pub(super) fn ending_of_locked(now: i64, (status, exit_code, error): &Outcome) -> sea_orm::UpdateMany<task::Entity> {
     changing_at(now)
         .col_expr(task::Column::Status, Expr::value(status.as_str()))
         .col_expr(task::Column::ExitCode, Expr::value(*exit_code))
         .col_expr(task::Column::Error, Expr::value(error.clone()))
         .col_expr(task::Column::FinishedAt, Expr::value(now))
-        .filter(task::Column::Status.is_in(active()))
 }
 
 /// How an end that changed nothing is answered, from the task as it is: not the runner's to

@@ -5,9 +5,12 @@
 //! hold with one UPDATE per kind of change; the rows it leaves are built from the locked ones.
 //! Each batch is one transaction: one commit for its tasks instead of one each.
 //!
-//! The id lists are padded to a power of two (by repeating the last id, which changes nothing):
-//! MariaDB connections keep 100 prepared statements, and one text per batch size would keep
-//! pushing the hot ones out.
+//! The UPDATEs name only the locked rows' ids: rows locked and checked need no other condition,
+//! and one on their state could lead MariaDB to the queue index and lock every row of that state.
+//! `now` is read once the locks are held, so a change never bears a time before the one it waited
+//! for. Id lists and `CASE`s are padded to a power of two (by repeating the last entry, which
+//! changes nothing): MariaDB connections keep 100 prepared statements, and one text per batch
+//! size would keep pushing the hot ones out.
 
 use std::collections::HashMap;
 
@@ -19,14 +22,21 @@ use super::batch::Start;
 use super::reports::{Accepted, Finish};
 use super::tasks::{active, attempt_row, changed, changing_at};
 use crate::entity::{task, task_attempt};
-use crate::{Error, Result};
+use crate::{Error, Result, now_ms};
 
-/// `ids` with the last one repeated up to the next power of two.
-fn padded(mut ids: Vec<i64>) -> Vec<i64> {
-    if let Some(&last) = ids.last() {
-        ids.resize(ids.len().next_power_of_two(), last);
+/// `items` with the last one repeated up to the next power of two.
+fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
+    if let Some(last) = items.last().cloned() {
+        items.resize(items.len().next_power_of_two(), last);
     }
-    ids
+    items
+}
+
+/// `CASE id WHEN … THEN … END` of `(id, value)` pairs, padded like the id lists.
+fn case_by_id(pairs: &[(i64, i64)]) -> CaseStatement {
+    padded(pairs.to_vec())
+        .into_iter()
+        .fold(CaseStatement::new(), |case, (id, value)| case.case(task::Column::Id.eq(id), value))
 }
 
 /// The rows of `ids` as they are now, locked until the transaction ends.
@@ -64,10 +74,10 @@ async fn apply(tx: &DatabaseTransaction, update: sea_orm::UpdateMany<task::Entit
 pub(super) async fn claims(
     tx: &DatabaseTransaction,
     claims: &[(&task::Model, i64)],
-    now: i64,
 ) -> Result<Vec<Option<task::Model>>> {
     let current = lock_rows(tx, claims.iter().map(|(t, _)| t.id)).await?;
-    let mut runner = CaseStatement::new();
+    let now = now_ms();
+    let mut runners = Vec::new();
     let mut ids = Vec::new();
     let mut out = Vec::with_capacity(claims.len());
     for (read, runner_id) in claims {
@@ -78,7 +88,7 @@ pub(super) async fn claims(
             out.push(None);
             continue;
         };
-        runner = runner.case(task::Column::Id.eq(c.id), *runner_id);
+        runners.push((c.id, *runner_id));
         ids.push(c.id);
         out.push(Some(task::Model {
             status: TaskStatus::Assigned.as_str().to_owned(),
@@ -91,18 +101,18 @@ pub(super) async fn claims(
     let update = changing_at(now)
         .col_expr(task::Column::Status, Expr::value(TaskStatus::Assigned.as_str()))
         .col_expr(task::Column::Epoch, Expr::col(task::Column::Epoch).add(1))
-        .col_expr(task::Column::RunnerId, runner.into())
-        .col_expr(task::Column::AssignedAt, Expr::value(now))
-        .filter(task::Column::Status.eq(TaskStatus::Queued.as_str()));
+        .col_expr(task::Column::RunnerId, case_by_id(&runners).into())
+        .col_expr(task::Column::AssignedAt, Expr::value(now));
     apply(tx, update, ids).await?;
     Ok(out)
 }
 
 /// `started` reports, answered in order: the row each left, or `None` for one that does not hold
 /// as it stands (not the runner's, or a repeat), which the caller answers alone.
-pub(super) async fn starts(tx: &DatabaseTransaction, starts: &[Start], now: i64) -> Result<Vec<Option<task::Model>>> {
+pub(super) async fn starts(tx: &DatabaseTransaction, starts: &[Start]) -> Result<Vec<Option<task::Model>>> {
     let current = lock_rows(tx, starts.iter().map(|s| s.fence.task_id)).await?;
-    let mut at = CaseStatement::new();
+    let now = now_ms();
+    let mut at = Vec::new();
     let mut ids = Vec::new();
     let mut out = Vec::with_capacity(starts.len());
     for s in starts {
@@ -113,7 +123,7 @@ pub(super) async fn starts(tx: &DatabaseTransaction, starts: &[Start], now: i64)
             out.push(None);
             continue;
         };
-        at = at.case(task::Column::Id.eq(c.id), s.at);
+        at.push((c.id, s.at));
         ids.push(c.id);
         out.push(Some(task::Model {
             status: TaskStatus::Running.as_str().to_owned(),
@@ -123,15 +133,15 @@ pub(super) async fn starts(tx: &DatabaseTransaction, starts: &[Start], now: i64)
     }
     let update = changing_at(now)
         .col_expr(task::Column::Status, Expr::value(TaskStatus::Running.as_str()))
-        .col_expr(task::Column::StartedAt, at.into())
-        .filter(task::Column::Status.eq(TaskStatus::Assigned.as_str()));
+        .col_expr(task::Column::StartedAt, case_by_id(&at).into());
     apply(tx, update, ids).await?;
     Ok(out)
 }
 
 /// Ends of attempts, answered in order as [`super::batch`]'s `finish_all` answers them.
-pub(super) async fn finishes(tx: &DatabaseTransaction, ends: &[Finish], now: i64) -> Result<super::batch::Answers> {
+pub(super) async fn finishes(tx: &DatabaseTransaction, ends: &[Finish]) -> Result<super::batch::Answers> {
     let mut current = lock_rows(tx, ends.iter().map(|f| f.fence.task_id)).await?;
+    let now = now_ms();
     let mut answers = Vec::with_capacity(ends.len());
     let mut changes: Vec<(usize, i64)> = Vec::new();
     let mut attempts = Vec::new();
@@ -158,7 +168,7 @@ pub(super) async fn finishes(tx: &DatabaseTransaction, ends: &[Finish], now: i64
     }
     for (outcome, members) in super::batch::outcomes(ends) {
         let ids: Vec<i64> = changes.iter().filter(|(i, _)| members.contains(i)).map(|(_, id)| *id).collect();
-        apply(tx, super::batch::ending(now, &outcome), ids).await?;
+        apply(tx, super::batch::ending_of_locked(now, &outcome), ids).await?;
     }
     if !attempts.is_empty() {
         task_attempt::Entity::insert_many(attempts).exec_without_returning(tx).await?;
@@ -172,10 +182,11 @@ mod tests {
 
     #[test]
     fn id_lists_are_padded_to_a_power_of_two_with_the_last_id() {
-        assert_eq!(padded(vec![]), Vec::<i64>::new());
+        assert_eq!(padded(Vec::<i64>::new()), Vec::<i64>::new());
         assert_eq!(padded(vec![7]), [7]);
         assert_eq!(padded(vec![1, 2, 3]), [1, 2, 3, 3]);
         assert_eq!(padded(vec![1, 2, 3, 4]), [1, 2, 3, 4]);
-        assert_eq!(padded((1..=9).collect()).len(), 16);
+        assert_eq!(padded((1..=9).collect::<Vec<i64>>()).len(), 16);
+        assert_eq!(padded(vec![(1, 10), (2, 20), (3, 30)]), [(1, 10), (2, 20), (3, 30), (3, 30)]);
     }
 }

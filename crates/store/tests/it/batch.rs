@@ -62,6 +62,21 @@ async fn started_reports_stored_together_are_fenced_one_by_one() {
 }
 
 #[tokio::test]
+async fn a_stale_start_beside_the_current_one_of_its_task_is_refused() {
+    let db = support::db().await;
+    let t = db.dispatcher();
+    let owner = runner(&t, "owner").await;
+    let task = assigned_task(&t, owner, 2).await;
+    let current = fence(&task, owner);
+    let stale = Fence { epoch: task.epoch - 1, ..current };
+    let at = now_ms();
+    let answers = t.report_started_many(&[Start { fence: stale, at }, Start { fence: current, at }]).await.unwrap();
+    let accepted: Vec<bool> = answers.iter().map(Option::is_some).collect();
+    assert_eq!(accepted, [false, true], "the row the batch left goes to the report that holds it");
+    rows_are_sqls(&t, answers.into_iter().flatten().filter_map(|a| a.row)).await;
+}
+
+#[tokio::test]
 async fn ends_stored_together_are_fenced_one_by_one_and_leave_their_history() {
     let db = support::db().await;
     let t = db.dispatcher();
