@@ -64,8 +64,9 @@ impl Tables {
         // stale report of a task beside a current one is answered alone, as it would be.
         let mut out = Vec::with_capacity(starts.len());
         for s in starts {
-            let row = applied.get(&s.fence.task_id).filter(|row| s.fence.holds(row)).is_some();
-            match row.then(|| applied.remove(&s.fence.task_id)).flatten() {
+            let id = s.fence.task_id;
+            let held = if applied.get(&id).is_some_and(|row| s.fence.holds(row)) { applied.remove(&id) } else { None };
+            match held {
                 Some(row) => out.push(Some(Accepted { row: Some(row) })),
                 None => out.push(self.report_started(s.fence, s.at).await?),
             }
